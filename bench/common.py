@@ -1,0 +1,77 @@
+"""Helpers shared by the benchmarks: dataset folders, seeded samples, result files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / "bench" / "work"
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """Return an argument parser with the options every benchmark takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA, help="folder of the shared datasets"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where JSON and markdown go")
+    parser.add_argument(
+        "--work", type=Path, default=WORK, help="scratch folder for samples and runs"
+    )
+    return parser
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Return a text,label CSV with every cell as a string."""
+    return pd.read_csv(path, keep_default_na=False, dtype=str)
+
+
+def stratified_sample(frame: pd.DataFrame, n: int, seed: int, label: str = "label") -> pd.DataFrame:
+    """Return n rows drawn per class in proportion to the class sizes, seeded."""
+    if n >= len(frame):
+        return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    from sklearn.model_selection import train_test_split
+
+    sample, _ = train_test_split(frame, train_size=n, stratify=frame[label], random_state=seed)
+    return sample.reset_index(drop=True)
+
+
+def run_json_subprocess(args: list[str]) -> dict[str, Any]:
+    """Run a Python module in a fresh process (its own peak RSS) and return the JSON it prints last."""
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict[str, Any]:
+    """Return a short description of the machine the figures were measured on."""
+    import torch
+
+    from modelyard.trainer.device import cpu_supports_fast_bf16
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": torch.get_num_threads(),
+        "cpu_fast_bf16": cpu_supports_fast_bf16(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_results(results: Path, name: str, figures: dict[str, Any], markdown: str) -> None:
+    """Write `<name>.json` and `<name>.md` into the results folder."""
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    (results / f"{name}.md").write_text(markdown, encoding="utf-8")

@@ -1,0 +1,29 @@
+"""modelyard: from data to a deployed, cheap, explainable and private transformer model.
+
+The Python API mirrors the CLI one to one::
+
+    import modelyard
+    result = modelyard.train("recipe.yaml", overrides=["train.epochs=2"])
+    modelyard.evaluate(result.run_dir, "test.csv")
+    modelyard.predict(result.run_dir, ["where is my parcel?"])
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from modelyard.errors import ModelyardError
+
+__version__ = "0.1.0"
+
+_API = ("evaluate", "init_project", "predict", "predict_file", "quickstart", "train")
+
+__all__ = ["ModelyardError", "__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    # torch and transformers load only when an API function is first used, so the CLI starts fast
+    if name in _API:
+        return getattr(importlib.import_module("modelyard.api"), name)
+    raise AttributeError(f"module 'modelyard' has no attribute '{name}'")

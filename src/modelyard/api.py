@@ -1,0 +1,174 @@
+"""The public Python API; the CLI only wraps these functions."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from modelyard.data.labelled import labelled_split
+from modelyard.errors import DataError
+from modelyard.fsutil import atomic_write_json, atomic_write_text
+from modelyard.inference import Predictions, predict_proba
+from modelyard.inference import predict_file as _predict_file
+from modelyard.pipeline import RunResult, evaluate_encoded, run_training
+from modelyard.recipe import Recipe, build_recipe, load_recipe
+from modelyard.registry.run import LoadedRun, load_run
+
+DEMO_DATA = "support_tickets.csv"
+
+
+def _as_recipe(recipe: Recipe | str | Path, overrides: list[str] | None) -> Recipe:
+    if isinstance(recipe, Recipe):
+        if overrides:
+            return build_recipe(recipe.model_dump(mode="json"), "recipe", overrides)
+        return recipe
+    return load_recipe(recipe, overrides)
+
+
+def _as_run(run: LoadedRun | str | Path) -> LoadedRun:
+    return run if isinstance(run, LoadedRun) else load_run(run)
+
+
+def train(
+    recipe: Recipe | str | Path,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Train the run a recipe describes and return its directory and figures.
+
+    `recipe` is a Recipe or a YAML path; `overrides` are `key.sub=value` strings. With
+    `resume`, continue an interrupted run from its last checkpoint. Raises a
+    ModelyardError subclass for a user's mistake.
+    """
+    return run_training(
+        _as_recipe(recipe, overrides), resume=resume, overwrite=overwrite, progress=progress
+    )
+
+
+def evaluate(
+    run: LoadedRun | str | Path,
+    data: str | Path,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    output: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run on a labelled file; return the metrics and write them to `output`.
+
+    `output` defaults to `RUN/evaluations/<file stem>/` (outside the run's manifest).
+    Raises DataError for a bad file or a label the model does not know.
+    """
+    from modelyard.evaluation import metrics_markdown, plot_confusion
+    from modelyard.recipe import Recipe as _Recipe
+    from modelyard.trainer.batching import encode_split
+
+    loaded = _as_run(run)
+    data_cfg = loaded.recipe.get("data", {})
+    split, dropped = labelled_split(
+        Path(data),
+        text_column or data_cfg.get("text_column", "text"),
+        label_column or data_cfg.get("label_column", "label"),
+        loaded.labels,
+        data_cfg.get("text_pair_column"),
+    )
+    recipe = _Recipe.model_validate(loaded.recipe) if loaded.recipe else None
+    encoded = encode_split(loaded.tokenizer, split, loaded.max_length)
+    device = next(loaded.model.parameters()).device
+    metrics = evaluate_encoded(
+        loaded.model,
+        loaded.tokenizer,
+        encoded,
+        loaded.labels,
+        recipe or _default_recipe(data),
+        split.texts,
+        device,
+    )
+    metrics["rows_dropped_empty_text"] = dropped
+    out = Path(output) if output else loaded.path / "evaluations" / Path(data).stem
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "metrics.json", metrics)
+    plot_confusion(metrics["confusion_matrix"], loaded.labels, out / "confusion.png")
+    atomic_write_text(
+        out / "report.md", metrics_markdown(metrics, f"{loaded.path.name} on {Path(data).name}")
+    )
+    metrics["report_dir"] = str(out)
+    return metrics
+
+
+def _default_recipe(data: str | Path) -> Recipe:
+    return build_recipe({"data": {"path": str(data)}})
+
+
+def predict(
+    run: LoadedRun | str | Path, texts: list[str] | str, batch_size: int = 32
+) -> list[dict[str, Any]]:
+    """Return, for each text, its predicted label, score and every class's probability."""
+    batch = [texts] if isinstance(texts, str) else list(texts)
+    preds: Predictions = predict_proba(_as_run(run), batch, batch_size=batch_size)
+    return preds.records()
+
+
+def predict_file(
+    run: LoadedRun | str | Path,
+    source: str | Path,
+    output: str | Path,
+    text_column: str = "text",
+    batch_size: int = 32,
+) -> Path:
+    """Predict every row of `source` and write CSV or JSONL to `output`; return its path."""
+    return _predict_file(_as_run(run), Path(source), Path(output), text_column, batch_size)
+
+
+def demo_data_path() -> Path:
+    """Return the path of the bundled demo dataset (support tickets, 4 classes)."""
+    packaged = resources.files("modelyard") / "demo" / DEMO_DATA
+    if packaged.is_file():
+        return Path(str(packaged))
+    source_tree = Path(__file__).resolve().parents[2] / "examples" / DEMO_DATA
+    if source_tree.is_file():
+        return source_tree
+    raise DataError(
+        f"the demo dataset {DEMO_DATA} is missing from this installation; reinstall modelyard"
+    )
+
+
+def quickstart_recipe(output_dir: str | Path = "runs") -> Recipe:
+    """Return the recipe of the demo run: the bundled dataset and the default backbone."""
+    return build_recipe(
+        {
+            "run": {"name": "quickstart", "output_dir": str(output_dir), "seed": 42},
+            "data": {"path": str(demo_data_path()), "split": {"dev": 0.1, "test": 0.15}},
+            "model": {"backbone": "minilm-l6", "max_length": 64},
+            "train": {"epochs": 4, "batch_size": 16, "lr": 8e-5, "checkpoint_every": None},
+        }
+    )
+
+
+def quickstart(
+    output_dir: str | Path = "runs", overwrite: bool = True, progress: bool = True
+) -> RunResult:
+    """Train, evaluate and save the demo run on the embedded defaults; return its result."""
+    return run_training(quickstart_recipe(output_dir), overwrite=overwrite, progress=progress)
+
+
+def init_project(directory: str | Path, overwrite: bool = False) -> Path:
+    """Create `directory` with a commented recipe and a copy of the demo data; return the recipe path.
+
+    Raises DataError when the recipe already exists and `overwrite` is false.
+    """
+    from modelyard.templates import RECIPE_TEMPLATE
+
+    root = Path(directory)
+    recipe = root / "recipe.yaml"
+    if recipe.exists() and not overwrite:
+        raise DataError(f"{recipe} already exists; pass --overwrite to replace it")
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(demo_data_path(), root / "data.csv")
+    atomic_write_text(recipe, RECIPE_TEMPLATE)
+    return recipe
+
+
+__all__ = ["evaluate", "init_project", "predict", "predict_file", "quickstart", "train"]

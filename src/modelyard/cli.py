@@ -1,0 +1,172 @@
+"""The command line: parse, call the Python API, print. Nothing here that the API cannot do."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from modelyard.errors import ModelyardError
+
+app = typer.Typer(
+    help="modelyard: from data to a deployed, cheap, explainable and private model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_USER_ERROR = 2
+
+
+def _api() -> Any:
+    import modelyard.api as api
+
+    return api
+
+
+def _headline(metrics: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "ece",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "throughput_b32_per_s",
+    ):
+        if key in metrics:
+            value = metrics[key]
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _emit(payload: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        console.print_json(json.dumps(payload, default=str))
+    else:
+        _headline(payload.get("test", payload), title)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project folder to create.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing recipe.")] = False,
+) -> None:
+    """Write a commented recipe and a copy of the demo data to start from."""
+    recipe = _api().init_project(directory, overwrite=overwrite)
+    console.print(
+        f"wrote {recipe} and {recipe.parent / 'data.csv'}\nnext: modelyard train {recipe}"
+    )
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Fine-tune a model as the recipe says, evaluate it and save the run."""
+    result = _api().train(
+        recipe,
+        overrides=overrides or [],
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress and not as_json,
+    )
+    _emit(
+        {"run_dir": str(result.run_dir), "test": result.metrics, "training": result.training},
+        as_json,
+        f"{result.run_dir} (test set)",
+    )
+    if not as_json:
+        console.print(f"run saved to {result.run_dir}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    data: Annotated[Path, typer.Option(help="Labelled file to evaluate on.")],
+    text_column: Annotated[
+        str | None, typer.Option(help="Text column (default: the recipe's).")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Label column (default: the recipe's).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Evaluate a run on a labelled file and write metrics, a report and a confusion matrix."""
+    metrics = _api().evaluate(run, data, text_column, label_column, output)
+    _emit(metrics, as_json, f"{run} on {data.name}")
+    if not as_json:
+        console.print(f"report written to {metrics['report_dir']}")
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    text: Annotated[str | None, typer.Argument(help="One text to classify.")] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", help="CSV/TSV/JSONL/Parquet to classify.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write predictions (.csv or .jsonl).")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="Text column of --input.")] = "text",
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 32,
+) -> None:
+    """Classify one text, or every row of a file."""
+    if (text is None) == (input is None):
+        raise ModelyardError("give either one TEXT or --input FILE (with --output FILE)")
+    if input is not None:
+        if output is None:
+            raise ModelyardError("--input needs --output FILE.csv or FILE.jsonl")
+        path = _api().predict_file(run, input, output, text_column, batch_size)
+        console.print(f"predictions written to {path}")
+        return
+    console.print_json(json.dumps(_api().predict(run, [text])[0]))
+
+
+@app.command()
+def quickstart(
+    output_dir: Annotated[Path, typer.Option(help="Where to write the run.")] = Path("runs"),
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train, evaluate and save the demo model on the embedded defaults (a few minutes on a CPU)."""
+    api = _api()
+    console.print(
+        f"[bold]modelyard quickstart[/]: demo data {api.demo_data_path().name}, backbone minilm-l6"
+    )
+    result = api.quickstart(output_dir, progress=progress)
+    _headline(result.metrics, "quickstart: held-out test set")
+    t = result.training
+    console.print(
+        f"trained {t['steps']} steps at {t['samples_per_s']} samples/s ({t['precision']} on {t['device']})"
+    )
+    console.print(
+        f'run saved to {result.run_dir}\ntry: modelyard predict {result.run_dir} "I was charged twice"'
+    )
+
+
+def main() -> None:
+    """Entry point of the `modelyard` console script; user errors exit 2 without a traceback."""
+    try:
+        app()
+    except ModelyardError as exc:
+        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        sys.exit(EXIT_USER_ERROR)

@@ -1,0 +1,88 @@
+"""Calibration of predicted probabilities: expected calibration error (ECE)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# Softmax in float32 leaves row sums a few ulps away from 1; anything further off is a bug.
+_ROW_SUM_TOLERANCE = 1e-3
+
+
+def check_probs(
+    probs: np.ndarray, y_true: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a probability matrix against its true labels.
+
+    Returns ``(probs, y_true)`` as float64 and int64 arrays, with each row of ``probs``
+    renormalised to sum exactly to 1.
+    Raises ValueError if either input is empty, ``probs`` is not 2-D, the lengths differ,
+    a probability lies outside [0, 1], a row does not sum to 1, or a label is not a
+    column index of ``probs``.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y_true)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be a 2-D (n_samples, n_classes) array; got shape {p.shape}")
+    if y.ndim != 1 or len(y) != len(p):
+        raise ValueError(
+            f"y_true must be 1-D with one label per row of probs; got y_true shape {y.shape} "
+            f"and probs shape {p.shape}"
+        )
+    if len(p) == 0 or p.shape[1] == 0:
+        raise ValueError(f"cannot evaluate empty input; probs has shape {p.shape}")
+    return _check_values(p), _check_labels(y, p.shape[1])
+
+
+def _check_values(p: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError("probs must hold finite probabilities in [0, 1]; pass softmax outputs")
+    sums = p.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > _ROW_SUM_TOLERANCE)
+    if bad.size:
+        raise ValueError(
+            f"each row of probs must sum to 1; row {bad[0]} sums to {sums[bad[0]]:.6g} "
+            f"({bad.size} rows off); pass softmax outputs, not logits"
+        )
+    return p / sums[:, None]
+
+
+def _check_labels(y: np.ndarray, n_classes: int) -> np.ndarray:
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y_true must hold integer class indices; got dtype {y.dtype}")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(
+            f"y_true must hold class indices in [0, {n_classes - 1}] to match the "
+            f"{n_classes} columns of probs; got values from {y.min()} to {y.max()}"
+        )
+    return y.astype(np.int64)
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 15) -> float:
+    """Compute the expected calibration error of top-1 predictions.
+
+    Confidence is each row's maximum probability; samples fall into ``n_bins`` equal-width
+    bins over [0, 1], each bin holding confidences in ``(lo, hi]``.
+    Returns the sample-weighted mean over bins of ``|accuracy - mean confidence|``, a
+    float in [0, 1].
+    Raises ValueError if ``n_bins < 1`` or the inputs fail :func:`check_probs`.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer; got {n_bins}")
+    p, y = check_probs(probs, y_true)
+    confidence = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    bins = _bin_index(confidence, n_bins)
+    counts = np.bincount(bins, minlength=n_bins)
+    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
+    correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    # Per bin, count * |acc - conf| equals |correct_sum - conf_sum|, so empty bins add 0.
+    return float(np.abs(correct_sum - conf_sum).sum() / counts.sum())
+
+
+def _bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # side="left" puts a confidence equal to an edge into the bin below it: bins are (lo, hi].
+    index = np.searchsorted(edges, confidence, side="left") - 1
+    return np.clip(index, 0, n_bins - 1)

@@ -1,0 +1,95 @@
+"""Batched prediction with a loaded run: probabilities, label names, files in and out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modelyard.data import read_table
+from modelyard.errors import DataError
+from modelyard.registry.run import LoadedRun
+from modelyard.trainer.batching import Encoded, encode_texts
+from modelyard.trainer.loop import predict_logits
+
+
+@dataclass
+class Predictions:
+    """Predicted label names and class probabilities for a list of texts."""
+
+    labels: list[str]
+    probs: np.ndarray
+    label_names: list[str]
+    truncated: list[bool]
+
+    def records(self) -> list[dict[str, object]]:
+        """Return one dict per text: label, its probability, and every class's probability."""
+        rows = []
+        for label, p, cut in zip(self.labels, self.probs, self.truncated, strict=True):
+            row: dict[str, object] = {
+                "label": label,
+                "score": round(float(p.max()), 6),
+                "truncated": cut,
+            }
+            row.update(
+                {
+                    f"prob_{name}": round(float(v), 6)
+                    for name, v in zip(self.label_names, p, strict=True)
+                }
+            )
+            rows.append(row)
+        return rows
+
+
+def predict_proba(
+    run: LoadedRun, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32
+) -> Predictions:
+    """Return predictions for `texts` (and optional second texts) in their original order."""
+    ids, types, cut = encode_texts(run.tokenizer, texts, pairs, run.max_length)
+    encoded = Encoded(ids, types, [0] * len(ids), sum(cut))
+    if not texts:
+        return Predictions([], np.zeros((0, len(run.labels))), run.labels, [])
+    device = next(run.model.parameters()).device
+    logits = predict_logits(
+        run.model, encoded, run.tokenizer.pad_token_id or 0, device, None, batch_size
+    )
+    probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    names = [run.labels[i] for i in probs.argmax(axis=1)]
+    return Predictions(names, probs, run.labels, cut)
+
+
+def predict_file(
+    run: LoadedRun, source: Path, output: Path, text_column: str = "text", batch_size: int = 32
+) -> Path:
+    """Predict every row of a CSV/TSV/JSONL/Parquet file and write CSV or JSONL to `output`.
+
+    The input columns are kept and `predicted_label`, `predicted_score`, `truncated` and one
+    `prob_<label>` column per class are appended. Raises DataError on a bad
+    input file, a missing text column or an output format that is not .csv or .jsonl.
+    """
+    if output.suffix.lower() not in {".csv", ".jsonl"}:
+        raise DataError(f"--output must end in .csv or .jsonl, got '{output.name}'")
+    table = read_table(source)
+    if text_column not in table.columns:
+        raise DataError(
+            f"{source}: no column '{text_column}'; columns are: {', '.join(map(str, table.columns))}. "
+            "Pass --text-column NAME."
+        )
+    preds = predict_proba(run, [str(t) for t in table[text_column]], batch_size=batch_size)
+    # prefixed so they never collide with the input's own columns (often a `label` column)
+    predicted = pd.DataFrame(preds.records()).rename(
+        columns={"label": "predicted_label", "score": "predicted_score"}
+    )
+    result = pd.concat([table.reset_index(drop=True), predicted], axis=1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".csv":
+        result.to_csv(output, index=False)
+    else:
+        with open(output, "w", encoding="utf-8") as handle:
+            for row in result.to_dict(orient="records"):
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return output

@@ -1,0 +1,68 @@
+"""MODEL_CARD.md: what a run was trained on, how, how well, and what it is not for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelyard.recipe import Recipe
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def render_model_card(
+    recipe: Recipe,
+    labels: list[str],
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+) -> str:
+    """Return the model card of a run as markdown."""
+    headline = [
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "ece",
+        "latency_p50_ms",
+        "throughput_b32_per_s",
+    ]
+    rows = "\n".join(f"| {k} | {_fmt(metrics[k])} |" for k in headline if k in metrics)
+    source = recipe.data.path or recipe.data.train
+    return f"""# Model card: {recipe.run.name}
+
+## Model
+- Task: text classification into {len(labels)} classes: {", ".join(labels)}
+- Backbone: `{recipe.model.backbone}`, fine-tuned with method `{recipe.train.method}`
+- Maximum input length: {recipe.model.max_length} tokens (longer inputs are truncated)
+
+## Training data
+- Source: `{source}` (text column `{recipe.data.text_column}`, label column `{recipe.data.label_column}`)
+- Rows used for train / dev / test: {data.get("split_sizes", "see data_report.md")}
+- The full validation report (removed rows, duplicates, conflicts, overlap, balance, lengths)
+  is in `data_report.md`.
+
+## Training
+- Epochs {recipe.train.epochs}, batch size {recipe.train.batch_size} x {recipe.train.grad_accum} accumulation,
+  learning rate {recipe.train.lr}, weight decay {recipe.train.weight_decay}, seed {recipe.run.seed}
+- Precision: {training.get("precision")}, device: {training.get("device")}
+- Optimizer steps: {training.get("steps")}, stopped early: {training.get("stopped_early")}
+
+## Evaluation (held-out test split, n = {metrics.get("n")})
+| metric | value |
+|---|---|
+{rows}
+
+Per-class figures and the confusion matrix are in `report.md` and `confusion.png`.
+
+## Intended use
+Routing or tagging texts like those in the training data, with a person able to review
+decisions that matter.
+
+## Limits
+- Quality is measured only on data drawn like the training data; other domains, languages
+  or writing styles can do much worse.
+- Probabilities are calibrated only as far as the reported ECE says.
+- The model can repeat biases of its training data and of the pretrained backbone.
+- Do not use it for decisions about people without human review.
+"""

