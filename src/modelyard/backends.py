@@ -1,0 +1,73 @@
+"""Inference backends: one protocol, chosen by the artifact's manifest `kind`.
+
+Serving, compression reports and explanations call `load_backend(path)` and never care
+whether the weights are PyTorch, ONNX or something added later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from modelyard.errors import ArtifactError
+from modelyard.plugins import Registry
+from modelyard.registry.manifest import read_manifest
+
+
+class Backend(Protocol):
+    """A loaded classifier that maps texts to class probabilities."""
+
+    name: str
+    labels: list[str]
+    max_length: int
+    path: Path
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        """Return (probabilities of shape (len(texts), len(labels)), per-text truncation flags)."""
+        ...
+
+
+BACKENDS: Registry[Callable[[Path], Backend]] = Registry("backend")
+
+
+class TorchBackend:
+    """A PyTorch run directory (`kind: classifier`) served in eval mode on the CPU or a GPU."""
+
+    name = "torch"
+
+    def __init__(self, path: Path, device: str = "cpu", batch_size: int = 32) -> None:
+        from modelyard.registry.run import load_run
+
+        self.run = load_run(path, device=device)
+        self.path = Path(path)
+        self.labels = self.run.labels
+        self.max_length = self.run.max_length
+        self.batch_size = batch_size
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        """Return class probabilities and truncation flags for `texts`."""
+        from modelyard.inference import predict_proba
+
+        preds = predict_proba(self.run, texts, batch_size=self.batch_size)
+        return preds.probs, preds.truncated
+
+
+BACKENDS.add("classifier", TorchBackend)
+
+
+def load_backend(path: str | Path) -> Backend:
+    """Return the backend for the artifact at `path`, chosen by its manifest kind; backends verify hashes.
+
+    Raises ArtifactError when the artifact fails verification or its kind has no backend.
+    """
+    root = Path(path)
+    # each backend verifies every hash as it loads; here only the kind is read
+    kind = read_manifest(root).get("kind", "classifier")
+    if kind not in BACKENDS:
+        raise ArtifactError(
+            f"{root}: artifact kind '{kind}' has no inference backend; known kinds: {', '.join(BACKENDS.names())}"
+        )
+    return BACKENDS.get(kind)(root)
