@@ -17,7 +17,17 @@ from modelyard.errors import ModelyardError
 
 __version__ = "0.1.0"
 
-_API = ("evaluate", "init_project", "predict", "predict_file", "quickstart", "train")
+_API: tuple[str, ...] = (
+    "evaluate",
+    "evaluate_explanations",
+    "explain",
+    "explain_file",
+    "init_project",
+    "predict",
+    "predict_file",
+    "quickstart",
+    "train",
+)
 
 __all__ = ["ModelyardError", "__version__", *_API]
 

@@ -9,8 +9,11 @@ from typing import Any
 
 from modelyard.data.labelled import labelled_split
 from modelyard.errors import DataError
+from modelyard.explainability.api import evaluate_explanations as evaluate_explanations
+from modelyard.explainability.api import explain as explain
+from modelyard.explainability.api import explain_file as explain_file
 from modelyard.fsutil import atomic_write_json, atomic_write_text
-from modelyard.inference import Predictions, predict_proba
+from modelyard.inference import Predictions, backend_predictions, predict_proba
 from modelyard.inference import predict_file as _predict_file
 from modelyard.pipeline import RunResult, evaluate_encoded, run_training
 from modelyard.recipe import Recipe, build_recipe, load_recipe
@@ -29,6 +32,20 @@ def _as_recipe(recipe: Recipe | str | Path, overrides: list[str] | None) -> Reci
 
 def _as_run(run: LoadedRun | str | Path) -> LoadedRun:
     return run if isinstance(run, LoadedRun) else load_run(run)
+
+
+def _backend(run: LoadedRun | str | Path) -> Any | None:
+    """Return the inference backend of a non-PyTorch artifact (ONNX, ...), or None for a run."""
+    from modelyard.registry.manifest import read_manifest
+    from modelyard.registry.run import loads_as_torch_run
+
+    if isinstance(run, LoadedRun):
+        return None
+    if loads_as_torch_run(read_manifest(Path(run)).get("kind", "classifier")):
+        return None
+    from modelyard.backends import load_backend
+
+    return load_backend(run)
 
 
 def train(
@@ -55,16 +72,25 @@ def evaluate(
     text_column: str | None = None,
     label_column: str | None = None,
     output: str | Path | None = None,
+    robustness: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a run on a labelled file; return the metrics and write them to `output`.
 
-    `output` defaults to `RUN/evaluations/<file stem>/` (outside the run's manifest).
+    `output` defaults to `RUN/evaluations/<file stem>/` (outside the run's manifest). With
+    `robustness`, accuracy under seeded character- and word-level noise is added.
     Raises DataError for a bad file or a label the model does not know.
     """
     from modelyard.evaluation import metrics_markdown, plot_confusion
     from modelyard.recipe import Recipe as _Recipe
     from modelyard.trainer.batching import encode_split
 
+    backend = _backend(run)
+    if backend is not None:
+        from modelyard.compress.measure import evaluate_artifact
+
+        if robustness:
+            raise DataError("--robustness needs a PyTorch run; this artifact is " + backend.name)
+        return evaluate_artifact(backend, Path(data), text_column, label_column, output)
     loaded = _as_run(run)
     data_cfg = loaded.recipe.get("data", {})
     split, dropped = labelled_split(
@@ -89,6 +115,10 @@ def evaluate(
     metrics["rows_dropped_empty_text"] = dropped
     out = Path(output) if output else loaded.path / "evaluations" / Path(data).stem
     out.mkdir(parents=True, exist_ok=True)
+    if robustness:
+        from modelyard.methods.robustness import add_robustness
+
+        add_robustness(metrics, loaded, split, out)
     atomic_write_json(out / "metrics.json", metrics)
     plot_confusion(metrics["confusion_matrix"], loaded.labels, out / "confusion.png")
     atomic_write_text(
@@ -107,6 +137,9 @@ def predict(
 ) -> list[dict[str, Any]]:
     """Return, for each text, its predicted label, score and every class's probability."""
     batch = [texts] if isinstance(texts, str) else list(texts)
+    backend = _backend(run)
+    if backend is not None:
+        return backend_predictions(backend, batch).records()
     preds: Predictions = predict_proba(_as_run(run), batch, batch_size=batch_size)
     return preds.records()
 
@@ -119,7 +152,8 @@ def predict_file(
     batch_size: int = 32,
 ) -> Path:
     """Predict every row of `source` and write CSV or JSONL to `output`; return its path."""
-    return _predict_file(_as_run(run), Path(source), Path(output), text_column, batch_size)
+    model = _backend(run) or _as_run(run)
+    return _predict_file(model, Path(source), Path(output), text_column, batch_size)
 
 
 def demo_data_path() -> Path:

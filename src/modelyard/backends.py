@@ -14,7 +14,8 @@ import numpy as np
 
 from modelyard.errors import ArtifactError
 from modelyard.plugins import Registry
-from modelyard.registry.manifest import read_manifest
+from modelyard.registry.manifest import read_manifest, verify_manifest
+from modelyard.registry.signing import enforce_trust, trusted_keys_from_env
 
 
 class Backend(Protocol):
@@ -58,14 +59,27 @@ class TorchBackend:
 BACKENDS.add("classifier", TorchBackend)
 
 
-def load_backend(path: str | Path) -> Backend:
+def load_backend(
+    path: str | Path,
+    *,
+    trusted_keys: list[str | Path] | None = None,
+    require_signature: bool = False,
+) -> Backend:
     """Return the backend for the artifact at `path`, chosen by its manifest kind; backends verify hashes.
 
-    Raises ArtifactError when the artifact fails verification or its kind has no backend.
+    With `trusted_keys`, `require_signature` or MODELYARD_TRUSTED_KEYS set, the artifact must
+    carry a valid signature by a trusted key (see `modelyard.registry.signing`).
+    Raises ArtifactError when the artifact fails verification or its kind has no backend,
+    SignatureError when a required signature is missing or invalid.
     """
     root = Path(path)
+    if trusted_keys or require_signature or trusted_keys_from_env():
+        enforce_trust(root, verify_manifest(root), trusted_keys, require_signature)
     # each backend verifies every hash as it loads; here only the kind is read
     kind = read_manifest(root).get("kind", "classifier")
+    if kind not in BACKENDS:
+        import modelyard.compress.backends  # registers the ONNX and compressed-PyTorch kinds
+        import modelyard.methods  # noqa: F401  (registers the adapter and embedding kinds)
     if kind not in BACKENDS:
         raise ArtifactError(
             f"{root}: artifact kind '{kind}' has no inference backend; known kinds: {', '.join(BACKENDS.names())}"

@@ -12,7 +12,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from modelyard.compress.cli import compress_command as _compress_command
+from modelyard.data.cli import attach as _attach_data_tools
 from modelyard.errors import ModelyardError
+from modelyard.explainability.cli import explain_command as _explain_command
+from modelyard.methods.cli import register as _register_methods
+from modelyard.privacy.cli import register as _register_privacy
+from modelyard.registry.security_cli import register as _register_security
+from modelyard.serve.cli import register as _register_serving
 
 app = typer.Typer(
     help="modelyard: from data to a deployed, cheap, explainable and private model.",
@@ -109,10 +116,15 @@ def evaluate(
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    robustness: Annotated[
+        bool, typer.Option(help="Add accuracy under seeded character and word noise.")
+    ] = False,
 ) -> None:
     """Evaluate a run on a labelled file and write metrics, a report and a confusion matrix."""
-    metrics = _api().evaluate(run, data, text_column, label_column, output)
+    metrics = _api().evaluate(run, data, text_column, label_column, output, robustness)
     _emit(metrics, as_json, f"{run} on {data.name}")
+    if robustness and not as_json:
+        console.print((Path(metrics["report_dir"]) / "robustness.md").read_text(encoding="utf-8"))
     if not as_json:
         console.print(f"report written to {metrics['report_dir']}")
 
@@ -163,10 +175,19 @@ def quickstart(
     )
 
 
+app.command("explain")(_explain_command)
+app.command("compress")(_compress_command)
+_register_methods(app)
+_register_serving(app)
+_register_privacy(app)
+_register_security()
+_attach_data_tools(app)
+
+
 def main() -> None:
     """Entry point of the `modelyard` console script; user errors exit 2 without a traceback."""
     try:
         app()
     except ModelyardError as exc:
-        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         sys.exit(EXIT_USER_ERROR)

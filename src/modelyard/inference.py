@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,11 +63,19 @@ def predict_proba(
     return Predictions(names, probs, run.labels, cut)
 
 
+def backend_predictions(backend: Any, texts: list[str]) -> Predictions:
+    """Return the predictions of an inference backend (`modelyard.backends.Backend`) for `texts`."""
+    probs, cut = backend.predict_proba(texts)
+    names = [backend.labels[i] for i in probs.argmax(axis=1)] if len(texts) else []
+    return Predictions(names, probs, backend.labels, list(cut))
+
+
 def predict_file(
-    run: LoadedRun, source: Path, output: Path, text_column: str = "text", batch_size: int = 32
+    run: Any, source: Path, output: Path, text_column: str = "text", batch_size: int = 32
 ) -> Path:
     """Predict every row of a CSV/TSV/JSONL/Parquet file and write CSV or JSONL to `output`.
 
+    `run` is a LoadedRun or an inference backend (`modelyard.backends.load_backend`).
     The input columns are kept and `predicted_label`, `predicted_score`, `truncated` and one
     `prob_<label>` column per class are appended. Raises DataError on a bad
     input file, a missing text column or an output format that is not .csv or .jsonl.
@@ -79,7 +88,11 @@ def predict_file(
             f"{source}: no column '{text_column}'; columns are: {', '.join(map(str, table.columns))}. "
             "Pass --text-column NAME."
         )
-    preds = predict_proba(run, [str(t) for t in table[text_column]], batch_size=batch_size)
+    texts = [str(t) for t in table[text_column]]
+    if isinstance(run, LoadedRun):
+        preds = predict_proba(run, texts, batch_size=batch_size)
+    else:  # a backend: ONNX or another artifact kind
+        preds = backend_predictions(run, texts)
     # prefixed so they never collide with the input's own columns (often a `label` column)
     predicted = pd.DataFrame(preds.records()).rename(
         columns={"label": "predicted_label", "score": "predicted_score"}

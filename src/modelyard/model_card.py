@@ -11,6 +11,42 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _privacy_section(record: dict[str, Any] | None) -> str:
+    if not record:
+        return "\n## Privacy\nNot trained with differential privacy: the weights can memorise training examples.\n"
+    return f"""
+## Privacy
+Trained with {record["mechanism"]}: ({record["epsilon"]}, {record["delta"]:g})-differential
+privacy for each training row (target epsilon {record["target_epsilon"]}), by the
+{record["accountant"]} accountant of Opacus {record["opacus_version"]}.
+- Noise multiplier {record["noise_multiplier"]}, per-example clipping norm {record["max_grad_norm"]},
+  sampling rate {record["sample_rate"]} (expected batch {record["expected_batch_size"]} of {record["training_rows"]} rows),
+  {record["steps"]} steps; secure RNG: {record["secure_rng"]}
+- The guarantee covers the training rows only: not the dev split used for early stopping,
+  nor the pretrained backbone's data.
+"""
+
+
+def _data_tools_lines(recipe: Recipe, data: dict[str, Any], training: dict[str, Any]) -> str:
+    """Return model-card lines on personal data, augmentation and self-training ("" if none)."""
+    lines = []
+    if recipe.data.redact_pii:
+        found = data.get("pii_redacted") or {}
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "none found"
+        lines.append(f"- Personal data was replaced before training (data.redact_pii): {counts}")
+    if data.get("augmented_rows"):
+        lines.append(
+            f"- Augmented training rows (data.augment, train only): {data['augmented_rows']}"
+        )
+    selftrain = training.get("self_training")
+    if selftrain:
+        lines.append(
+            f"- Self-training: {selftrain['pseudo_labels_used']} pseudo-labelled rows from "
+            f"`{selftrain['unlabelled']}`, test accuracy gain {selftrain['test_accuracy_gain']}"
+        )
+    return "\n".join(lines)
+
+
 def render_model_card(
     recipe: Recipe,
     labels: list[str],
@@ -41,12 +77,14 @@ def render_model_card(
 - Rows used for train / dev / test: {data.get("split_sizes", "see data_report.md")}
 - The full validation report (removed rows, duplicates, conflicts, overlap, balance, lengths)
   is in `data_report.md`.
+{_data_tools_lines(recipe, data, training)}
 
 ## Training
 - Epochs {recipe.train.epochs}, batch size {recipe.train.batch_size} x {recipe.train.grad_accum} accumulation,
   learning rate {recipe.train.lr}, weight decay {recipe.train.weight_decay}, seed {recipe.run.seed}
 - Precision: {training.get("precision")}, device: {training.get("device")}
 - Optimizer steps: {training.get("steps")}, stopped early: {training.get("stopped_early")}
+{_privacy_section(training.get("privacy"))}
 
 ## Evaluation (held-out test split, n = {metrics.get("n")})
 | metric | value |

@@ -12,7 +12,9 @@ import torch
 import yaml
 
 from modelyard.data import DataBundle, load_data
-from modelyard.errors import ArtifactError, RecipeError
+from modelyard.data.augment import augment_bundle
+from modelyard.data.selftrain import run_self_training
+from modelyard.errors import ArtifactError, DataError, RecipeError
 from modelyard.evaluation import (
     classification_metrics,
     measure_speed,
@@ -21,11 +23,13 @@ from modelyard.evaluation import (
     plot_confusion,
 )
 from modelyard.fsutil import atomic_write_json, atomic_write_text
+from modelyard.methods.session import start_method
 from modelyard.model_card import render_model_card
-from modelyard.models import build_classifier, load_tokenizer, resolve_backbone
+from modelyard.models import load_tokenizer, resolve_backbone
+from modelyard.privacy.dp import private_policy
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import MANIFEST, write_manifest
-from modelyard.registry.run import RECIPE, save_model_files
+from modelyard.registry.run import RECIPE
 from modelyard.trainer.batching import Encoded, encode_split
 from modelyard.trainer.device import select_device, select_dtype, torch_threads
 from modelyard.trainer.loop import FineTuner, TrainResult, predict_logits
@@ -167,15 +171,20 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
     folder = resolve_backbone(recipe.model.backbone)
     tokenizer = load_tokenizer(folder)
     bundle = load_data(recipe.data, recipe.run.seed, _token_counter(tokenizer))
-    run_dir = prepare_run_dir(recipe, resume, overwrite)
+    bundle = augment_bundle(bundle, recipe.data.augment, folder, recipe.run.seed)
+    held_out = _held_out(bundle)
     torch.manual_seed(recipe.run.seed)
-    model = build_classifier(folder, bundle.labels)
+    # the method is set up before the run directory exists, so a bad option leaves nothing behind
+    session = start_method(recipe, folder, bundle)
+    model = session.model
+    run_dir = prepare_run_dir(recipe, resume, overwrite)
     device = select_device(recipe.train.device)
     dtype = select_dtype(recipe.train.precision, device)
     max_len = recipe.model.max_length
     train, dev, test = (
         encode_split(tokenizer, s, max_len) for s in (bundle.train, bundle.dev, bundle.test)
     )
+    policy = private_policy(recipe, model, len(train))
     tuner = FineTuner(
         model,
         recipe.train,
@@ -185,22 +194,45 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
         recipe.run.seed,
         run_dir,
         progress,
+        hooks=session.hooks,
+        policy=policy,
     )
-    result = tuner.fit(train, dev, resume=resume)
+    result = session.fit(tuner, train, dev, resume)
+    selftrain = None
+    if recipe.train.self_training is not None:
+        selftrain = run_self_training(recipe, session, tuner, tokenizer, (train, dev, test))
+    privacy = policy.finish(result.steps) if policy is not None else None
     counts = (
         sum(p.numel() for p in model.parameters()),
         sum(p.numel() for p in model.parameters() if p.requires_grad),
     )
     training = _training_summary(result, device, dtype, counts, train.truncated)
+    if selftrain is not None:
+        training["self_training"] = selftrain
+    if privacy is not None:
+        training["privacy"] = privacy
+    eval_data, eval_split = (test, bundle.test) if held_out == "test" else (dev, bundle.dev)
     metrics = evaluate_encoded(
-        model, tokenizer, test, bundle.labels, recipe, bundle.test.texts, device
+        model, tokenizer, eval_data, bundle.labels, recipe, eval_split.texts, device
     )
-    save_model_files(run_dir, model.cpu(), tokenizer, bundle.labels)
+    metrics["evaluated_on"] = held_out
+    extra = session.save(run_dir, tokenizer, bundle, train, training)
     write_reports(run_dir, recipe, bundle, metrics, training)
     if not recipe.train.keep_checkpoints:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    write_manifest(run_dir, extra={"backbone": recipe.model.backbone})
+    write_manifest(run_dir, kind=session.kind, extra={"backbone": recipe.model.backbone, **extra})
     return RunResult(run_dir, metrics, training, bundle.report.to_dict())
+
+
+def _held_out(bundle: DataBundle) -> str:
+    """Return which split the final evaluation uses: test, or dev when there is no test split."""
+    if len(bundle.test):
+        return "test"
+    if len(bundle.dev):
+        return "dev"
+    raise DataError(
+        "no test or dev rows to evaluate on: set data.split.test above 0 or give data.test"
+    )
 
 
 def _token_counter(tokenizer: Any) -> Any:

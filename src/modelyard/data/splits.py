@@ -46,6 +46,7 @@ class Split:
     labels: list[int]
     pairs: list[str] | None = None
     source: str = ""
+    rows: list[int] | None = None  # 1-based data row of each text in `source`, for reports
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -105,6 +106,10 @@ def _read_rows(path: Path, cfg: DataConfig, report: DataReport, is_train: bool) 
     table = read_table(path, cfg.format)
     report.files[source] = len(table)
     rows = select_columns(table, cfg, source)
+    if cfg.redact_pii:  # first, so no report, sample or split ever holds the raw text
+        from modelyard.data.pii import redact_rows
+
+        rows = redact_rows(rows, cfg, report)
     rows = drop_empty_texts(rows, cfg, source, report)
     check_label_cells(rows, cfg, source)
     if cfg.labels is not None:
@@ -286,4 +291,5 @@ def _to_split(part: _Part, labels: list[str], cfg: DataConfig) -> Split:
         labels=[index[label] for label in rows["label"]],
         pairs=pairs,
         source=part.source,
+        rows=[int(r) for r in rows["row"]],
     )

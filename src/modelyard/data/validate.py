@@ -62,6 +62,8 @@ class DataReport:
     class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     token_lengths: dict[str, dict[str, float]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    pii_redacted: dict[str, int] = field(default_factory=dict)  # type -> replacements
+    augmented_rows: int = 0  # training rows added by data.augment
 
     def removed_rows(self) -> int:
         """Return the number of rows removed by all cleaning steps together."""
@@ -139,6 +141,11 @@ def _quality_section(report: DataReport) -> str:
         f"- Dev rows whose text is also in train: {report.overlap.get('train_dev', 0)}",
         f"- Test rows whose text is also in train: {report.overlap.get('train_test', 0)}",
     ]
+    if report.pii_redacted:
+        found = ", ".join(f"{kind} {n}" for kind, n in sorted(report.pii_redacted.items()))
+        lines.append(f"- Personal data replaced (data.redact_pii): {found}")
+    if report.augmented_rows:
+        lines.append(f"- Augmented training rows added (data.augment): {report.augmented_rows}")
     if report.conflict_examples:
         rows = [
             (ex["text"], ex.get("pair", ""), ", ".join(ex["labels"]))

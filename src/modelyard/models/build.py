@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from modelyard.errors import BackboneError
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' loader chatter (new-head notices, shard lists, progress bars) for the body."""
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
@@ -22,20 +39,16 @@ def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
 def build_classifier(folder: Path, labels: list[str]) -> Any:
     """Return a sequence-classification model on the backbone in `folder` with a head for `labels`."""
     id2label = dict(enumerate(labels))
-    # the new head is expected to be untrained; silence the loader's advice about it
-    logger = logging.getLogger("transformers.modeling_utils")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
+    # the new head is expected to be untrained; the loader's advice about it is noise here
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            str(folder),
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id={label: i for i, label in id2label.items()},
-            local_files_only=True,
-            ignore_mismatched_sizes=True,
-        )
+        with quiet_transformers():
+            return AutoModelForSequenceClassification.from_pretrained(
+                str(folder),
+                num_labels=len(labels),
+                id2label=id2label,
+                label2id={label: i for i, label in id2label.items()},
+                local_files_only=True,
+                ignore_mismatched_sizes=True,
+            )
     except (OSError, ValueError) as exc:
         raise BackboneError(f"cannot load a model from {folder}: {exc}") from None
-    finally:
-        logger.setLevel(previous)

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from modelyard.errors import ArtifactError
 from modelyard.fsutil import atomic_write_json
+from modelyard.registry.safety import (
+    MAX_MANIFEST_BYTES,
+    check_member_name,
+    open_regular,
+    real_root,
+    scan_tree,
+)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -70,18 +76,20 @@ def write_manifest(
 
 def read_manifest(root: Path) -> dict[str, Any]:
     """Return the parsed manifest of `root`; raise ArtifactError when missing or malformed."""
-    path = root / MANIFEST
-    if not root.is_dir():
-        raise ArtifactError(
-            f"{root} is not a directory; give a run directory written by `modelyard train`"
-        )
+    path = real_root(root) / MANIFEST
     if not path.is_file():
         raise ArtifactError(
             f"{root} has no {MANIFEST}: it is not a finished modelyard artifact "
             "(an interrupted run can be continued with `modelyard train RECIPE --resume`)"
         )
+    with open_regular(root, path) as handle:
+        raw = handle.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ArtifactError(
+            f"{path} is larger than {MAX_MANIFEST_BYTES} bytes; refusing to parse it"
+        )
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{path} is corrupt: {exc}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
@@ -89,24 +97,33 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def _safe_member(root: Path, name: str) -> Path:
-    real_root = root.resolve()
-    candidate = (root / name).resolve()
-    if os.path.isabs(name) or not candidate.is_relative_to(real_root):
-        raise ArtifactError(f"{root / MANIFEST} lists '{name}', which points outside the artifact")
-    return candidate
+def _entry_problem(name: str, entry: Any) -> str | None:
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("sha256"), str)
+        or not isinstance(entry.get("size"), int)
+    ):
+        return f"corrupt entry: {name} (needs a sha256 string and a size integer)"
+    return None
 
 
 def verify_manifest(root: Path) -> dict[str, Any]:
     """Re-hash every file listed in the manifest; return the manifest if all match.
 
-    Raises ArtifactError naming every missing, resized or changed file.
+    Before hashing, the artifact is checked for hostile content (`modelyard.registry.safety`):
+    names or links leading outside it, special files, unlisted files beside the model files,
+    pickled data under any name, malformed safetensors headers.
+    Raises ArtifactError naming every missing, resized or changed file, or the hostile one.
     """
     manifest = read_manifest(root)
+    paths = {name: check_member_name(root, name) for name in manifest["files"]}
+    scan_tree(root, set(paths), {MANIFEST})
     problems = []
     for name, entry in manifest["files"].items():
-        path = _safe_member(root, name)
-        if not path.is_file():
+        path = paths[name]
+        if (bad := _entry_problem(name, entry)) is not None:
+            problems.append(bad)
+        elif not path.is_file():
             problems.append(f"missing: {name}")
         elif path.stat().st_size != entry.get("size"):
             problems.append(

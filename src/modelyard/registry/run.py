@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,40 @@ from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from modelyard.errors import ArtifactError
-from modelyard.models.build import load_tokenizer
+from modelyard.models.build import load_tokenizer, quiet_transformers
+from modelyard.plugins import Registry
+from modelyard.registry.crypto import EncryptionKey, is_encrypted
 from modelyard.registry.manifest import verify_manifest
+from modelyard.registry.safety import check_weights
+from modelyard.registry.signing import enforce_trust
 
 LABELS = "labels.json"
 RECIPE = "recipe.yaml"
+
+# loaders of other artifact kinds (adapters, embedding classifiers), registered by their packages
+RUN_LOADERS: Registry[Callable[[Path, dict[str, Any], str], LoadedRun]] = Registry("run kind")
+_LOADER_PACKAGES = ("modelyard.methods",)
+
+
+def loads_as_torch_run(kind: str) -> bool:
+    """Return True when `load_run` loads artifacts of `kind` as a PyTorch model."""
+    if kind == "classifier" or kind in RUN_LOADERS:
+        return True
+    for package in _LOADER_PACKAGES:
+        importlib.import_module(package)
+    return kind in RUN_LOADERS
+
+
+def _run_loader(run_dir: Path, kind: str) -> Callable[[Path, dict[str, Any], str], LoadedRun]:
+    if kind not in RUN_LOADERS:
+        for package in _LOADER_PACKAGES:
+            importlib.import_module(package)
+    if kind not in RUN_LOADERS:
+        raise ArtifactError(
+            f"{run_dir}: artifact kind '{kind}' cannot be loaded as a PyTorch run; loadable kinds: "
+            f"classifier, {', '.join(RUN_LOADERS.names())}"
+        )
+    return RUN_LOADERS.get(kind)
 
 
 @dataclass
@@ -38,7 +68,8 @@ def save_model_files(
 ) -> None:
     """Write weights (safetensors), config, tokenizer and labels.json into `run_dir`."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(run_dir), safe_serialization=True)
+    with quiet_transformers():
+        model.save_pretrained(str(run_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(run_dir))
     (run_dir / LABELS).write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")
 
@@ -61,29 +92,46 @@ def _read_recipe(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
+def load_run(
+    path: str | Path,
+    device: str = "cpu",
+    *,
+    trusted_keys: list[str | Path] | None = None,
+    require_signature: bool = False,
+    key: EncryptionKey | str | Path | None = None,
+) -> LoadedRun:
     """Return the verified run at `path`, ready for inference.
 
-    Raises ArtifactError when the directory is not a finished run, any file differs from
-    the manifest, or the weights cannot be loaded.
+    With `trusted_keys` (.pub files or folders), `require_signature`, or
+    MODELYARD_TRUSTED_KEYS set, the manifest must carry a valid signature by a trusted key.
+    An encrypted run is decrypted in memory with `key` (an EncryptionKey or a key file;
+    default: MODELYARD_ENCRYPTION_KEY_FILE or MODELYARD_ENCRYPTION_KEY).
+    Raises ArtifactError when the directory is not a finished run, is hostile (see
+    `modelyard.registry.safety`), any file differs from the manifest, the signature check
+    fails (SignatureError), or the weights cannot be loaded.
     """
     run_dir = Path(path)
     manifest = verify_manifest(run_dir)
+    enforce_trust(run_dir, manifest, trusted_keys, require_signature)
+    if is_encrypted(manifest):
+        from modelyard.registry.memory import load_encrypted_run
+
+        return load_encrypted_run(run_dir, manifest, key, device)
+    check_weights(run_dir, list(manifest["files"]))
+    kind = manifest.get("kind", "classifier")
+    if kind != "classifier":
+        return _run_loader(run_dir, kind)(run_dir, manifest, device)
     if "model.safetensors" not in manifest["files"]:
         raise ArtifactError(f"{run_dir} holds no model.safetensors in its manifest")
     labels = _read_labels(run_dir)
     recipe = _read_recipe(run_dir)
-    quiet = logging.getLogger("transformers.modeling_utils")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(run_dir), local_files_only=True, use_safetensors=True
-        )
+        with quiet_transformers():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(run_dir), local_files_only=True, use_safetensors=True
+            )
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ArtifactError(f"cannot load the model in {run_dir}: {exc}") from None
-    finally:
-        quiet.setLevel(level)
     if model.config.num_labels != len(labels):
         raise ArtifactError(
             f"{run_dir}: the model has {model.config.num_labels} outputs but {LABELS} names {len(labels)} labels"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,6 +30,32 @@ from modelyard.trainer.device import autocast
 from modelyard.trainer.progress import TrainingProgress
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+class TrainingHook(Protocol):
+    """Changes each training step without forking the loop (adversarial perturbation, EWC)."""
+
+    def adjust_loss(self, model: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
+        """Return the loss to back-propagate (e.g. plus a penalty)."""
+        ...
+
+    def after_backward(
+        self, model: torch.nn.Module, compute_loss: Callable[[], torch.Tensor], accum: int
+    ) -> None:
+        """Run after the batch's backward pass; `compute_loss` re-runs the forward pass."""
+        ...
+
+
+class StepPolicy(Protocol):
+    """Takes over batch sampling and the optimizer step without forking the loop (DP-SGD)."""
+
+    def wrap_optimizer(self, model: torch.nn.Module, optimizer: Any, total_steps: int) -> Any:
+        """Return the optimizer the loop steps; it clips gradients itself."""
+        ...
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """Return the batches (index arrays, possibly empty) of epoch `epoch`."""
+        ...
 
 
 @dataclass
@@ -105,9 +132,13 @@ class FineTuner:
         seed: int,
         work_dir: Path,
         progress: bool = True,
+        hooks: Sequence[TrainingHook] = (),
+        policy: StepPolicy | None = None,
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
+        self.hooks = list(hooks)
+        self.policy = policy
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
 
@@ -125,6 +156,8 @@ class FineTuner:
         optimizer = torch.optim.AdamW(
             param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.lr
         )
+        if self.policy is not None:
+            optimizer = self.policy.wrap_optimizer(self.model, optimizer, total)
         scheduler = get_linear_schedule_with_warmup(
             optimizer, int(self.cfg.warmup_ratio * total), total
         )
@@ -170,8 +203,16 @@ class FineTuner:
         clock: dict[str, Any],
     ) -> None:
         total, _ = plan
-        batches = epoch_batches(
-            train.lengths(), self.cfg.batch_size, self.seed, state.epoch, self.cfg.group_by_length
+        batches = (
+            self.policy.batches(state.epoch)
+            if self.policy is not None
+            else epoch_batches(
+                train.lengths(),
+                self.cfg.batch_size,
+                self.seed,
+                state.epoch,
+                self.cfg.group_by_length,
+            )
         )
         accum = self.cfg.grad_accum
         self.model.train()
@@ -202,17 +243,27 @@ class FineTuner:
             self._end_of_epoch(dev, state, optimizer, scheduler, bar)
 
     def _backward(self, train: Encoded, index: np.ndarray, accum: int) -> float:
+        if len(index) == 0:
+            return 0.0  # an empty Poisson-sampled batch: the policy's step adds noise only
         batch = collate(train.input_ids, train.token_type_ids, index, self.pad_id)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         labels = torch.tensor([train.labels[i] for i in index], device=self.device)
-        with autocast(self.device, self.dtype):
-            logits = self.model(**batch).logits
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+
+        def compute_loss() -> torch.Tensor:
+            with autocast(self.device, self.dtype):
+                logits = self.model(**batch).logits
+            return torch.nn.functional.cross_entropy(logits.float(), labels)
+
+        loss = compute_loss()
+        for hook in self.hooks:
+            loss = hook.adjust_loss(self.model, loss)
         (loss / accum).backward()
+        for hook in self.hooks:
+            hook.after_backward(self.model, compute_loss, accum)
         return float(loss.detach())
 
     def _optimizer_step(self, optimizer: Any, scheduler: Any) -> None:
-        if self.cfg.max_grad_norm is not None:
+        if self.cfg.max_grad_norm is not None and self.policy is None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()

@@ -1,0 +1,348 @@
+"""Data-centric tools benchmark: label audit, active learning, self-training, augmentation.
+
+    python bench/data_tools.py [--data-dir ../shared/data] [--parts audit,al,selftrain,augment] [--quick]
+
+- Label audit: SST-2 (8,000-row stratified sample) and TREC (all 5,452 training rows) with
+  10% of labels flipped at random (seeded). Out-of-fold probabilities from 5-fold logistic
+  regression on frozen MiniLM embeddings (modelyard's default audit learner), then cleanlab.
+  Precision, recall and F1 of the flagged rows against the flipped ones, next to the
+  baseline that flags the same number of rows with the lowest self-confidence.
+- Active learning: SST-2 (10,000-row pool) and AG News (the 10,000-row train file), 50 to
+  2,000 labels in steps of 50, 3 seeds, every strategy against random. The learner is
+  logistic regression on frozen embeddings computed once (what `modelyard data simulate-al`
+  does), not fine-tuning: a fine-tune per step would take days on 2 cores.
+- Self-training and augmentation: 200 labelled SST-2 rows (40 of them dev), fine-tuned with
+  modelyard; self-training adds pseudo-labels from 8,000 unlabelled rows; EDA adds augmented
+  copies. Gains are test-accuracy differences against the same 200 rows alone (round 0 of
+  the self-training run, the identical recipe without self-training), per seed, median.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import base_parser, machine, read_csv, stratified_sample, write_results
+
+SEED = 42
+NAME = "data_tools"
+
+
+def _embed(texts: list[str], max_length: int = 64) -> np.ndarray:
+    from modelyard.data.embed import Embedder
+
+    return Embedder.from_backbone("minilm-l6", max_length=max_length).encode(texts)
+
+
+def flip_labels(
+    y: np.ndarray, classes: int, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return labels with `share` of them moved to another class at random, and the flip mask."""
+    rng = np.random.default_rng(seed)
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(len(y), size=round(share * len(y)), replace=False)] = True
+    noisy = y.copy()
+    shift = rng.integers(1, classes, size=len(y))
+    noisy[flipped] = (y[flipped] + shift[flipped]) % classes
+    return noisy, flipped
+
+
+def prf(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Return precision, recall and F1 of a flagged mask against the true mask."""
+    tp = int((flagged & truth).sum())
+    p = tp / max(int(flagged.sum()), 1)
+    r = tp / max(int(truth.sum()), 1)
+    return {
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(2 * p * r / max(p + r, 1e-12), 4),
+        "flagged": int(flagged.sum()),
+    }
+
+
+def _finetuned_probs(texts: list[str], noisy: np.ndarray, names: list[str]) -> np.ndarray:
+    from modelyard.data.audit_run import finetuned_oof_probs
+    from modelyard.recipe import build_recipe
+
+    recipe = build_recipe(
+        {
+            "run": {"seed": SEED},
+            "data": {"path": "unused.csv"},
+            "model": {"max_length": 64},
+            "train": {"epochs": 2, "batch_size": 32, "lr": 5e-5, "checkpoint_every": None},
+            "audit": {"learner": "finetune", "folds": 3},
+        }
+    )
+    return finetuned_oof_probs(recipe, texts, noisy, names)
+
+
+def audit_dataset(frame: pd.DataFrame, learner: str = "embedding") -> dict[str, Any]:
+    """Flip 10% of the labels of `frame`, audit with `learner`, and score the flagged rows."""
+    from modelyard.data.audit import embedding_oof_probs, rank_label_issues
+
+    names = sorted(frame["label"].unique())
+    y = np.array([names.index(v) for v in frame["label"]])
+    noisy, flipped = flip_labels(y, len(names), 0.10, SEED)
+    start = time.perf_counter()
+    if learner == "finetune":
+        probs = _finetuned_probs(frame["text"].tolist(), noisy, names)
+    else:
+        probs = embedding_oof_probs(_embed(frame["text"].tolist()), noisy, folds=5, seed=SEED)
+    result: dict[str, Any] = {"rows": len(frame), "flipped": int(flipped.sum()), "learner": learner}
+    result["oof_accuracy_vs_true_labels"] = round(float((probs.argmax(axis=1) == y).mean()), 4)
+    for rule in ("both", "prune_by_noise_rate", "confident_learning"):
+        issues = rank_label_issues(noisy, probs, rule)
+        flagged = np.zeros(len(y), dtype=bool)
+        flagged[issues["index"].to_numpy()] = True
+        result[f"cleanlab_{rule}"] = prf(flagged, flipped)
+    budget = result["cleanlab_both"]["flagged"]
+    self_confidence = probs[np.arange(len(y)), noisy]
+    baseline = np.zeros(len(y), dtype=bool)
+    baseline[np.argsort(self_confidence, kind="stable")[:budget]] = True
+    result["baseline_lowest_self_confidence"] = prf(baseline, flipped)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def run_audit(data: Path, quick: bool, learner: str = "embedding") -> dict[str, Any]:
+    """Return the audit figures for SST-2 and TREC."""
+    sst2 = stratified_sample(read_csv(data / "sst2" / "train.csv"), 2000 if quick else 8000, SEED)
+    trec = read_csv(data / "trec" / "train.csv")
+    trec = stratified_sample(trec, 2000, SEED) if quick else trec
+    out = {"sst2": audit_dataset(sst2, learner), "trec": audit_dataset(trec, learner)}
+    print(f"audit: {json.dumps(out)}", file=sys.stderr, flush=True)
+    return out
+
+
+def al_dataset(
+    pool: pd.DataFrame, test: pd.DataFrame, max_labels: int, seeds: int
+) -> dict[str, Any]:
+    """Simulate every strategy on one dataset; return curves and labels-to-match figures."""
+    from modelyard.data.active import STRATEGIES
+    from modelyard.data.simulate import label_schedule, labels_to_match, simulate_active_learning
+
+    names = sorted(pool["label"].unique())
+    start = time.perf_counter()
+    x_pool, x_test = _embed(pool["text"].tolist(), 128), _embed(test["text"].tolist(), 128)
+    y_pool = np.array([names.index(v) for v in pool["label"]])
+    y_test = np.array([names.index(v) for v in test["label"]])
+    embed_s = time.perf_counter() - start
+    schedule = label_schedule(50, 50, max_labels)
+    curves = simulate_active_learning(
+        (x_pool, y_pool), (x_test, y_test), STRATEGIES.names(), schedule, list(range(seeds))
+    )
+    mean = curves.groupby(["strategy", "labels"])["accuracy"].mean().unstack("labels")
+    matches = labels_to_match(curves)
+    best = min((v for k, v in matches.items() if k != "random" and v is not None), default=None)
+    return {
+        "pool_rows": len(pool),
+        "test_rows": len(test),
+        "embed_seconds": round(embed_s, 1),
+        "simulate_seconds": round(time.perf_counter() - start - embed_s, 1),
+        "random_accuracy_at_max": round(float(mean.loc["random", max_labels]), 4),
+        "labels_to_match_random_at_max": matches,
+        "best_labels_to_match": best,
+        "mean_accuracy": {
+            s: {int(n): round(float(a), 4) for n, a in row.items()} for s, row in mean.iterrows()
+        },
+        "curves": curves,
+    }
+
+
+def run_al(data: Path, quick: bool, work: Path) -> dict[str, Any]:
+    """Return the active-learning figures for SST-2 and AG News, and write their plots."""
+    from modelyard.data.simulate import plot_curves
+
+    max_labels, seeds = (500, 1) if quick else (2000, 3)
+    pool_rows = 3000 if quick else 10000
+    sets = {
+        "sst2": (read_csv(data / "sst2" / "train.csv"), read_csv(data / "sst2" / "test.csv")),
+        "ag_news": (
+            read_csv(data / "ag_news" / "train.csv"),
+            read_csv(data / "ag_news" / "test.csv"),
+        ),
+    }
+    out: dict[str, Any] = {}
+    for name, (train, test) in sets.items():
+        pool = stratified_sample(train, pool_rows, SEED)
+        test = stratified_sample(test, 1000, SEED) if quick else test
+        result = al_dataset(pool, test, max_labels, seeds)
+        curves = result.pop("curves")
+        curves.to_csv(work / f"al_{name}.csv", index=False)
+        plot_curves(
+            curves, work / f"al_{name}.png", f"active learning, {name} (LR on frozen MiniLM)"
+        )
+        out[name] = result
+        print(
+            f"al {name}: {json.dumps({k: v for k, v in result.items() if k != 'mean_accuracy'})}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return out
+
+
+def _few_label_recipe(
+    work: Path, name: str, seed: int, train: Path, test: Path, quick: bool
+) -> dict[str, Any]:
+    return {
+        "run": {"name": name, "output_dir": str(work / "runs"), "seed": seed},
+        "data": {"train": str(train), "test": str(test), "split": {"dev": 0.2, "test": 0.0}},
+        "model": {"max_length": 64},
+        "train": {
+            "epochs": 2 if quick else 5,
+            "batch_size": 16,
+            "lr": 1e-4,
+            "checkpoint_every": None,
+            "early_stopping": {"patience": None},
+        },
+        "evaluate": {"speed": False},
+    }
+
+
+def _train(recipe: dict[str, Any]) -> Any:
+    import modelyard
+    from modelyard.recipe import build_recipe
+
+    return modelyard.train(build_recipe(recipe), overwrite=True, progress=False)
+
+
+def few_label_seed(data: Path, work: Path, seed: int, quick: bool) -> dict[str, Any]:
+    """Return test accuracy with 200 labels alone, + self-training, + EDA, for one seed."""
+    full = read_csv(data / "sst2" / "train.csv")
+    labelled = stratified_sample(full, 200, seed)
+    rest = full[~full["text"].isin(set(labelled["text"]))]
+    pool = stratified_sample(rest, 1000 if quick else 8000, seed)[["text"]]
+    folder = work / f"few-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    labelled.to_csv(folder / "train.csv", index=False)
+    pool.to_csv(folder / "pool.csv", index=False)
+    test = data / "sst2" / "test.csv"
+    base = _few_label_recipe(work, f"st-{seed}", seed, folder / "train.csv", test, quick)
+    base["train"]["self_training"] = {
+        "unlabelled": str(folder / "pool.csv"),
+        "threshold": 0.9,
+        "rounds": 1 if quick else 2,
+        "max_per_class": 250 if quick else 500,
+    }
+    start = time.perf_counter()
+    report = _train(base).training["self_training"]
+    st_seconds = time.perf_counter() - start
+    eda = _few_label_recipe(work, f"eda-{seed}", seed, folder / "train.csv", test, quick)
+    eda["data"]["augment"] = {"method": "eda", "n": 4, "alpha": 0.1}
+    start = time.perf_counter()
+    augmented = _train(eda)
+    rounds = report["rounds"]
+    alone = rounds[0]["test_accuracy"]
+    return {
+        "seed": seed,
+        "alone": alone,
+        "self_training": rounds[report["kept_round"]]["test_accuracy"],
+        "self_training_last_round": rounds[-1].get("test_accuracy"),
+        "self_training_rounds": rounds,
+        "pseudo_labels_used": report["pseudo_labels_used"],
+        "self_training_seconds": round(st_seconds, 1),
+        "eda": augmented.metrics["accuracy"],
+        "eda_rows_added": augmented.data_report["augmented_rows"],
+        "eda_seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def run_few_labels(data: Path, work: Path, quick: bool, seeds: int) -> dict[str, Any]:
+    """Return per-seed and median gains of self-training and EDA over 200 labels alone."""
+    per_seed = [few_label_seed(data, work, SEED + s, quick) for s in range(seeds)]
+    for row in per_seed:
+        print(
+            f"few-label seed {row['seed']}: {json.dumps({k: v for k, v in row.items() if k != 'self_training_rounds'})}",
+            file=sys.stderr,
+            flush=True,
+        )
+    st = [r["self_training"] - r["alone"] for r in per_seed]
+    eda = [r["eda"] - r["alone"] for r in per_seed]
+    return {
+        "per_seed": per_seed,
+        "self_training_gain_median": round(statistics.median(st), 4),
+        "self_training_gains": [round(g, 4) for g in st],
+        "augment_gain_median": round(statistics.median(eda), 4),
+        "augment_gains": [round(g, 4) for g in eda],
+    }
+
+
+def headline(fig: dict[str, Any]) -> dict[str, Any]:
+    """Return the JSON keys the issue names, from whatever parts have been run."""
+    out: dict[str, Any] = {}
+    if "audit" in fig:
+        out["audit_f1_sst2"] = fig["audit"]["sst2"]["cleanlab_both"]["f1"]
+        out["audit_f1_trec"] = fig["audit"]["trec"]["cleanlab_both"]["f1"]
+    if "audit_finetune" in fig:
+        ft = fig["audit_finetune"]
+        out["audit_f1_sst2_finetune_learner"] = ft["sst2"]["cleanlab_both"]["f1"]
+        out["audit_f1_trec_finetune_learner"] = ft["trec"]["cleanlab_both"]["f1"]
+    if "active_learning" in fig:
+        al = fig["active_learning"]
+        out["al_labels_to_match_random_2000_sst2"] = al["sst2"]["best_labels_to_match"]
+        out["al_labels_to_match_random_2000_ag_news"] = al["ag_news"]["best_labels_to_match"]
+    if "few_labels" in fig:
+        out["self_training_gain"] = fig["few_labels"]["self_training_gain_median"]
+        out["augment_gain"] = fig["few_labels"]["augment_gain_median"]
+    return out
+
+
+def markdown(fig: dict[str, Any]) -> str:
+    """Return the figures as a markdown report."""
+    from data_tools_report import render
+
+    return render(fig)
+
+
+def main() -> None:
+    """Run the chosen parts, merge them into the results file, and write JSON and markdown."""
+    parser = base_parser(__doc__ or NAME)
+    parser.add_argument(
+        "--parts",
+        default="audit,al,selftrain",
+        help="comma-separated: audit, audit_ft (fine-tuned learner), al, selftrain",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small slices, to develop the benchmark"
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the self-training/EDA runs")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    parts = set(args.parts.split(","))
+    work = args.work / NAME
+    work.mkdir(parents=True, exist_ok=True)
+    results = args.results if not args.quick else Path(tempfile.mkdtemp(prefix="data-tools-quick-"))
+    path = results / f"{NAME}.json"
+    fig: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    fig.pop("headline", None)
+    if "audit" in parts:
+        fig["audit"] = run_audit(args.data_dir, args.quick)
+    if "audit_ft" in parts:
+        fig["audit_finetune"] = run_audit(args.data_dir, args.quick, "finetune")
+    if "al" in parts:
+        fig["active_learning"] = run_al(args.data_dir, args.quick, work)
+    if "selftrain" in parts:
+        fig["few_labels"] = run_few_labels(
+            args.data_dir, work, args.quick, 1 if args.quick else args.seeds
+        )
+    fig["machine"] = machine()
+    fig["quick"] = args.quick
+    out = {**headline(fig), **fig}
+    write_results(results, NAME, out, markdown(out))
+    print(json.dumps(headline(fig), indent=2))
+
+
+if __name__ == "__main__":
+    main()

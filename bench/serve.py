@@ -1,0 +1,289 @@
+"""Serving benchmark: `modelyard serve` against FastAPI + a transformers pipeline per request.
+
+    python bench/serve.py [--data-dir ../shared/data] [--quick]
+
+The SST-2 model of bench/finetune.py (bench/work/runs/sst2-auto) is pushed into a fresh
+registry and served three ways, each in its own process on 127.0.0.1: our server (fp32;
+and the int8 ONNX variant of bench/compress.py when bench/work/compress holds one), and
+the baseline a user would write (bench/serve_baseline.py). A bounded closed-loop load
+generator sends one SST-2 test sentence per request at concurrency 1, 8 and 32 for
+`--duration` seconds each; the order of the servers rotates between levels. Then an
+open-loop phase sends requests at twice our measured fp32 capacity for
+`--overload-duration` seconds: excess must be refused (429/503) fast, nothing else may
+fail, and the server's memory must stay flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import yaml
+
+from common import ROOT, base_parser, machine, read_csv, write_results
+from serve_load import Server, closed_loop, free_port, open_loop, summarise
+
+KEYS = (
+    "c32_throughput_ratio_int8",
+    "c32_throughput_ratio_fp32",
+    "c32_p99_ratio",
+    "errors_normal_load",
+    "overload_refusal_p99_ms",
+)
+LEVELS = (1, 8, 32)
+SERVE_SECTION = {
+    "rate_limit": None,  # one key drives all the load here; the queue bound does the refusing
+    "max_batch_size": 32,
+    "max_wait_ms": 5,
+    "max_queue": 64,
+    "request_timeout_s": 10,
+    "watch_aliases_s": None,
+    "access_log": False,  # the baseline writes no line per request either
+}
+SERVE_ENTRY = "import typer; from modelyard.serve.cli import serve; typer.run(serve)"
+REFUSED = {429, 503}
+
+
+def find_int8(work: Path) -> Path | None:
+    """Return the int8 ONNX variant bench/compress.py wrote, if there is one."""
+    for manifest in sorted((work / "compress").glob("*/manifest.json")):
+        kind = json.loads(manifest.read_text(encoding="utf-8")).get("kind")
+        if kind == "onnx-classifier" and "int8" in manifest.parent.name:
+            return manifest.parent
+    return None
+
+
+def prepare(work: Path, run: Path, int8: Path | None) -> tuple[Path, dict[str, str], str]:
+    """Fill a fresh registry and key file under `work`; return (serve recipe, env, key)."""
+    from modelyard.registry.store import ModelStore
+    from modelyard.serve.auth import KeyStore
+
+    home = work / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    store = ModelStore(home / "registry")
+    store.push(run, "sst2")
+    if int8 is not None:
+        store.push(int8, "sst2-int8")
+    _, key = KeyStore(home / "keys.json").create("predict", "bench")
+    recipe = work / "serve.yaml"
+    recipe.write_text(yaml.safe_dump({"serve": SERVE_SECTION}), encoding="utf-8")
+    return recipe, {**os.environ, "MODELYARD_HOME": str(home)}, key
+
+
+def start_servers(
+    work: Path, run: Path, recipe: Path, env: dict[str, str], int8: bool
+) -> list[Server]:
+    """Start our server(s) and the baseline, each in its own process, and wait until they answer."""
+    ours = [("ours-fp32", "sst2")] + ([("ours-int8", "sst2-int8")] if int8 else [])
+    servers = []
+    for name, model in ours:
+        port = free_port()
+        args = [
+            sys.executable,
+            "-c",
+            SERVE_ENTRY,
+            model,
+            "--port",
+            str(port),
+            "--recipe",
+            str(recipe),
+        ]
+        servers.append(Server(name, args, env, port, work / f"{name}.log"))
+    port = free_port()
+    baseline = [
+        sys.executable,
+        str(ROOT / "bench" / "serve_baseline.py"),
+        "--model",
+        str(run),
+        "--port",
+        str(port),
+    ]
+    servers.append(Server("baseline", baseline, env, port, work / "baseline.log"))
+    for server in servers:
+        server.wait_ready()
+    return servers
+
+
+def normal_load(
+    servers: list[Server], key: str, texts: list[str], seconds: float, warmup: float
+) -> dict[str, Any]:
+    """Run every concurrency level on every server (rotating the order); return figures by level and server."""
+    phases: dict[str, Any] = {}
+    for n, level in enumerate(LEVELS):
+        order = servers[n % len(servers) :] + servers[: n % len(servers)]
+        phases[f"c{level}"] = {}
+        for server in order:
+            headers = {"Authorization": f"Bearer {key}"} if server.ours else {}
+            asyncio.run(closed_loop(server, headers, texts, level, warmup, cap=100_000))
+            results, elapsed = asyncio.run(
+                closed_loop(server, headers, texts, level, seconds, cap=200_000)
+            )
+            phases[f"c{level}"][server.name] = summarise(results, elapsed)
+            print(
+                f"c{level} {server.name}: {phases[f'c{level}'][server.name]}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return phases
+
+
+def overload(
+    server: Server, key: str, texts: list[str], capacity: float, seconds: float
+) -> dict[str, Any]:
+    """Send twice `capacity` requests/s for `seconds`; return refusal latency, errors and memory."""
+    rate = 2 * capacity
+    results, rss, sent_s = asyncio.run(
+        open_loop(server, {"Authorization": f"Bearer {key}"}, texts, rate, seconds)
+    )
+    refused = np.array([t for t, s in results if s in REFUSED]) * 1000
+    ok = np.array([t for t, s in results if s == 200]) * 1000
+    head, tail = rss[: max(1, len(rss) // 6)], rss[-max(1, len(rss) // 6) :]
+    return {
+        "rate_per_s": round(rate, 1),
+        "requests": len(results),
+        "sent_per_s": round(len(results) / sent_s, 1),
+        "answered_200": len(ok),
+        "refused_429_503": len(refused),
+        "other_errors": sum(1 for _, s in results if s != 200 and s not in REFUSED),
+        "refusal_p50_ms": round(float(np.percentile(refused, 50)), 2) if len(refused) else None,
+        "refusal_p99_ms": round(float(np.percentile(refused, 99)), 2) if len(refused) else None,
+        "answered_p99_ms": round(float(np.percentile(ok, 99)), 2) if len(ok) else None,
+        "answered_per_s": round(len(ok) / seconds, 1),
+        "rss_mb_first_sixth": round(float(np.median(head)), 1),
+        "rss_mb_last_sixth": round(float(np.median(tail)), 1),
+        "rss_mb_max": round(max(rss), 1),
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def headline(phases: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Return the issue's JSON keys from the phase figures."""
+    c32 = phases["c32"]
+    base = c32["baseline"]
+    int8 = c32.get("ours-int8")
+    ours = [name for name in c32 if name != "baseline"]
+    return {
+        "c32_throughput_ratio_int8": _ratio(int8["requests_per_s"], base["requests_per_s"])
+        if int8
+        else None,
+        "c32_throughput_ratio_fp32": _ratio(
+            c32["ours-fp32"]["requests_per_s"], base["requests_per_s"]
+        ),
+        "c32_p99_ratio": _ratio(c32["ours-fp32"]["p99_ms"], base["p99_ms"]),
+        "errors_normal_load": sum(
+            phases[level][name]["errors"] for level in phases for name in ours
+        ),
+        "overload_refusal_p99_ms": over["refusal_p99_ms"],
+    }
+
+
+def goals(fig: dict[str, Any]) -> dict[str, bool | None]:
+    """Return whether each goal of the issue was met (None: could not be measured)."""
+    over = fig["overload"]
+    int8 = fig["c32_throughput_ratio_int8"]
+    p99_int8 = _ratio(
+        fig["phases"]["c32"].get("ours-int8", {}).get("p99_ms"),
+        fig["phases"]["c32"]["baseline"]["p99_ms"],
+    )
+    growth = over["rss_mb_last_sixth"] - over["rss_mb_first_sixth"]
+    return {
+        "c32_int8_at_least_4x": None if int8 is None else int8 >= 4,
+        "c32_fp32_at_least_2x": fig["c32_throughput_ratio_fp32"] >= 2,
+        "c32_p99_no_worse_fp32": fig["c32_p99_ratio"] <= 1,
+        "c32_p99_no_worse_int8": None if p99_int8 is None else p99_int8 <= 1,
+        "zero_errors_normal_load": fig["errors_normal_load"] == 0,
+        "overload_refused_within_100ms": over["refusal_p99_ms"] is not None
+        and over["refusal_p99_ms"] <= 100,
+        "overload_no_other_errors": over["other_errors"] == 0,
+        "overload_memory_flat": growth <= max(20.0, 0.05 * over["rss_mb_first_sixth"]),
+    }
+
+
+def markdown(fig: dict[str, Any]) -> str:
+    """Return the results as a markdown report."""
+    lines = [
+        "# Serving benchmark: modelyard serve vs FastAPI + transformers pipeline",
+        "",
+        f"SST-2 model of bench/finetune.py, one test sentence per request, {fig['seconds']} s per phase, "
+        "every server in its own process on 127.0.0.1, load generator (aiohttp) on the same 2 cores.",
+        f"int8 variant: {fig['int8_variant'] or 'none — ' + fig['int8_note']}",
+        "",
+        "| concurrency | server | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for level, by_server in fig["phases"].items():
+        for name, row in by_server.items():
+            lines.append(
+                f"| {level[1:]} | {name} | {row['requests_per_s']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |"
+            )
+    over = fig["overload"]
+    lines += [
+        "",
+        f"## Overload: {over['rate_per_s']} requests/s for {fig['overload_seconds']} s (2x our fp32 capacity)",
+        "",
+    ]
+    lines += [f"- {k}: {v}" for k, v in over.items()]
+    lines += ["", "## Headline", ""] + [f"- {k}: {fig[k]}" for k in KEYS]
+    lines += ["", "## Goals", ""] + [f"- {k}: {v}" for k, v in fig["goals"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument(
+        "--run", type=Path, default=None, help="model run (default: work/runs/sst2-auto)"
+    )
+    parser.add_argument(
+        "--int8",
+        type=Path,
+        default=None,
+        help="int8 ONNX artifact (default: found in work/compress)",
+    )
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per load phase")
+    parser.add_argument("--overload-duration", type=float, default=60.0)
+    parser.add_argument("--quick", action="store_true", help="3 s phases; results not written")
+    args = parser.parse_args()
+    run = args.run or args.work / "runs" / "sst2-auto"
+    if not (run / "manifest.json").is_file():
+        raise SystemExit(f"{run} is not finished yet; run bench/finetune.py first")
+    seconds, over_s, warmup = (
+        (3.0, 6.0, 1.0) if args.quick else (args.duration, args.overload_duration, 3.0)
+    )
+    int8 = args.int8 or find_int8(args.work)
+    work = args.work / ("serve-quick" if args.quick else "serve")
+    work.mkdir(parents=True, exist_ok=True)
+    texts = list(read_csv(args.data_dir / "sst2" / "test.csv")["text"])
+    recipe, env, key = prepare(work, run, int8)
+    servers = start_servers(work, run, recipe, env, int8 is not None)
+    try:
+        phases = normal_load(servers, key, texts, seconds, warmup)
+        capacity = max(phases[f"c{level}"]["ours-fp32"]["requests_per_s"] for level in LEVELS)
+        over = overload(servers[0], key, texts, capacity, over_s)
+    finally:
+        for server in servers:
+            server.stop()
+    fig: dict[str, Any] = {**headline(phases, over), "phases": phases, "overload": over}
+    fig.update(
+        seconds=seconds, overload_seconds=over_s, serve_settings=SERVE_SECTION, machine=machine(),
+        int8_variant=str(int8) if int8 else None,
+        int8_note="" if int8 else "bench/work/compress holds no int8 ONNX variant yet (run bench/compress.py)",
+    )  # fmt: skip
+    fig["goals"] = goals(fig)
+    print(json.dumps({k: fig[k] for k in (*KEYS, "goals")}, indent=2))
+    if not args.quick:
+        write_results(args.results, "serve", fig, markdown(fig))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Measure loaded classifiers side by side: quality, size on disk, memory, speed and cost.
+
+Speed is measured in rounds that interleave the variants (A B C A B C ...) and the
+median of each figure over the rounds is kept, so a noisy neighbour slows every variant
+alike instead of one of them.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelyard.data import Split
+from modelyard.evaluation import (
+    classification_metrics,
+    cost_per_million,
+    measure_speed,
+    peak_rss_mb,
+)
+
+WEIGHT_SUFFIXES = (".onnx", ".safetensors", ".bin", ".data")
+_MB = 2**20
+
+
+def weights_bytes(path: Path) -> int:
+    """Return the size in bytes of the model weight files (.onnx, .safetensors) of an artifact."""
+    files = [p for p in Path(path).rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
+    return sum(p.stat().st_size for p in files if "checkpoints" not in p.relative_to(path).parts)
+
+
+def weights_size_mb(path: Path) -> float:
+    """Return the size in MiB of the model weight files of an artifact (2 decimals)."""
+    return round(weights_bytes(path) / _MB, 2)
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak-RSS mark (Linux `clear_refs`); return False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+    except OSError:
+        return False
+    return True
+
+
+def current_rss_mb() -> float:
+    """Return this process's resident set size now, in MiB."""
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / _MB, 1)
+
+
+def load_measured(loader: Callable[[], Any], probe: list[str]) -> tuple[Any, float | None]:
+    """Call `loader`, predict `probe` once, and return (what it loaded, MiB of peak RSS it added).
+
+    An in-process estimate: memory freed meanwhile hides some of the growth. The figure
+    is None where the peak mark cannot be reset (it would include everything before).
+    """
+    gc.collect()
+    resettable = reset_peak_rss()
+    before = current_rss_mb()
+    backend = loader()
+    backend.predict_proba(probe)
+    if not resettable:
+        return backend, None
+    return backend, round(max(0.0, peak_rss_mb() - before), 1)
+
+
+_PROBE = (
+    "import json, sys; from modelyard.compress.measure import probe_memory; "
+    "print(json.dumps(probe_memory(sys.argv[1], int(sys.argv[2]), json.load(sys.stdin))))"
+)
+
+
+def probe_memory(path: str, threads: int, texts: list[str]) -> dict[str, float]:
+    """Load the artifact at `path` in this (fresh) process and predict `texts`; return the
+    process's peak RSS and its RSS before loading (after the imports), in MiB."""
+    import torch
+
+    import modelyard.compress.backends  # noqa: F401  (imports counted in the baseline)
+    from modelyard.backends import load_backend
+
+    torch.set_num_threads(threads)
+    baseline = current_rss_mb()
+    load_backend(path).predict_proba(texts)
+    return {"peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline}
+
+
+def isolated_memory(path: Path, threads: int, texts: list[str]) -> dict[str, float | None]:
+    """Return the memory a fresh process needs to serve the artifact at `path`: `memory_mb`
+    (peak RSS above the process's baseline with modelyard imported) and `peak_rss_mb`.
+
+    Both are None when the probe process fails (the error is not the variant's fault).
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path), str(threads)],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        return {"memory_mb": None, "peak_rss_mb": None}
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    model = round(figures["peak_rss_mb"] - figures["baseline_rss_mb"], 1)
+    return {"memory_mb": model, "peak_rss_mb": figures["peak_rss_mb"]}
+
+
+def quality(backend: Any, split: Split, ece_bins: int = 15) -> dict[str, Any]:
+    """Return classification metrics of `backend` on `split` (labels follow backend.labels)."""
+    probs, cut = backend.predict_proba(split.texts)
+    metrics = classification_metrics(split.labels, probs, backend.labels, ece_bins=ece_bins)
+    metrics["truncated"] = int(sum(cut))
+    return metrics
+
+
+@dataclass
+class SpeedRounds:
+    """Interleaved timing rounds over several named prediction functions."""
+
+    texts: list[str]
+    latency_runs: int = 50
+    rounds: int = 3
+    samples: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+
+    def run(self, backends: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """Time every backend once per round, interleaved; return per-name medians."""
+        for _ in range(self.rounds):
+            for name, backend in backends.items():
+                figures = measure_speed(
+                    backend.predict_proba,
+                    self.texts,
+                    batch_size=32,
+                    latency_runs=self.latency_runs,
+                )
+                self.samples.setdefault(name, []).append(figures)
+        return {name: self.summary(name) for name in backends}
+
+    def summary(self, name: str) -> dict[str, float]:
+        """Return the median of each figure of `name` over the rounds, and the spread of throughput."""
+        rows = self.samples[name]
+        keys = ("latency_p50_ms", "latency_p95_ms", "throughput_b32_per_s")
+        result = {k: round(statistics.median(r[k] for r in rows), 3) for k in keys}
+        through = [r["throughput_b32_per_s"] for r in rows]
+        result["throughput_spread"] = round(
+            (max(through) - min(through)) / max(np.median(through), 1e-9), 3
+        )
+        return result
+
+
+def cost(throughput: float, price_per_cpu_hour: float, cpus: int) -> float:
+    """Return the dollars per million predictions at `throughput` texts/s on `cpus` CPUs."""
+    # significant digits: costs span fractions of a cent to dollars
+    return float(f"{cost_per_million(throughput, price_per_cpu_hour, cpus):.4g}")
+
+
+def evaluate_artifact(
+    backend: Any,
+    data: Path,
+    text_column: str | None,
+    label_column: str | None,
+    output: str | Path | None,
+) -> dict[str, Any]:
+    """Evaluate a loaded backend (ONNX, compressed, ...) on a labelled file as `modelyard evaluate`
+    does for a PyTorch run: metrics (with speed when the recipe asks), report.md, confusion.png.
+
+    Returns the metrics with `report_dir`. Raises DataError for a bad file or unknown label.
+    """
+    from modelyard.data.labelled import labelled_split
+    from modelyard.evaluation import metrics_markdown, plot_confusion
+    from modelyard.fsutil import atomic_write_json, atomic_write_text
+    from modelyard.registry.run import _read_recipe
+
+    recipe = _read_recipe(backend.path)
+    data_cfg, eval_cfg = recipe.get("data", {}), recipe.get("evaluate", {})
+    split, dropped = labelled_split(
+        Path(data),
+        text_column or data_cfg.get("text_column", "text"),
+        label_column or data_cfg.get("label_column", "label"),
+        backend.labels,
+    )
+    metrics = quality(backend, split, int(eval_cfg.get("ece_bins", 15)))
+    if eval_cfg.get("speed", True):
+        sample = split.texts[: int(eval_cfg.get("speed_samples", 64))]
+        metrics.update(measure_speed(backend.predict_proba, sample, batch_size=32))
+    metrics["rows_dropped_empty_text"] = dropped
+    out = Path(output) if output else backend.path / "evaluations" / Path(data).stem
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "metrics.json", metrics)
+    plot_confusion(metrics["confusion_matrix"], backend.labels, out / "confusion.png")
+    title = f"{backend.path.name} ({backend.name}) on {Path(data).name}"
+    atomic_write_text(out / "report.md", metrics_markdown(metrics, title))
+    metrics["report_dir"] = str(out)
+    return metrics

@@ -1,0 +1,95 @@
+"""Fast sentence embeddings: the backbone's mean-pooled last hidden states, L2-normalised.
+
+The audit, active learning and near-duplicate search all work on these vectors: they
+cost one forward pass per text and no training, and all-MiniLM-L6-v2 was trained for
+exactly this pooling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModel, PreTrainedTokenizerBase
+
+from modelyard.errors import BackboneError
+from modelyard.models import load_tokenizer, resolve_backbone
+from modelyard.models.build import quiet_transformers
+from modelyard.trainer.batching import collate, encode_texts, eval_batches
+from modelyard.trainer.device import autocast, select_dtype
+
+
+class Embedder:
+    """Mean-pooled, L2-normalised text embeddings from a backbone (name or folder) or a model.
+
+    `encoder` is any transformers model whose output has `last_hidden_state` (a bare
+    encoder, or the `base_model` of a classifier). `precision` is auto (bf16 where the CPU
+    has it), fp32 or bf16.
+    """
+
+    def __init__(
+        self,
+        encoder: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int = 128,
+        precision: str = "auto",
+    ) -> None:
+        self.encoder = encoder.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.dtype = select_dtype(precision, torch.device("cpu"))
+
+    @classmethod
+    def from_backbone(
+        cls, backbone: str | Path, max_length: int = 128, precision: str = "auto"
+    ) -> Embedder:
+        """Return an Embedder on a registered backbone or local model folder.
+
+        Raises BackboneError when the backbone cannot be resolved or loaded offline.
+        """
+        folder = resolve_backbone(str(backbone))
+        return cls(load_encoder(folder), load_tokenizer(folder), max_length, precision)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Return a float32 array (len(texts), hidden) of unit-length embeddings, in input order."""
+        hidden = int(self.encoder.config.hidden_size)
+        out = np.zeros((len(texts), hidden), dtype=np.float32)
+        if not texts:
+            return out
+        ids, types, _ = encode_texts(self.tokenizer, texts, None, self.max_length)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode(), autocast(torch.device("cpu"), self.dtype):
+            for index in eval_batches(lengths, batch_size):
+                batch = collate(ids, types, index, pad)
+                states = self.encoder(**batch).last_hidden_state.float()
+                out[index] = mean_pool(states, batch["attention_mask"]).numpy()
+        return normalise(out)
+
+
+def load_encoder(folder: Path) -> Any:
+    """Return the bare encoder (no task head) stored in `folder`, in eval mode.
+
+    Raises BackboneError when the folder holds no loadable model.
+    """
+    try:
+        with quiet_transformers():  # a classifier folder has head weights the encoder skips
+            return AutoModel.from_pretrained(
+                str(folder), local_files_only=True, use_safetensors=True
+            ).eval()
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"cannot load an encoder from {folder}: {exc}") from None
+
+
+def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Return the mean of `states` (batch, tokens, hidden) over the tokens `mask` marks."""
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Return `vectors` scaled to unit L2 norm row by row (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

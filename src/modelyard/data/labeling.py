@@ -1,0 +1,179 @@
+"""The labelling loop: pick the pool rows to label next with a trained run, and merge the
+rows people labelled back into the training file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from modelyard.data.active import NEEDS_EMBEDDINGS, QueryContext, select
+from modelyard.data.load import read_table
+from modelyard.errors import DataError
+from modelyard.fsutil import atomic_write_bytes, atomic_write_text
+from modelyard.registry.run import LoadedRun
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    """Write `frame` atomically as CSV, TSV or JSONL (by the extension of `path`); return `path`.
+
+    Raises DataError for another extension.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        text = frame.to_csv(index=False, sep="," if suffix == ".csv" else "\t")
+        return atomic_write_text(path, text)
+    if suffix in (".jsonl", ".json"):
+        body = frame.to_json(orient="records", lines=True, force_ascii=False) or ""
+        return atomic_write_bytes(path, body.encode("utf-8"))
+    raise DataError(f"{path}: write .csv, .tsv or .jsonl, not '{path.suffix}'")
+
+
+def _column(table: pd.DataFrame, column: str, source: Path, option: str) -> pd.Series:
+    if column not in table.columns:
+        raise DataError(
+            f"{source}: no column '{column}'; columns are: {', '.join(map(str, table.columns))}. "
+            f"Pass {option} NAME."
+        )
+    return table[column].astype(str).str.strip()
+
+
+def _labelled_texts(paths: list[Path], text_column: str) -> set[str]:
+    texts: set[str] = set()
+    for path in paths:
+        texts |= set(_column(read_table(path), text_column, path, "--text-column"))
+    return texts
+
+
+def _run_training_files(run: LoadedRun) -> list[Path]:
+    data = run.recipe.get("data", {})
+    found = [data.get(key) for key in ("path", "train", "dev", "test")]
+    return [Path(p) for p in found if p and Path(p).is_file()]
+
+
+@dataclass
+class LabelBatch:
+    """The rows written for labelling and why the other pool rows were left out."""
+
+    path: Path
+    picked: int
+    candidates: int
+    skipped_labelled: int
+    skipped_empty: int
+
+
+def _candidates(
+    table: pd.DataFrame, pool: Path, text_column: str, label_column: str, known: set[str]
+) -> tuple[np.ndarray, int, int]:
+    texts = _column(table, text_column, pool, "--text-column")
+    done = texts.isin(known)
+    if label_column in table.columns:
+        done |= table[label_column].astype(str).str.strip().ne("")
+    empty = texts.eq("") & ~done
+    keep = ~done & ~empty
+    return np.nonzero(keep.to_numpy())[0], int(done.sum()), int(empty.sum())
+
+
+def _context(
+    run: LoadedRun, texts: list[str], known: set[str], strategy: str, seed: int
+) -> QueryContext:
+    from modelyard.inference import predict_proba
+
+    ctx = QueryContext(predict_proba(run, texts).probs, np.random.default_rng(seed))
+    if strategy in NEEDS_EMBEDDINGS:
+        from modelyard.data.embed import Embedder
+
+        backbone = run.recipe.get("model", {}).get("backbone", "minilm-l6")
+        embedder = Embedder.from_backbone(backbone, run.max_length)
+        ctx.embeddings = embedder.encode(texts)
+        ctx.labelled = embedder.encode(sorted(known))
+    return ctx
+
+
+def next_batch(
+    run: LoadedRun,
+    pool: Path,
+    k: int,
+    strategy: str,
+    output: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    labelled: list[Path] | None = None,
+    seed: int = 0,
+) -> LabelBatch:
+    """Write the k pool rows `strategy` most wants labelled to `output`, best first; return a summary.
+
+    Rows that already have a label, or whose text is in `labelled` (default: the run's own
+    data files), are never picked. The output keeps the pool's columns, adds `al_rank`,
+    `predicted_label` and `predicted_score`, and an empty label column to fill in.
+    Raises DataError for a bad pool file, a missing column or an impossible k, and
+    UnknownPluginError for an unknown strategy.
+    """
+    table = read_table(pool)
+    known = _labelled_texts(
+        labelled if labelled is not None else _run_training_files(run), text_column
+    )
+    at, done, empty = _candidates(table, pool, text_column, label_column, known)
+    texts = [str(table[text_column].iloc[i]).strip() for i in at]
+    ctx = _context(run, texts, known, strategy, seed)
+    picks = select(strategy, ctx, k)
+    chosen = table.iloc[at[picks]].copy()
+    chosen["al_rank"] = np.arange(1, len(picks) + 1)
+    chosen["predicted_label"] = [run.labels[i] for i in ctx.probs[picks].argmax(axis=1)]
+    chosen["predicted_score"] = np.round(ctx.probs[picks].max(axis=1), 6)
+    chosen[label_column] = ""
+    write_table(chosen, output)
+    return LabelBatch(output, len(picks), len(at), done, empty)
+
+
+@dataclass
+class ImportResult:
+    """What `import_labels` merged: rows added, and rows skipped with the reason."""
+
+    path: Path
+    added: int
+    skipped_unlabelled: int
+    skipped_known: int
+    labels_added: list[str]
+
+
+def _check_new_labels(new: pd.Series, old: pd.Series, source: Path, allow: bool) -> list[str]:
+    unseen = sorted(set(new) - set(old))
+    if unseen and not allow:
+        raise DataError(
+            f"{source}: label(s) {', '.join(map(repr, unseen))} do not occur in the training file "
+            f"(its labels: {', '.join(sorted(set(old)))}); fix the typo or pass --allow-new-labels"
+        )
+    return unseen
+
+
+def import_labels(
+    labelled: Path,
+    into: Path,
+    output: Path | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    allow_new_labels: bool = False,
+) -> ImportResult:
+    """Append the rows of `labelled` that have a label to the training file `into`, writing
+    the result atomically to `output` (default: `into` itself); return what was merged.
+
+    Rows without a label and texts already in `into` are skipped and counted; only the
+    columns of `into` are kept. Raises DataError for missing columns or labels the training
+    file has never seen (unless `allow_new_labels`).
+    """
+    new, old = read_table(labelled), read_table(into)
+    texts = _column(new, text_column, labelled, "--text-column")
+    labels = _column(new, label_column, labelled, "--label-column")
+    old_texts = _column(old, text_column, into, "--text-column")
+    old_labels = _column(old, label_column, into, "--label-column")
+    has_label = labels.ne("")
+    known = texts.isin(set(old_texts)) & has_label
+    keep = has_label & ~known & ~texts.duplicated()
+    added = _check_new_labels(labels[keep], old_labels, labelled, allow_new_labels)
+    rows = new.loc[keep].reindex(columns=old.columns, fill_value="")
+    rows[text_column], rows[label_column] = texts[keep], labels[keep]
+    path = write_table(pd.concat([old, rows], ignore_index=True), output or into)
+    return ImportResult(path, int(keep.sum()), int((~has_label).sum()), int(known.sum()), added)

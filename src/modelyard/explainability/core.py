@@ -1,0 +1,107 @@
+"""Explain one text with one method: predict, attribute, package a typed Explanation."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from modelyard.errors import RecipeError
+from modelyard.explainability import gradient, perturbation  # noqa: F401  (register methods)
+from modelyard.explainability.methods import Attribution, ExplainError, get_method
+from modelyard.explainability.results import Explanation, TokenScore, WordScore
+from modelyard.explainability.subject import Subject
+from modelyard.explainability.words import Words, split_words
+from modelyard.recipe import ExplainConfig
+
+
+def resolve_config(subject: Subject, **overrides: Any) -> ExplainConfig:
+    """Return the run's `explain` recipe section with the given non-None overrides applied.
+
+    Raises RecipeError listing every invalid option.
+    """
+    base = subject.recipe.get("explain") or {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return ExplainConfig.model_validate({**base, **given})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise RecipeError(f"invalid explain options: {problems}") from None
+
+
+def target_index(subject: Subject, probs: np.ndarray, target: str | None) -> int:
+    """Return the class index to explain: `target` if given, else the predicted class.
+
+    Raises ExplainError for a label the model does not know.
+    """
+    if target is None:
+        return int(np.argmax(probs))
+    if target not in subject.labels:
+        raise ExplainError(
+            f"target label '{target}' is not one of the model's labels: {', '.join(subject.labels)}"
+        )
+    return subject.labels.index(target)
+
+
+def attribute(
+    subject: Subject, words: Words, name: str, target: int, cfg: ExplainConfig
+) -> Attribution:
+    """Return the raw attribution of `words` toward class `target` by method `name`.
+
+    Raises UnknownPluginError or ExplainError when the method is unknown or unusable here.
+    """
+    spec = get_method(name, subject)
+    if spec.needs_gradients:
+        with torch.enable_grad():
+            return spec.fn(subject, words, target, cfg)
+    with torch.no_grad():
+        return spec.fn(subject, words, target, cfg)
+
+
+def explain_text(
+    subject: Subject,
+    text: str,
+    name: str,
+    cfg: ExplainConfig,
+    target: str | None = None,
+) -> Explanation:
+    """Return the explanation of `text` by method `name`, timed end to end.
+
+    Raises DataError for a text without words, and the errors of `attribute`.
+    """
+    start = time.perf_counter()
+    words = split_words(text)
+    probs_b, truncated = subject.backend.predict_proba([text])
+    probs = np.asarray(probs_b, dtype=np.float64)[0]
+    index = target_index(subject, probs, target)
+    raw = attribute(subject, words, name, index, cfg)
+    return Explanation(
+        text=text,
+        method=name,
+        label=subject.labels[index],
+        probabilities={k: round(float(p), 6) for k, p in zip(subject.labels, probs, strict=True)},
+        words=[
+            WordScore(text[a:b], a, b, float(s))
+            for (a, b), s in zip(words.spans, raw.word_scores, strict=True)
+        ],
+        units=cfg.score,
+        tokens=_tokens(raw),
+        delta=raw.delta,
+        truncated=bool(truncated[0]),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _tokens(raw: Attribution) -> list[TokenScore]:
+    if raw.piece_scores is None:
+        return []
+    return [
+        TokenScore(piece, float(score), owner)
+        for piece, score, owner in zip(raw.pieces, raw.piece_scores, raw.owners, strict=True)
+    ]

@@ -1,0 +1,134 @@
+"""Gradient methods on the word-embedding layer: integrated gradients and gradient x input.
+
+Both attribute the explained class's score (log-odds or probability, `explain.score`) to
+the output of the model's input-embedding layer (captum's layer attribution), sum over the hidden dimension per word
+piece, then sum pieces into words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from modelyard.explainability.methods import Attribution, logit_score, method
+from modelyard.explainability.subject import Subject
+from modelyard.explainability.words import Words, aggregate, piece_to_word
+from modelyard.plugins import require
+from modelyard.recipe import ExplainConfig
+
+# steps x tokens per internal batch: bounds IG's memory on long texts at many steps
+_IG_TOKEN_BUDGET = 8192
+
+
+@dataclass
+class Encoding:
+    """One text tokenised as the run's model sees it."""
+
+    input_ids: torch.Tensor
+    extra: tuple[torch.Tensor | None, ...]
+    pieces: list[str]
+    owners: list[int | None]
+    special: torch.Tensor
+
+
+def encode(subject: Subject, words: Words) -> Encoding:
+    """Return the text of `words` tokenised (truncated to the run's max length) for gradients."""
+    assert subject.run is not None  # get_method() refused gradient methods without a run
+    tokenizer, run = subject.run.tokenizer, subject.run
+    enc = tokenizer(
+        words.text,
+        truncation=True,
+        max_length=run.max_length,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_tensors="pt",
+    )
+    device = next(run.model.parameters()).device
+    ids = enc["input_ids"].to(device)
+    types = enc.get("token_type_ids")
+    return Encoding(
+        input_ids=ids,
+        extra=(enc["attention_mask"].to(device), None if types is None else types.to(device)),
+        pieces=list(tokenizer.convert_ids_to_tokens(ids[0].tolist())),
+        owners=piece_to_word([tuple(o) for o in enc["offset_mapping"][0].tolist()], words.spans),
+        special=enc["special_tokens_mask"][0].bool().to(device),
+    )
+
+
+def explained_output(model: Any, target: int, score: str) -> Callable[..., torch.Tensor]:
+    """Return f(input_ids, attention_mask, token_type_ids) -> the explained score per row."""
+
+    def forward(
+        input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+    ) -> torch.Tensor:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        return logit_score(model(**kwargs).logits.float(), target, score)
+
+    return forward
+
+
+def pad_baseline(enc: Encoding, pad_id: int) -> torch.Tensor:
+    """Return the IG baseline: every non-special piece replaced by the pad token."""
+    base = enc.input_ids.clone()
+    base[0, ~enc.special] = pad_id
+    return base
+
+
+def _attribution(
+    enc: Encoding, words: Words, per_dim: torch.Tensor, delta: float | None
+) -> Attribution:
+    scores = per_dim.sum(dim=-1)[0].detach().cpu().double().numpy()
+    return Attribution(
+        word_scores=aggregate(scores, enc.owners, len(words)),
+        pieces=enc.pieces,
+        piece_scores=scores,
+        owners=enc.owners,
+        delta=delta,
+    )
+
+
+@method("ig", needs_gradients=True, summary="integrated gradients on the word embeddings")
+def integrated_gradients(
+    subject: Subject, words: Words, target: int, cfg: ExplainConfig
+) -> Attribution:
+    """Return integrated-gradients scores from a pad-token baseline, with the convergence delta.
+
+    Completeness: the piece scores sum to f(text) - f(baseline) minus the returned delta.
+    """
+    attr_mod: Any = require("captum.attr", extra="explain")
+    assert subject.run is not None
+    model, tokenizer = subject.run.model, subject.run.tokenizer
+    enc = encode(subject, words)
+    lig = attr_mod.LayerIntegratedGradients(
+        explained_output(model, target, cfg.score), model.get_input_embeddings()
+    )
+    per_dim, delta = lig.attribute(
+        enc.input_ids,
+        baselines=pad_baseline(enc, tokenizer.pad_token_id or 0),
+        additional_forward_args=enc.extra,
+        n_steps=cfg.steps,
+        internal_batch_size=max(1, min(cfg.steps, _IG_TOKEN_BUDGET // enc.input_ids.shape[1])),
+        return_convergence_delta=True,
+    )
+    return _attribution(enc, words, per_dim, float(delta[0]))
+
+
+@method("gxi", needs_gradients=True, summary="gradient x input on the word embeddings")
+def gradient_x_input(
+    subject: Subject, words: Words, target: int, cfg: ExplainConfig
+) -> Attribution:
+    """Return gradient x input scores: each piece's embedding times the score's gradient at it."""
+    attr_mod: Any = require("captum.attr", extra="explain")
+    assert subject.run is not None
+    model = subject.run.model
+    enc = encode(subject, words)
+    gxa = attr_mod.LayerGradientXActivation(
+        explained_output(model, target, cfg.score), model.get_input_embeddings()
+    )
+    per_dim = gxa.attribute(enc.input_ids, additional_forward_args=enc.extra)
+    return _attribution(enc, words, per_dim, None)

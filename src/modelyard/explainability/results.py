@@ -1,0 +1,62 @@
+"""Typed results of an explanation: per-word and per-piece scores, probabilities, delta."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WordScore:
+    """One word of the text, its character range, and its attribution toward the label."""
+
+    word: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class TokenScore:
+    """One word piece as the model saw it, its attribution, and the word it belongs to."""
+
+    token: str
+    score: float
+    word: int | None
+
+
+@dataclass
+class Explanation:
+    """Why the model gave `text` the class `label`, according to one attribution method.
+
+    Scores are in `units`: the label's log-odds log(p/(1-p)) or its probability:
+    positive words pushed the model toward `label`, negative ones away. `tokens` is filled by gradient methods only (forward-only
+    methods perturb whole words). `delta` is the integrated-gradients convergence delta:
+    sum of attributions minus the output difference to the baseline (None for other methods).
+    """
+
+    text: str
+    method: str
+    label: str
+    probabilities: dict[str, float]
+    words: list[WordScore]
+    units: str = "log-odds"
+    tokens: list[TokenScore] = field(default_factory=list)
+    delta: float | None = None
+    truncated: bool = False
+    seconds: float = 0.0
+
+    def top_words(self, n: int = 5) -> list[WordScore]:
+        """Return the `n` words with the highest attribution, highest first."""
+        return sorted(self.words, key=lambda w: -w.score)[:n]
+
+    def relative_delta(self) -> float | None:
+        """Return |delta| over |f(text) - f(baseline)|, the IG integration error, or None."""
+        if self.delta is None or not self.tokens:
+            return None
+        change = sum(t.score for t in self.tokens) - self.delta
+        return abs(self.delta) / max(abs(change), 1e-12)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the explanation as plain JSON-ready data."""
+        return asdict(self)

@@ -1,0 +1,149 @@
+"""The gate every HTTP request passes before routing: key, scope, rate, body size.
+
+It denies by default: every path needs a valid key except the health probes listed in
+PUBLIC_PATHS, so a route added later is protected without anyone remembering to. Paths
+under ADMIN_PREFIX need an admin key. All checks run before the body is parsed.
+"""
+
+from __future__ import annotations
+
+import anyio
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelyard.serve.auth import Authenticator, KeyInfo
+from modelyard.serve.auth import Scope as KeyScope
+from modelyard.serve.errors import (
+    ForbiddenError,
+    PayloadTooLargeError,
+    ServeError,
+    UnauthorizedError,
+    UnsupportedMediaError,
+)
+from modelyard.serve.limits import RateLimiter
+
+PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+ADMIN_PREFIX = "/v1/admin/"
+KEY_HINT = "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+
+
+def error_response(exc: ServeError) -> JSONResponse:
+    """Return the JSON answer for `exc`: `{"error": message, "code": code}` and its headers."""
+    return JSONResponse({"error": str(exc), "code": exc.code}, exc.status, headers=exc.headers)
+
+
+def presented_key(headers: Headers) -> str | None:
+    """Return the API key of a request (Bearer token or X-API-Key header), or None."""
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("x-api-key") or None
+
+
+def needed_scope(path: str) -> KeyScope:
+    """Return the key scope a path needs: admin under ADMIN_PREFIX, predict elsewhere."""
+    return "admin" if path.startswith(ADMIN_PREFIX) else "predict"
+
+
+class GuardMiddleware:
+    """ASGI middleware that admits a request or answers 401/403/413/415/429 itself."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: Authenticator | None,
+        limiter: RateLimiter,
+        unverified: RateLimiter,
+        max_body_bytes: int,
+    ) -> None:
+        self.app, self.auth = app, auth
+        self.limiter, self.unverified = limiter, unverified
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            key = await self._admit(scope)
+            receive = await self._read_body(scope, receive)
+        except ServeError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["api_key"] = key
+        await self.app(scope, receive, send)
+
+    async def _admit(self, scope: Scope) -> KeyInfo | None:
+        if scope["path"] in PUBLIC_PATHS:
+            return None
+        client = f"addr:{(scope.get('client') or ('?', 0))[0]}"
+        if self.auth is None:
+            self.limiter.check(client)
+            return None
+        info = await self._verify(Headers(scope=scope), client)
+        if not info.allows(needed_scope(scope["path"])):
+            raise ForbiddenError(
+                f"this route needs an admin key; key '{info.id}' has scope '{info.scope}'"
+            )
+        self.limiter.check(f"key:{info.id}")
+        return info
+
+    async def _verify(self, headers: Headers, client: str) -> KeyInfo:
+        assert self.auth is not None
+        key = presented_key(headers)
+        if key is None:
+            raise UnauthorizedError(
+                f"this route needs an API key; {KEY_HINT} (create one with `modelyard keys create`)"
+            )
+        info = self.auth.cached(key)
+        if info is None:
+            # hashing a key is slow on purpose: a client whose keys keep failing must wait
+            self.unverified.check(client, cost=0)
+            info = await anyio.to_thread.run_sync(self.auth.verify, key)
+        if info is None:
+            self.unverified.charge(client)
+            raise UnauthorizedError(
+                f"the API key is not valid (unknown, revoked or mistyped); {KEY_HINT}"
+            )
+        return info
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> Receive:
+        headers = Headers(scope=scope)
+        encoding = headers.get("content-encoding", "identity").lower()
+        if encoding != "identity":
+            raise UnsupportedMediaError(
+                f"compressed request bodies ({encoding}) are not accepted; send them uncompressed"
+            )
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise self._too_large(int(declared))
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return _replay(b"", receive, message)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body_bytes:
+                raise self._too_large(size)
+            more = message.get("more_body", False)
+        return _replay(b"".join(chunks), receive)
+
+    def _too_large(self, size: int) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"the request body has {size} bytes or more; at most {self.max_body_bytes} are accepted, "
+            "split the request"
+        )
+
+
+def _replay(body: bytes, receive: Receive, first: Message | None = None) -> Receive:
+    pending: list[Message] = [
+        first if first is not None else {"type": "http.request", "body": body, "more_body": False}
+    ]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed

@@ -1,0 +1,109 @@
+"""Per-key token buckets and request-size checks, applied before any heavy work."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from modelyard.serve.errors import InvalidRequestError, RateLimitedError
+
+_MAX_TRACKED = 10_000
+
+
+class TokenBucket:
+    """Holds up to `burst` tokens, refilled at `rate` per second; each request takes one."""
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = now
+
+    def refill(self, now: float) -> None:
+        """Add the tokens earned since the last call, up to `burst`."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def take(self, now: float, cost: float = 1.0) -> float:
+        """Take `cost` tokens and return 0.0, or return the seconds until one token is available."""
+        self.refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= cost
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class RateLimiter:
+    """One token bucket per caller (an API key id, or a client address with auth off).
+
+    Buckets of callers not seen for a while are forgotten (least recently used first), so
+    the table stays bounded however many callers there are.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_tracked: int = _MAX_TRACKED,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.max_tracked = max_tracked
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _bucket(self, caller: str, now: float) -> TokenBucket:
+        assert self.rate is not None
+        bucket = self._buckets.pop(caller, None) or TokenBucket(self.rate, self.burst, now)
+        self._buckets[caller] = bucket
+        if len(self._buckets) > self.max_tracked:
+            self._buckets.popitem(last=False)
+        return bucket
+
+    def check(self, caller: str, cost: float = 1.0) -> None:
+        """Take `cost` tokens for `caller` (0: only check one is left).
+
+        Raises RateLimitedError (with Retry-After) when the bucket holds less than one token.
+        """
+        if self.rate is None:
+            return
+        with self._lock:
+            now = self.clock()
+            wait = self._bucket(caller, now).take(now, cost)
+        if wait > 0:
+            raise RateLimitedError(
+                f"rate limit of {self.rate:g} requests/s (burst {self.burst}) reached; "
+                f"retry after {wait:.2f} s or ask for a higher limit",
+                retry_after_s=max(1, math.ceil(wait)),
+            )
+
+    def charge(self, caller: str) -> None:
+        """Take one token from `caller`'s bucket even if that empties it (never raises)."""
+        if self.rate is None:
+            return
+        with self._lock:
+            now = self.clock()
+            bucket = self._bucket(caller, now)
+            bucket.refill(now)
+            bucket.tokens = max(bucket.tokens - 1.0, -float(self.burst))
+
+
+def check_texts(texts: list[str], max_texts: int, max_chars: int) -> None:
+    """Raise InvalidRequestError when there are no texts, too many, or one is too long."""
+    if not texts:
+        raise InvalidRequestError("the request holds no texts; send at least one")
+    if len(texts) > max_texts:
+        raise InvalidRequestError(
+            f"at most {max_texts} texts per request, got {len(texts)}; split the request"
+        )
+    for i, text in enumerate(texts):
+        if len(text) > max_chars:
+            raise InvalidRequestError(
+                f"text {i} has {len(text)} characters; at most {max_chars} are accepted, "
+                "shorten it (the model reads only its first tokens anyway)"
+            )

@@ -1,0 +1,91 @@
+"""Request and response bodies of the HTTP API (they become the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(_Body):
+    """Texts to classify, and which model to use when several are served."""
+
+    texts: list[str] = Field(description="Texts to classify (limits: see the server settings).")
+    model: str | None = Field(None, description="Model name; optional when one model is served.")
+
+
+class PredictionItem(_Body):
+    """The answer for one text."""
+
+    label: str = Field(description="The most probable label.")
+    score: float = Field(description="Its probability.")
+    probabilities: dict[str, float] = Field(description="Every label's probability.")
+    truncated: bool = Field(description="True when the text was cut to the model's maximum length.")
+
+
+class PredictResponse(_Body):
+    """Predictions in the order of the request's texts."""
+
+    model: str
+    version: str = Field(description="The registry version that answered.")
+    predictions: list[PredictionItem]
+
+
+class ModelInfo(_Body):
+    """A served model."""
+
+    name: str
+    version: str
+    reference: str = Field(
+        description="What the server follows: NAME:VERSION, NAME:ALIAS or NAME:latest."
+    )
+    labels: list[str]
+    backend: str = Field(description="The inference backend (torch, onnx, ...).")
+    queue_depth: int = Field(description="Texts waiting for a forward pass.")
+
+
+class ModelsResponse(_Body):
+    """Every served model."""
+
+    models: list[ModelInfo]
+
+
+class ReloadRequest(_Body):
+    """Which version to swap to."""
+
+    version: str | None = Field(
+        None,
+        description="A version number or alias of the same model; absent: what the served reference points to now.",
+    )
+
+
+class ReloadResponse(_Body):
+    """The outcome of a hot swap."""
+
+    name: str
+    previous_version: str
+    version: str
+    changed: bool
+
+
+class ErrorBody(_Body):
+    """Every error answer: a message saying what was wrong and how to fix it."""
+
+    error: str
+    code: str
+
+
+class Health(_Body):
+    """A health probe's answer."""
+
+    live: bool | None = None
+    ready: bool | None = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI `responses` entry documenting the error answers `codes`."""
+    return {code: {"model": ErrorBody, "description": "Error"} for code in codes}

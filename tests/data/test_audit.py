@@ -1,0 +1,148 @@
+"""Label audit: flipped labels rank above clean ones; duplicates, leakage, outliers; reports."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelyard.cli import EXIT_USER_ERROR, main
+from modelyard.data.audit import check_folds, embedding_oof_probs, rank_label_issues
+from modelyard.data.audit_run import finetuned_oof_probs, run_audit
+from modelyard.data.embed import normalise
+from modelyard.data.neighbours import leakage_pairs, near_duplicate_pairs, outlier_scores
+from modelyard.errors import DataError
+from modelyard.recipe import build_recipe
+from tests.conftest import make_rows, write_csv
+
+
+def _flip(labels: list[str], share: float, seed: int) -> tuple[list[str], set[int]]:
+    rng = random.Random(seed)
+    names = sorted(set(labels))
+    flipped = set(rng.sample(range(len(labels)), int(share * len(labels))))
+    out = [
+        rng.choice([n for n in names if n != lab]) if i in flipped else lab
+        for i, lab in enumerate(labels)
+    ]
+    return out, flipped
+
+
+def test_flipped_labels_rank_above_clean_ones_on_clustered_embeddings() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=300)
+    x = normalise((np.eye(3)[y] * 2 + rng.normal(scale=0.5, size=(300, 3))).astype(np.float32))
+    noisy = y.copy()
+    flipped = rng.choice(300, size=30, replace=False)
+    noisy[flipped] = (y[flipped] + 1) % 3
+    probs = embedding_oof_probs(x, noisy, folds=5, seed=0)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    issues = rank_label_issues(noisy, probs, "both")
+    found = set(issues["index"].tolist())
+    assert len(found & set(flipped.tolist())) >= 27 and len(found - set(flipped.tolist())) <= 10
+    assert (issues["suggested"].to_numpy() != issues["given"].to_numpy()).all()
+    assert list(issues["label_quality"]) == sorted(issues["label_quality"])
+
+
+def test_near_duplicates_and_leakage() -> None:
+    base = normalise(np.eye(5, dtype=np.float32))
+    twin = normalise(base[2:3] + 0.01)
+    vectors = np.vstack([base, twin])
+    assert [(i, j) for i, j, _ in near_duplicate_pairs(vectors, 0.99)] == [(2, 5)]
+    assert near_duplicate_pairs(vectors, 0.99, limit=0) == []
+    held = np.vstack([twin, normalise(np.ones((1, 5), dtype=np.float32))])
+    assert [(i, j) for i, j, _ in leakage_pairs(held, base, 0.99)] == [(0, 2)]
+
+
+def test_outliers_score_lowest_far_from_the_crowd() -> None:
+    rng = np.random.default_rng(0)
+    crowd = normalise(np.array([1.0, 0, 0]) + rng.normal(scale=0.05, size=(50, 3)))
+    vectors = np.vstack([crowd, normalise(np.array([[0.0, 0, 1]]))])
+    assert int(np.argmin(outlier_scores(vectors, k=5))) == 50
+
+
+def test_folds_need_enough_rows_per_class() -> None:
+    with pytest.raises(DataError, match=r"class 'b' has 2 row\(s\).*audit.folds=2"):
+        check_folds(np.array([0, 0, 0, 0, 0, 1, 1]), ["a", "b"], 5)
+
+
+def _noisy_recipe(tmp_path: Path, backbone: Path, **audit: Any) -> tuple[Any, set[str]]:
+    rows = make_rows(240, seed=1)
+    labels, flipped = _flip([label for _, label in rows], 0.1, seed=2)
+    data = write_csv(
+        tmp_path / "noisy.csv", [(t, lab) for (t, _), lab in zip(rows, labels, strict=True)]
+    )
+    recipe = build_recipe(
+        {
+            "run": {"name": "audit", "output_dir": str(tmp_path / "runs"), "seed": 3},
+            "data": {"path": str(data), "split": {"dev": 0.0, "test": 0.0}},
+            "model": {"backbone": str(backbone), "max_length": 32},
+            "train": {
+                "epochs": 3,
+                "batch_size": 16,
+                "lr": 5e-3,
+                "precision": "fp32",
+                "num_threads": 1,
+            },
+            "audit": {"max_outliers": 5, **audit},
+        }
+    )
+    return recipe, {rows[i][0] for i in flipped}
+
+
+def test_audit_with_the_tiny_backbone_finds_flipped_rows(
+    tmp_path: Path, tiny_backbone: Path
+) -> None:
+    # an untrained tiny BERT gives low-variance embeddings: a weakly regularised learner fits them
+    recipe, flipped = _noisy_recipe(tmp_path, tiny_backbone, c=100.0)
+    report = run_audit(recipe, tmp_path / "out")
+    texts = report.issues["text"].tolist()
+    hits = [t in flipped for t in texts]
+    assert sum(hits) >= 0.6 * len(flipped)
+    assert sum(hits[: len(flipped) // 2]) >= 0.75 * (len(flipped) // 2)  # the top is mostly right
+    for name in ("label_issues", "near_duplicates", "leakage", "outliers"):
+        assert Path(report.files[name]).is_file()
+    summary = json.loads(Path(report.files["json"]).read_text())
+    assert summary["label_issues"] == len(report.issues) and summary["rows"] == 240
+    markdown = Path(report.files["markdown"]).read_text()
+    assert "# Label audit" in markdown and "Suspected label errors" in markdown
+    assert len(report.outliers) == 5
+
+
+def test_finetuned_learner_gives_out_of_fold_probabilities(
+    tmp_path: Path, tiny_backbone: Path
+) -> None:
+    recipe, _ = _noisy_recipe(tmp_path, tiny_backbone, learner="finetune", folds=2)
+    rows = make_rows(90, seed=4)
+    names = sorted({label for _, label in rows})
+    labels = np.array([names.index(label) for _, label in rows])
+    recipe.train.epochs, recipe.train.batch_size = 6, 8
+    probs = finetuned_oof_probs(recipe, [t for t, _ in rows], labels, names)
+    assert probs.shape == (90, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs.argmax(axis=1) == labels).mean() > 0.6  # chance is 1/3; held-out rows only
+
+
+def test_cli_audit_and_its_errors(
+    tmp_path: Path,
+    tiny_backbone: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    recipe, _ = _noisy_recipe(tmp_path, tiny_backbone)
+    path = tmp_path / "r.yaml"
+    path.write_text(recipe.to_yaml(), encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["modelyard", "data", "audit", str(path), "--json"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == 240 and Path(out["files"]["markdown"]).is_file()
+    monkeypatch.setattr(sys, "argv", ["modelyard", "data", "audit", str(path), "audit.folds=100"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == EXIT_USER_ERROR
+    assert "audit.folds" in capsys.readouterr().err

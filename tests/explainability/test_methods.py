@@ -1,0 +1,160 @@
+"""Every attribution method on a tiny model whose decision hangs on one known word."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modelyard.errors import MissingExtraError, RecipeError, UnknownPluginError
+from modelyard.explainability import EXPLAINERS, ExplainError, Subject, as_subject
+from modelyard.explainability.api import explain
+from modelyard.explainability.core import resolve_config
+from modelyard.explainability.gradient import encode, explained_output, pad_baseline
+from modelyard.explainability.methods import MethodSpec, logit_score, proba_score
+from modelyard.explainability.words import split_words
+from modelyard.registry import LoadedRun
+from tests.explainability.conftest import KEY, key_rows
+
+TEXT = f"my card {KEY} is late please"
+
+
+class ForwardOnly:
+    """The key model seen only through predict_proba, as an ONNX artifact would be."""
+
+    name = "onnx-like"
+
+    def __init__(self, run: LoadedRun) -> None:
+        self._inner = as_subject(run).backend
+        self.labels, self.max_length, self.path = run.labels, run.max_length, run.path
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        return self._inner.predict_proba(texts)
+
+
+def test_the_tiny_model_decides_by_the_key_word(key_run: LoadedRun) -> None:
+    rows = key_rows(60, seed=99)
+    probs = as_subject(key_run).proba([t for t, _ in rows])
+    predicted = [key_run.labels[i] for i in probs.argmax(axis=1)]
+    assert np.mean([p == y for p, (_, y) in zip(predicted, rows, strict=True)]) >= 0.95
+
+
+@pytest.mark.parametrize("name", EXPLAINERS.names())
+def test_every_method_ranks_the_key_word_first(key_run: LoadedRun, name: str) -> None:
+    [exp] = explain(key_run, TEXT, method=name)
+    assert exp.label == "yes" and exp.method == name
+    assert [w.word for w in exp.words] == TEXT.split()
+    assert exp.top_words(1)[0].word == KEY
+    runner_up = exp.top_words(2)[1].score
+    assert exp.top_words(1)[0].score > 5 * max(abs(runner_up), 1e-6)
+
+
+@pytest.mark.parametrize("name", EXPLAINERS.names())
+def test_every_method_is_deterministic(key_run: LoadedRun, name: str) -> None:
+    first, second = (explain(key_run, TEXT, method=name)[0] for _ in range(2))
+    np.testing.assert_allclose(
+        [w.score for w in first.words], [w.score for w in second.words], atol=1e-6
+    )
+
+
+def test_ig_is_complete_within_its_reported_delta(key_run: LoadedRun) -> None:
+    subject = as_subject(key_run)
+    for steps in (5, 20, 80):
+        [exp] = explain(subject, TEXT, method="ig", steps=steps)
+        enc = encode(subject, split_words(TEXT))
+        f = explained_output(key_run.model, 1, "log-odds")
+        with torch.no_grad():
+            diff = float(f(enc.input_ids, *enc.extra) - f(pad_baseline(enc, 0), *enc.extra))
+        total = sum(t.score for t in exp.tokens)
+        assert exp.delta is not None
+        assert abs(total - diff) <= abs(exp.delta) + 1e-4
+        assert sum(w.score for w in exp.words) == pytest.approx(total, abs=1e-6)
+    assert abs(exp.delta) < 0.01 * abs(diff)  # at 80 steps the integral has converged
+
+
+def test_ig_explains_probabilities_when_asked(key_run: LoadedRun) -> None:
+    [exp] = explain(key_run, TEXT, method="ig", steps=80, score="probability")
+    assert exp.units == "probability" and exp.top_words(1)[0].word == KEY
+    # in probability units the key word accounts for at most the whole 0..1 range
+    assert 0 < exp.top_words(1)[0].score <= 1
+
+
+def test_gradient_methods_score_word_pieces_and_sum_them_into_words(key_run: LoadedRun) -> None:
+    [exp] = explain(key_run, f"{KEY} 123 late", method="gxi")
+    pieces = [(t.token, t.word) for t in exp.tokens]
+    assert pieces == [
+        ("[CLS]", None),
+        (KEY, 0),
+        ("1", 1),
+        ("##2", 1),
+        ("##3", 1),
+        ("late", 2),
+        ("[SEP]", None),
+    ]
+    multi = sum(t.score for t in exp.tokens if t.word == 1)
+    assert exp.words[1].word == "123" and exp.words[1].score == pytest.approx(multi)
+
+
+def test_forward_only_artifacts_get_occlusion_and_shapley(key_run: LoadedRun) -> None:
+    subject = as_subject(ForwardOnly(key_run))
+    assert subject.run is None
+    [exp] = explain(subject, TEXT)  # the gradient default falls back to occlusion
+    assert exp.method == "occlusion" and exp.top_words(1)[0].word == KEY
+    assert explain(subject, TEXT, method="shapley")[0].top_words(1)[0].word == KEY
+    with pytest.raises(
+        ExplainError, match=r"'ig' needs gradients.*'onnx-like'.*occlusion, shapley"
+    ):
+        explain(subject, TEXT, method="ig")
+
+
+def test_unknown_method_lists_the_known_ones(key_run: LoadedRun) -> None:
+    with pytest.raises(
+        UnknownPluginError, match="unknown explanation method 'lime'; available: gxi, ig"
+    ):
+        explain(key_run, TEXT, method="lime")
+
+
+def test_bad_options_are_reported_together(key_run: LoadedRun) -> None:
+    with pytest.raises(RecipeError, match=r"steps: .*greater than or equal to 2.*samples: "):
+        resolve_config(as_subject(key_run), steps=1, samples=0)
+
+
+def test_unknown_target_label_is_refused(key_run: LoadedRun) -> None:
+    with pytest.raises(ExplainError, match="'maybe' is not one of the model's labels: no, yes"):
+        explain(key_run, TEXT, target="maybe")
+    [exp] = explain(key_run, TEXT, method="occlusion", target="no")
+    assert exp.label == "no" and exp.words[2].score < 0  # the key word argues against "no"
+
+
+def test_registering_a_method_twice_fails(key_run: LoadedRun) -> None:
+    spec = EXPLAINERS.get("ig")
+    with pytest.raises(ValueError, match="already registered"):
+        EXPLAINERS.add("ig", MethodSpec("ig", spec.fn, True, "again"))
+
+
+def test_log_odds_from_logits_and_from_probabilities_agree() -> None:
+    logits = torch.tensor([[0.3, 2.0, -1.0], [1.0, 1.0, 1.0]])
+    probs = torch.softmax(logits, dim=-1).numpy()
+    for target in range(3):
+        np.testing.assert_allclose(
+            logit_score(logits, target, "log-odds").numpy(),
+            proba_score(probs, target, "log-odds"),
+            rtol=1e-5,
+        )
+    np.testing.assert_allclose(proba_score(probs, 1, "probability"), probs[:, 1])
+
+
+def test_subject_from_a_run_directory_has_gradients(key_run_dir: Path) -> None:
+    subject: Subject = as_subject(key_run_dir)
+    assert subject.run is not None and subject.labels == ["no", "yes"]
+
+
+def test_a_missing_captum_names_the_extra(
+    key_run: LoadedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "captum.attr", None)  # an import of it now fails
+    with pytest.raises(MissingExtraError, match=r"pip install 'modelyard\[explain\]'"):
+        explain(key_run, TEXT, method="occlusion")
