@@ -64,6 +64,7 @@ def run_ours(
         recipe["train"].update(
             {k: HYPER[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio")}
         )
+        recipe["train"]["max_steps"] = max_steps
     from modelyard.recipe import build_recipe
 
     result = modelyard.train(build_recipe(recipe), overwrite=True, progress=False)
@@ -307,7 +308,7 @@ def accuracy_runs(args: Any, train: Path, test: Path) -> dict[str, Any]:
     if "ours_fp32" in sst2:
         fig["sst2_fp32_accuracy"] = sst2["ours_fp32"]["accuracy"]
     if not args.skip_defaults:
-        for name in ("trec", "ag_news"):
+        for name in args.defaults_datasets.split(","):
             tr, te = prepare(args.data_dir, args.work, name, None)
             fig[name] = variant("auto", tr, te, args.work, defaults=True)
             fig[f"{name}_accuracy"] = fig[name]["accuracy"]
@@ -328,6 +329,9 @@ def main() -> None:
         "--skip-defaults", action="store_true", help="skip the TREC and AG News runs"
     )
     parser.add_argument("--with-fp32", action="store_true", help="also a full fp32 run of modelyard")
+    parser.add_argument(
+        "--defaults-datasets", default="trec,ag_news", help="datasets trained with modelyard defaults"
+    )
     parser.add_argument("--speed-rounds", type=int, default=3, help="interleaved throughput rounds")
     parser.add_argument(
         "--speed-steps", type=int, default=40, help="optimizer steps per throughput chunk"

@@ -3,6 +3,9 @@ and its losses behave as their definitions say."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -65,7 +68,7 @@ def test_distillation_lowers_kl_to_the_teacher(ctx: CompressContext) -> None:
     assert len(losses) == 4
 
 
-def torch_logits_of(ctx: CompressContext, data: Encoded):  # type: ignore[no-untyped-def]
+def torch_logits_of(ctx: CompressContext, data: Encoded) -> np.ndarray:
     from modelyard.trainer.loop import predict_logits
 
     return predict_logits(
@@ -92,7 +95,9 @@ def test_hard_labels_count_only_where_given() -> None:
     assert right.item() < 0.1 < wrong.item()
 
 
-def test_teacher_targets_cover_train_and_unlabelled_texts(ctx: CompressContext, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_teacher_targets_cover_train_and_unlabelled_texts(
+    ctx: CompressContext, tmp_path: Path
+) -> None:
     extra = tmp_path / "extra.csv"
     extra.write_text("text\nrefund my card\nparcel late\n\n", encoding="utf-8")
     cfg = ctx.cfg.model_copy(update={"distill": DistillConfig(unlabelled=extra)})
@@ -102,7 +107,9 @@ def test_teacher_targets_cover_train_and_unlabelled_texts(ctx: CompressContext, 
     assert labels[-2:] == [UNLABELLED, UNLABELLED]
 
 
-def test_unlabelled_file_without_the_text_column_is_refused(ctx: CompressContext, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unlabelled_file_without_the_text_column_is_refused(
+    ctx: CompressContext, tmp_path: Path
+) -> None:
     from modelyard.errors import DataError
 
     extra = tmp_path / "extra.csv"
@@ -110,3 +117,19 @@ def test_unlabelled_file_without_the_text_column_is_refused(ctx: CompressContext
     cfg = ctx.cfg.model_copy(update={"distill": DistillConfig(unlabelled=extra)})
     with pytest.raises(DataError, match="no column 'text'"):
         teacher_targets(CompressContext(ctx.run, cfg, ctx.work_dir, ctx.seed, ctx.threads))
+
+
+def test_student_on_another_backbone_round_trips(
+    ctx: CompressContext, tiny_backbone: Path, tmp_path: Path
+) -> None:
+    from modelyard.backends import load_backend
+    from modelyard.compress import METHODS
+    from modelyard.compress.base import MethodSpec, save_variant
+
+    variant = METHODS.get("distill")(ctx, str(tiny_backbone))
+    assert variant.details["student"] == str(tiny_backbone) and variant.tokenizer is not None
+    path = save_variant(variant, ctx, MethodSpec("distill", str(tiny_backbone)), tmp_path / "s")
+    sample = texts(10)
+    before, _ = variant.predict_proba(sample)
+    after, _ = load_backend(path).predict_proba(sample)
+    assert np.allclose(before, after, atol=1e-5)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from modelyard.backends import Backend, load_backend
 from modelyard.registry.run import LoadedRun
@@ -70,7 +71,9 @@ def _torch_run(backend: object) -> LoadedRun | None:
     # any PyTorch backend (full, LoRA, embedding classifier) qualifies by exposing its
     # module, with an input-embedding layer to attribute to, and its tokenizer
     model = getattr(run, "model", None)
-    if not isinstance(run, LoadedRun) or not callable(getattr(model, "get_input_embeddings", None)):
+    if not isinstance(run, LoadedRun) or not isinstance(model, torch.nn.Module):
+        return None
+    if not callable(getattr(model, "get_input_embeddings", None)):
         return None
     # int8-quantized layers have no gradients: such a model is explained by its forward pass
     if any(".quantized" in type(m).__module__ for m in model.modules()):
