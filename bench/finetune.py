@@ -132,6 +132,7 @@ def run_trainer(train: Path, test: Path, out: Path, max_steps: int | None = None
         report_to="none",
         disable_tqdm=True,
         logging_strategy="no",
+        max_steps=max_steps or -1,
     )
     trainer = Trainer(
         model=model, args=args, train_dataset=rows(tr), data_collator=DataCollatorWithPadding(tok)
@@ -277,14 +278,14 @@ def markdown(fig: dict[str, Any]) -> str:
         "",
         "## Defaults: 3 epochs, max length 128, 10% dev split for early stopping",
         "",
-        "| dataset | test accuracy | macro-F1 | samples/s |",
-        "|---|---|---|---|",
+        "| dataset | training rows | test accuracy | macro-F1 | samples/s |",
+        "|---|---|---|---|---|",
     ]
     for name in ("trec", "ag_news"):
         if name in fig:
             v = fig[name]
             lines.append(
-                f"| {name} | {v['accuracy']:.4f} | {v['macro_f1']:.4f} | {v['samples_per_s']} |"
+                f"| {name} | {v.get('train_rows', '')} | {v['accuracy']:.4f} | {v['macro_f1']:.4f} | {v['samples_per_s']} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -308,9 +309,11 @@ def accuracy_runs(args: Any, train: Path, test: Path) -> dict[str, Any]:
     if "ours_fp32" in sst2:
         fig["sst2_fp32_accuracy"] = sst2["ours_fp32"]["accuracy"]
     if not args.skip_defaults:
-        for name in args.defaults_datasets.split(","):
-            tr, te = prepare(args.data_dir, args.work, name, None)
+        for entry in args.defaults_datasets.split(","):
+            name, _, rows = entry.partition(":")
+            tr, te = prepare(args.data_dir, args.work, name, int(rows) if rows else None)
             fig[name] = variant("auto", tr, te, args.work, defaults=True)
+            fig[name]["train_rows"] = len(read_csv(tr))
             fig[f"{name}_accuracy"] = fig[name]["accuracy"]
             fig[f"{name}_macro_f1"] = fig[name]["macro_f1"]
     return fig
@@ -330,7 +333,9 @@ def main() -> None:
     )
     parser.add_argument("--with-fp32", action="store_true", help="also a full fp32 run of modelyard")
     parser.add_argument(
-        "--defaults-datasets", default="trec,ag_news", help="datasets trained with modelyard defaults"
+        "--defaults-datasets",
+        default="trec,ag_news:4000",
+        help="datasets trained with modelyard defaults, NAME[:ROWS] for a stratified training sample",
     )
     parser.add_argument("--speed-rounds", type=int, default=3, help="interleaved throughput rounds")
     parser.add_argument(

@@ -214,12 +214,75 @@ def child_continual(args: Any) -> dict[str, Any]:
     return result
 
 
+def _method_model(name: str, labels: list[str]) -> Any:
+    from modelyard.methods import METHODS
+    from modelyard.models import build_classifier, resolve_backbone
+    from modelyard.recipe import build_recipe
+
+    cfg = {k: v for k, v in METHOD_TRAIN[name].items() if k != "lr"}
+    spec = build_recipe({"data": {"path": "unused.csv"}, "train": {"method": name, **cfg}})
+    model = build_classifier(resolve_backbone("minilm-l6"), labels)
+    return METHODS.get(name).prepare(model, spec).train()
+
+
+def _timed_steps(model: Any, batches: list[Any], dtype: Any) -> float:
+    import time
+
+    import torch
+
+    from modelyard.trainer.device import autocast
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    start = time.perf_counter()
+    for batch, labels in batches:
+        with autocast(torch.device("cpu"), dtype):
+            logits = model(**batch).logits
+        torch.nn.functional.cross_entropy(logits.float(), labels).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return sum(len(labels) for _, labels in batches) / (time.perf_counter() - start)
+
+
+def child_speed(args: Any) -> dict[str, Any]:
+    """Time training steps of every SST-2 method on the same batches, interleaved; return medians."""
+    import statistics
+
+    import torch
+
+    from modelyard.models import load_tokenizer, resolve_backbone
+    from modelyard.trainer.batching import collate, encode_texts, epoch_batches
+    from modelyard.trainer.device import select_dtype
+
+    cfg = json.loads(args.config)
+    frame = read_csv(Path(cfg["train"]))
+    labels = sorted(frame["label"].unique())
+    ids, _, _ = encode_texts(
+        load_tokenizer(resolve_backbone("minilm-l6")), list(frame["text"]), None, 64
+    )
+    y = torch.tensor([labels.index(v) for v in frame["label"]])
+    lengths = __import__("numpy").array([len(i) for i in ids])
+    index = epoch_batches(lengths, 32, SEED, 0, True)[: cfg["steps"]]
+    batches = [(collate(ids, None, i, 0), y[i]) for i in index]
+    dtype = select_dtype("auto", torch.device("cpu"))
+    models = {name: _method_model(name, labels) for name in cfg["methods"]}
+    rates: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(cfg["rounds"]):
+        for name, model in models.items():
+            rates[name].append(_timed_steps(model, batches, dtype))
+    return {
+        name: {"median": round(statistics.median(v), 2), "all": [round(x, 2) for x in v]}
+        for name, v in rates.items()
+    }
+
+
 CHILDREN = {
     "method": child_method,
     "zeroshot": child_zeroshot,
     "fewshot": child_fewshot,
     "robustness": child_robustness,
     "continual": child_continual,
+    "speed": child_speed,
 }
 
 
@@ -360,11 +423,24 @@ def part_continual(bench: Bench, args: Any, figures: dict[str, Any]) -> None:
     figures["continual"] = bench.run("continual", "continual", config)
 
 
+def part_speed(bench: Bench, args: Any, figures: dict[str, Any]) -> None:
+    """Training samples/s of every SST-2 method, timed side by side (A B C D E, repeated)."""
+    train = sample_file(args.data_dir, args.work, "sst2", 400 if args.quick else 8000)
+    config = {
+        "train": str(train),
+        "methods": list(SST2_METHODS),
+        "steps": 3 if args.quick else 20,
+        "rounds": 2 if args.quick else 5,
+    }
+    figures["speed"] = bench.run("speed", "speed", config)
+
+
 PARTS = {
     "sst2": part_sst2,
     "fewshot": part_fewshot,
     "adversarial": part_adversarial,
     "continual": part_continual,
+    "speed": part_speed,
 }
 
 

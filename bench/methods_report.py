@@ -86,7 +86,7 @@ def _goals(fig: dict[str, Any]) -> list[str]:
 
 def _sst2_lines(sst2: dict[str, Any]) -> list[str]:
     lines = [
-        "| method | test accuracy | trainable % | train samples/s | peak RSS MB | weights MB |",
+        "| method | test accuracy | trainable % | samples/s (own run) | peak RSS MB | weights MB |",
         "|---|---|---|---|---|---|",
     ]
     for name in SST2_METHODS:
@@ -98,6 +98,22 @@ def _sst2_lines(sst2: dict[str, Any]) -> list[str]:
     zs = sst2["zeroshot"]
     lines.append(f"| zero-shot | {zs['accuracy']:.4f} | 0 | (no training) | | {zs['weights_mb']} |")
     lines += ["", f"Majority class share of the test set: {zs['majority']:.4f}."]
+    return lines
+
+
+def _speed_lines(speed: dict[str, Any]) -> list[str]:
+    base = speed["full"]["median"]
+    lines = [
+        "The same 20 length-grouped batches of 32 (max length 64, bf16 autocast), every method "
+        "in one process, timed in 5 interleaved rounds; medians. The per-run figures above "
+        "were taken hours apart on a shared machine and are not comparable with each other.",
+        "",
+        "| method | train samples/s (median) | vs full | rounds |",
+        "|---|---|---|---|",
+    ]
+    for name, v in speed.items():
+        rounds = ", ".join(str(x) for x in v["all"])
+        lines.append(f"| {name} | {v['median']} | {v['median'] / base:.2f}x | {rounds} |")
     return lines
 
 
@@ -160,6 +176,7 @@ def write_report(results: Path, name: str, fig: dict[str, Any]) -> None:
     lines += ["## Goals", "", *_goals(fig), ""]
     sections = (
         ("sst2", "## SST-2: 8,000-row sample, 2 epochs, max length 64, batch 32", _sst2_lines),
+        ("speed", "## Training speed, side by side", _speed_lines),
         ("fewshot", "## Few-shot", _fewshot_lines),
         (
             "adversarial",
