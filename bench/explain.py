@@ -31,8 +31,10 @@ HEADLINE_K = 20.0
 THREADS = 2
 
 
-def run_benchmark(run_dir: Path, texts: list[str], steps: int, samples: int) -> dict[str, Any]:
-    """Explain and score `texts` with every method; return the figures."""
+def run_benchmark(
+    run_dir: Path, texts: list[str], steps: int, samples: int, methods: list[str]
+) -> dict[str, Any]:
+    """Explain and score `texts` with each of `methods`; return the figures."""
     import torch
 
     from modelyard.explainability import as_subject
@@ -43,9 +45,9 @@ def run_benchmark(run_dir: Path, texts: list[str], steps: int, samples: int) -> 
     torch.set_num_threads(THREADS)
     subject = as_subject(load_run(run_dir))
     cfg = resolve_config(subject, steps=steps, samples=samples, seed=0)
-    run = FaithfulnessRun(subject, METHODS, cfg)
+    run = FaithfulnessRun(subject, methods, cfg)
     run.add(texts[0])  # warm-up (first-call allocations), not counted
-    run = FaithfulnessRun(subject, METHODS, cfg)
+    run = FaithfulnessRun(subject, methods, cfg)
     start = time.perf_counter()
     for i, text in enumerate(texts, 1):
         run.add(text)
@@ -186,6 +188,9 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=20, help="integrated-gradients steps")
     parser.add_argument("--samples", type=int, default=10, help="Shapley permutations")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="comma-separated attribution methods"
+    )
     args = parser.parse_args()
     from modelyard.explainability.words import split_words
 
@@ -193,7 +198,7 @@ def main() -> None:
         sys.exit(f"{args.run} is not a finished run: run bench/finetune.py first")
     test = read_csv(args.data_dir / "sst2" / "test.csv")
     texts = list(test["text"])[: 40 if args.quick else None]
-    result = run_benchmark(args.run, texts, args.steps, args.samples)
+    result = run_benchmark(args.run, texts, args.steps, args.samples, args.methods.split(","))
     n_words = float(np.mean([len(split_words(t)) for t in texts if t.strip()]))
     fig = figures(result, args.run, n_words)
     # a quick run is for development: its figures stay in the scratch folder

@@ -331,7 +331,9 @@ def main() -> None:
     parser.add_argument(
         "--skip-defaults", action="store_true", help="skip the TREC and AG News runs"
     )
-    parser.add_argument("--with-fp32", action="store_true", help="also a full fp32 run of modelyard")
+    parser.add_argument(
+        "--with-fp32", action="store_true", help="also a full fp32 run of modelyard"
+    )
     parser.add_argument(
         "--defaults-datasets",
         default="trec,ag_news:4000",

@@ -36,7 +36,7 @@ METHOD_TRAIN: dict[str, dict[str, Any]] = {
     "ia3": {"lr": 5e-3},
     "bitfit": {"lr": 1e-3},
     "linear-probe": {"lr": 1e-2},
-    "fgm": {"lr": 5e-5, "adversarial": {"method": "fgm", "epsilon": 1.0}},
+    "fgm": {"lr": 5e-5, "adversarial": {"method": "fgm", "epsilon": 0.1}},
 }
 DESCRIPTIONS = {
     "sst2": {

@@ -258,7 +258,12 @@ class AdversarialConfig(Section):
     method: Literal["fgm", "pgd"] = Field(
         "fgm", description="fgm: one gradient step; pgd: several projected steps."
     )
-    epsilon: float = Field(1.0, gt=0, description="L2 radius of the perturbation, per example.")
+    epsilon: float = Field(
+        0.1,
+        gt=0,
+        description="L2 radius of the perturbation, per example, in embedding units (a MiniLM "
+        "token embedding has norm ~1, so 1.0 can erase a key word and stall training).",
+    )
     steps: int = Field(3, ge=1, le=20, description="PGD ascent steps (fgm uses one).")
     step_size: float | None = Field(
         None, gt=0, description="PGD step length; null: epsilon / steps * 1.5."
@@ -293,6 +298,12 @@ class ContinualConfig(Section):
     )
     ewc_lambda: float = Field(
         5000.0, gt=0, description="Strength of the EWC penalty (lambda / 2 · sum F (w - w_old)²)."
+    )
+    replay: Literal["balanced", "once"] = Field(
+        "balanced",
+        description="rehearsal only. balanced: repeat the stored sample until each earlier class "
+        "has about as many rows as a class of the new data (a small memory otherwise drowns); "
+        "once: add it a single time.",
     )
 
 

@@ -12,7 +12,7 @@ import torch
 
 import modelyard
 from modelyard.errors import ArtifactError, RecipeError
-from modelyard.methods.continual import EWCPenalty, grow_head
+from modelyard.methods.continual import EWCPenalty, grow_head, replay_factor
 from modelyard.methods.memory import sample_indices
 from modelyard.models import build_classifier, load_tokenizer
 from modelyard.recipe import build_recipe
@@ -99,8 +99,22 @@ def test_continuing_on_new_classes(phases: tuple[dict, dict], strategy: str) -> 
     run = load_run(second.run_dir)
     assert run.labels == ["billing", "shipping", "account"]
     assert run.manifest["continued_from"] == str(first.run_dir)
-    rehearsed = 20 if strategy == "rehearsal" else 0
+    # balanced replay: 20 stored rows of 2 classes against 40 new rows of 2 classes -> twice
+    rehearsed = 40 if strategy == "rehearsal" else 0
     assert second.training["train_samples"] == 40 + rehearsed
+
+
+def test_rehearsal_once_adds_the_stored_sample_a_single_time(phases: tuple[dict, dict]) -> None:
+    first = modelyard.train(build_recipe(phases[0]), progress=False)
+    cont = {"from_run": str(first.run_dir), "strategy": "rehearsal", "replay": "once"}
+    second: Any = modelyard.train(build_recipe(with_train(phases[1], continual=cont)), progress=False)
+    assert second.training["train_samples"] == 40 + 20
+
+
+def test_replay_factor_balances_class_sizes() -> None:
+    assert replay_factor(["a"] * 10 + ["b"] * 10, [0] * 100 + [1] * 100) == 10
+    assert replay_factor(["a"] * 50, [0] * 20) == 1
+    assert replay_factor([], [0, 1]) == 1
 
 
 def test_rehearsal_and_ewc_need_what_the_earlier_run_kept(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import torch
 
 from modelyard.data import DataBundle, Split
@@ -111,12 +112,24 @@ def merge_labels(bundle: DataBundle, earlier: list[str]) -> list[str]:
     return labels
 
 
-def add_rehearsal(bundle: DataBundle, parent: LoadedRun) -> int:
-    """Append the earlier run's stored sample to the training split; return how many rows."""
+def replay_factor(stored_labels: list[str], new_labels: list[int]) -> int:
+    """Return how many times to repeat the stored sample so its classes match the new data's mean class size."""
+    if not stored_labels or not new_labels:
+        return 1
+    per_stored = len(stored_labels) / len(set(stored_labels))
+    per_new = len(new_labels) / len(set(new_labels))
+    return max(1, round(per_new / per_stored))
+
+
+def add_rehearsal(bundle: DataBundle, parent: LoadedRun, replay: str = "once") -> int:
+    """Append the earlier run's stored sample (repeated when `replay` is balanced); return how many rows."""
     frame = read_rehearsal(parent.path)
     unknown = sorted(set(frame["label"]) - set(bundle.labels))
     if unknown:
         raise ArtifactError(f"{parent.path}: rehearsal labels not in the run: {unknown}")
+    if replay == "balanced":
+        factor = replay_factor(frame["label"].tolist(), bundle.train.labels)
+        frame = pd.concat([frame] * factor, ignore_index=True)
     position = {label: i for i, label in enumerate(bundle.labels)}
     bundle.train.texts.extend(frame["text"].tolist())
     bundle.train.labels.extend(position[label] for label in frame["label"])
@@ -180,7 +193,7 @@ def continue_from(recipe: Recipe, bundle: DataBundle) -> tuple[Any, list[Any]]:
         fisher = _earlier_fisher(parent, recipe.train.memory.fisher_samples, recipe.run.seed)
     labels = merge_labels(bundle, parent.labels)
     if cfg.strategy == "rehearsal":
-        add_rehearsal(bundle, parent)
+        add_rehearsal(bundle, parent, cfg.replay)
     model = grow_head(parent.model, labels).train()
     if fisher is not None:
         hooks.append(EWCPenalty(model, fisher, cfg.ewc_lambda))
