@@ -55,6 +55,26 @@ def run_json_subprocess(args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# instruction-set extensions that decide what int8 and bf16 kernels can gain on a CPU
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+
+
+def cpu_description() -> dict[str, Any]:
+    """Return the CPU model name and which of ISA_FLAGS it has (empty off Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    model, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not model:
+            model = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    return {"cpu_model": model, "cpu_isa": [f for f in ISA_FLAGS if f in flags]}
+
+
 def machine() -> dict[str, Any]:
     """Return a short description of the machine the figures were measured on."""
     import torch
@@ -65,6 +85,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cpus": torch.get_num_threads(),
+        **cpu_description(),
         "cpu_fast_bf16": cpu_supports_fast_bf16(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -208,6 +208,15 @@ def markdown(fig: dict[str, Any]) -> str:
     lines += ["", "## Goals", ""] + [
         f"- {k}: **{'met' if ok else 'not met'}**" for k, ok in goals.items()
     ]
+    isa = fig["machine"].get("cpu_isa")
+    if isa is not None and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(isa):
+        lines += [
+            "",
+            f"This CPU ({fig['machine'].get('cpu_model')}, {', '.join(isa) or 'no'} extensions) has no "
+            "int8 dot-product instructions (VNNI or AMX), so int8 matrix products run on plain AVX2 "
+            "and gain far less over fp32 than on CPUs that have them; the int8 throughput goal was "
+            "set for such a CPU. Re-run there to check it.",
+        ]
     lines += ["", "## Headline figures", ""]
     lines += [f"- `{k}`: {fig[k]}" for k in KEYS] + [
         f"- best int8 variant: {fig['best_int8_variant']}"
