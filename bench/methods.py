@@ -470,6 +470,10 @@ def main() -> None:
             # one failing part must not lose the figures of the others
             figures.setdefault("errors", {})[part] = str(exc)[-2000:]
             print(f"part {part} failed: {exc}", file=sys.stderr, flush=True)
+    earlier = args.work / "earlier.json"
+    if earlier.is_file():
+        # variants carried over from an earlier run's cache: the report says which
+        figures["earlier_figures"] = json.loads(earlier.read_text(encoding="utf-8"))
     figures.update(summarise(figures))
     write_report(args.results, "methods-quick" if args.quick else "methods", figures)
 

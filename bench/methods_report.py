@@ -174,6 +174,14 @@ def write_report(results: Path, name: str, fig: dict[str, Any]) -> None:
     if fig.get("quick"):
         lines += ["**Quick mode: tiny slices, figures only check the script.**", ""]
     lines += ["## Goals", "", *_goals(fig), ""]
+    if "earlier_figures" in fig:
+        earlier = fig["earlier_figures"]
+        lines += [
+            f"Figures of these variants come from an earlier run: {earlier['note']}: "
+            + ", ".join(f"`{k}`" for k in earlier["keys"])
+            + ". Their samples/s are not comparable with this machine's.",
+            "",
+        ]
     sections = (
         ("sst2", "## SST-2: 8,000-row sample, 2 epochs, max length 64, batch 32", _sst2_lines),
         ("speed", "## Training speed, side by side", _speed_lines),
