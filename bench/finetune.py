@@ -245,6 +245,7 @@ def markdown(fig: dict[str, Any]) -> str:
         "",
         f"Machine: {fig['machine']}",
         "",
+        *([f"Note: {fig['note']}", ""] if fig.get("note") else []),
         "## SST-2: 8,000-row stratified sample, 2 epochs, max length 64, batch 32, lr 5e-5",
         "",
         "Test = the 872 sentences of `sst2/test.csv` (GLUE dev). Each variant runs in its own process.",
@@ -348,6 +349,7 @@ def main() -> None:
         action="store_true",
         help="only the throughput phase, merged into finetune.json",
     )
+    parser.add_argument("--note", default="", help="a caveat printed at the top of the report")
     args = parser.parse_args()
     if args.variant:
         child(args)
@@ -358,6 +360,8 @@ def main() -> None:
     else:
         fig = accuracy_runs(args, train, test)
     speed = interleaved_speed(train, test, args.work, args.speed_rounds, args.speed_steps)
+    if args.note:
+        fig["note"] = args.note
     fig["sst2_interleaved_speed"] = speed
     fig["train_speedup_vs_trainer"] = speed["median_ratio"]
     write_results(args.results, "finetune", fig, markdown(fig))

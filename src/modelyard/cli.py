@@ -189,5 +189,7 @@ def main() -> None:
     try:
         app()
     except ModelyardError as exc:
-        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
+        err_console.print(
+            Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True
+        )
         sys.exit(EXIT_USER_ERROR)

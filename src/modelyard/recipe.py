@@ -566,7 +566,9 @@ class PrivacyConfig(Section):
         "for N training rows.",
     )
     max_grad_norm: float = Field(
-        1.0, gt=0, description="Per-example gradient clipping norm C (replaces train.max_grad_norm)."
+        1.0,
+        gt=0,
+        description="Per-example gradient clipping norm C (replaces train.max_grad_norm).",
     )
     accountant: Literal["prv", "rdp"] = Field(
         "prv", description="Privacy accountant: prv (tighter) or rdp (Renyi DP, the classic bound)."

@@ -107,7 +107,9 @@ def test_continuing_on_new_classes(phases: tuple[dict, dict], strategy: str) -> 
 def test_rehearsal_once_adds_the_stored_sample_a_single_time(phases: tuple[dict, dict]) -> None:
     first = modelyard.train(build_recipe(phases[0]), progress=False)
     cont = {"from_run": str(first.run_dir), "strategy": "rehearsal", "replay": "once"}
-    second: Any = modelyard.train(build_recipe(with_train(phases[1], continual=cont)), progress=False)
+    second: Any = modelyard.train(
+        build_recipe(with_train(phases[1], continual=cont)), progress=False
+    )
     assert second.training["train_samples"] == 40 + 20
 
 
