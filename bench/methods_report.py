@@ -154,7 +154,10 @@ def _adversarial_lines(adv: dict[str, Any]) -> list[str]:
 def _continual_lines(cont: dict[str, Any]) -> list[str]:
     before = cont["phase1"]["accuracy_phase1"]
     lines = [
-        f"Phase-1 accuracy (World, Sports) before phase 2: {before:.4f}.",
+        f"Phase-1 accuracy (World, Sports) before phase 2: {before:.4f}. 2,000 training rows per "
+        "phase, one epoch each; phase 1 keeps a 200-row stratified rehearsal sample and its Fisher "
+        "information; rehearsal replays the sample balanced (the default `replay: balanced`: "
+        "repeated until each earlier class weighs as much as a new one).",
         "",
         "| strategy | phase-1 acc. after | retention | phase-2 acc. | all 4 classes |",
         "|---|---|---|---|---|",
