@@ -43,6 +43,10 @@ def stratified_sample(frame: pd.DataFrame, n: int, seed: int, label: str = "labe
         return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     from sklearn.model_selection import train_test_split
 
+    if len(frame) - n < frame[label].nunique():
+        # too few rows left out for a stratified split: drop a random handful instead
+        return frame.sample(n=n, random_state=seed).reset_index(drop=True)
+
     sample, _ = train_test_split(frame, train_size=n, stratify=frame[label], random_state=seed)
     return sample.reset_index(drop=True)
 
