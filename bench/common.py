@@ -64,18 +64,10 @@ ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_i
 
 
 def cpu_description() -> dict[str, Any]:
-    """Return the CPU model name and which of ISA_FLAGS it has (empty off Linux)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    model, flags = "", set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and not model:
-            model = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
+    """Return the CPU model name and which of ISA_FLAGS it has."""
+    from modelyard.trainer.device import cpu_info
+
+    model, flags = cpu_info()
     return {"cpu_model": model, "cpu_isa": [f for f in ISA_FLAGS if f in flags]}
 
 

@@ -248,6 +248,7 @@ def child_speed(args: Any) -> dict[str, Any]:
     """Time training steps of every SST-2 method on the same batches, interleaved; return medians."""
     import statistics
 
+    import numpy as np
     import torch
 
     from modelyard.models import load_tokenizer, resolve_backbone
@@ -261,7 +262,7 @@ def child_speed(args: Any) -> dict[str, Any]:
         load_tokenizer(resolve_backbone("minilm-l6")), list(frame["text"]), None, 64
     )
     y = torch.tensor([labels.index(v) for v in frame["label"]])
-    lengths = __import__("numpy").array([len(i) for i in ids])
+    lengths = np.array([len(i) for i in ids])
     index = epoch_batches(lengths, 32, SEED, 0, True)[: cfg["steps"]]
     batches = [(collate(ids, None, i, 0), y[i]) for i in index]
     dtype = select_dtype("auto", torch.device("cpu"))

@@ -13,18 +13,25 @@ from modelyard.errors import RecipeError
 
 
 @functools.cache
-def cpu_supports_fast_bf16() -> bool:
-    """Return True when the CPU has native bf16 math (AVX-512-BF16 or AMX), where bf16 pays off."""
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """Return the CPU's model name and instruction-set flags from /proc/cpuinfo (empty elsewhere)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False
-    flags: set[str] = set()
+        return "", frozenset()
+    model, flags = "", set[str]()
     for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not model:
+            model = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    return model, frozenset(flags)
+
+
+def cpu_supports_fast_bf16() -> bool:
+    """Return True when the CPU has native bf16 math (AVX-512-BF16 or AMX), where bf16 pays off."""
+    return bool(cpu_info()[1] & {"avx512_bf16", "amx_bf16"})
 
 
 def select_device(name: str) -> torch.device:
