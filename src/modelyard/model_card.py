@@ -44,6 +44,9 @@ def _data_tools_lines(recipe: Recipe, data: dict[str, Any], training: dict[str, 
             f"- Self-training: {selftrain['pseudo_labels_used']} pseudo-labelled rows from "
             f"`{selftrain['unlabelled']}`, test accuracy gain {selftrain['test_accuracy_gain']}"
         )
+        stops = [r["stopped"] for r in selftrain["rounds"] if r.get("stopped")]
+        if stops:
+            lines.append(f"  (stopped: {stops[0]})")
     return "\n".join(lines)
 
 

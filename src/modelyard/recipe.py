@@ -118,6 +118,22 @@ class SelfTrainingConfig(Section):
     max_per_class: int | None = Field(
         None, gt=0, description="Most pseudo-labels added per class per round; null: no cap."
     )
+    top_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description=(
+            "Instead of a fixed threshold, pseudo-label this share of the unlabelled rows per "
+            "round, most confident first (curriculum labelling): for a model trained on few "
+            "labels, whose confidence rarely reaches a fixed threshold. Not with threshold."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_selection_rule(self) -> SelfTrainingConfig:
+        if self.top_fraction is not None and "threshold" in self.model_fields_set:
+            raise ValueError("give threshold or top_fraction, not both")
+        return self
 
 
 class AuditConfig(Section):

@@ -56,6 +56,58 @@ def test_pseudo_labels_cap_and_empty_cases() -> None:
     assert len(select_pseudo_labels(np.zeros((0, 3)), 0.5, np.full(3, 1 / 3))[0]) == 0
 
 
+def test_pseudo_labels_total_limits_and_splits_by_share() -> None:
+    probs = _probs(3)
+    rows, labels = select_pseudo_labels(probs, 0.0, np.array([0.5, 0.25, 0.25]), total=40)
+    assert np.bincount(labels, minlength=3).tolist() == [20, 10, 10]
+    for label in range(3):  # the most confident of each predicted class
+        mine = np.nonzero(probs.argmax(axis=1) == label)[0]
+        cut = np.sort(probs[mine].max(axis=1))[::-1][len(rows[labels == label]) - 1]
+        assert (probs[rows[labels == label]].max(axis=1) >= cut).all()
+
+
+def _self_train_stub(cfg: Any, pool_probs: np.ndarray) -> dict[str, Any]:
+    """Run self_train with a fake model whose pool predictions are `pool_probs`."""
+    import torch
+
+    from modelyard.data.selftrain import self_train
+    from modelyard.trainer.batching import Encoded
+
+    def enc(n: int, start: int = 0) -> Encoded:
+        return Encoded([[start + i] for i in range(n)], None, [i % 2 for i in range(n)], 0)
+
+    def predict(data: Encoded) -> np.ndarray:
+        ids = [row[0] for row in data.input_ids]
+        return np.stack([pool_probs[i] if i < 1000 else np.array([0.5, 0.5]) for i in ids])
+
+    fitted: list[int] = []
+    model = torch.nn.Linear(1, 1)
+    data = (enc(10, 1000), enc(4, 2000), enc(4, 3000))
+    report = self_train(
+        cfg, model, lambda e: fitted.append(len(e)), predict, data, enc(len(pool_probs))
+    )
+    report["fitted"] = fitted
+    return report
+
+
+def test_top_fraction_pseudo_labels_a_share_of_the_pool_when_nothing_is_confident() -> None:
+    from modelyard.recipe import SelfTrainingConfig
+
+    confidence = np.linspace(0.55, 0.75, 100)  # never 0.9
+    probs = np.stack([confidence, 1 - confidence], axis=1)
+    probs[1::2] = probs[1::2, ::-1]
+    fixed = _self_train_stub(SelfTrainingConfig(unlabelled=Path("u")), probs)
+    assert fixed["pseudo_labels_used"] == 0 and fixed["fitted"] == []
+    assert "no unlabelled row reached threshold 0.9" in fixed["rounds"][1]["stopped"]
+    assert "0.750" in fixed["rounds"][1]["stopped"]
+    top = _self_train_stub(
+        SelfTrainingConfig(unlabelled=Path("u"), top_fraction=0.2, rounds=2), probs
+    )
+    assert [r["added"] for r in top["rounds"]] == [0, 20, 20]
+    assert top["fitted"] == [30, 50]  # 10 labelled + 20, then + 20 more
+    assert top["threshold"] is None and top["top_fraction"] == 0.2
+
+
 def test_unlabelled_file_errors(tmp_path: Path) -> None:
     bad = write_csv(tmp_path / "u.csv", [("x", "y")], header=("body", "other"))
     recipe = build_recipe(
@@ -144,6 +196,15 @@ def test_recipe_rules_for_self_training(tmp_path: Path) -> None:
                 "data": {"path": "d.csv"},
                 "privacy": {"target_epsilon": 8},
                 "train": {"self_training": {"unlabelled": "u.csv"}},
+            }
+        )
+    with pytest.raises(RecipeError, match="threshold or top_fraction, not both"):
+        build_recipe(
+            {
+                "data": {"path": "d.csv"},
+                "train": {
+                    "self_training": {"unlabelled": "u", "threshold": 0.8, "top_fraction": 0.1}
+                },
             }
         )
     with pytest.raises(RecipeError, match=r"train.self_training.threshold"):

@@ -2,7 +2,8 @@
 train on them too, round by round.
 
 Each round predicts the unlabelled rows not used yet, keeps those whose top probability
-reaches the threshold, balances them to the class shares of the labelled training data
+reaches the threshold (or, with `top_fraction`, that share of the pool, most confident
+first: curriculum labelling, for models whose confidence never reaches a threshold), balances them to the class shares of the labelled training data
 (so the majority class does not snowball), adds them, and trains further. The round with
 the best dev score is kept, and the gain over the labelled-only model is reported.
 """
@@ -28,13 +29,18 @@ Predict = Callable[[Encoded], np.ndarray]
 
 
 def select_pseudo_labels(
-    probs: np.ndarray, threshold: float, shares: np.ndarray, max_per_class: int | None = None
+    probs: np.ndarray,
+    threshold: float,
+    shares: np.ndarray,
+    max_per_class: int | None = None,
+    total: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (row indices, labels) of the pseudo-labels to add, most confident first per class.
 
     Only rows whose top probability is at least `threshold` qualify; per class, the count
     follows `shares` (the class shares of the labelled data), limited by the class with the
-    fewest qualifying rows relative to its share, and by `max_per_class`.
+    fewest qualifying rows relative to its share, by `max_per_class`, and by `total` rows
+    in all (split by `shares`).
     """
     confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
     eligible = confidence >= threshold
@@ -44,6 +50,8 @@ def select_pseudo_labels(
     take = np.floor(scale * shares + 1e-9).astype(int)
     if max_per_class is not None:
         take = np.minimum(take, max_per_class)
+    if total is not None:
+        take = np.minimum(take, np.floor(total * shares + 1e-9).astype(int))
     rows: list[int] = []
     labels: list[int] = []
     for label, n in enumerate(take):
@@ -132,9 +140,9 @@ def self_train(
     current = train
     for number in range(1, cfg.rounds + 1):
         probs = predict(_subset(pool, unused)) if len(unused) else np.zeros((0, len(shares)))
-        rows, labels = select_pseudo_labels(probs, cfg.threshold, shares, cfg.max_per_class)
+        rows, labels = _select(cfg, probs, shares, len(pool))
         if len(rows) == 0:
-            rounds.append({"round": number, "added": 0, "stopped": "no confident rows left"})
+            rounds.append({"round": number, "added": 0, "stopped": _why_none(cfg, probs)})
             break
         current = _extend(current, pool, unused[rows], labels)
         unused = np.delete(unused, rows)
@@ -144,6 +152,27 @@ def self_train(
             best = _Best(rounds[-1]["dev_accuracy"], _snapshot(model), number)
     model.load_state_dict(best.state)
     return _report(cfg, rounds, best.round, len(pool))
+
+
+def _select(
+    cfg: SelfTrainingConfig, probs: np.ndarray, shares: np.ndarray, pool: int
+) -> tuple[np.ndarray, np.ndarray]:
+    if cfg.top_fraction is None:
+        return select_pseudo_labels(probs, cfg.threshold, shares, cfg.max_per_class)
+    total = max(1, round(cfg.top_fraction * pool))
+    return select_pseudo_labels(probs, 0.0, shares, cfg.max_per_class, total)
+
+
+def _why_none(cfg: SelfTrainingConfig, probs: np.ndarray) -> str:
+    if len(probs) == 0:
+        return "every unlabelled row is already pseudo-labelled"
+    if cfg.top_fraction is not None:
+        return "the model predicts no row of some class, so no class-balanced set exists"
+    return (
+        f"no unlabelled row reached threshold {cfg.threshold} (the most confident reached "
+        f"{float(probs.max(axis=1).max()):.3f}); lower train.self_training.threshold or set "
+        "top_fraction instead"
+    )
 
 
 def _subset(pool: Encoded, at: np.ndarray) -> Encoded:
@@ -174,7 +203,8 @@ def _report(
     return {
         "unlabelled": str(cfg.unlabelled),
         "unlabelled_rows": pool,
-        "threshold": cfg.threshold,
+        "threshold": None if cfg.top_fraction is not None else cfg.threshold,
+        "top_fraction": cfg.top_fraction,
         "rounds": rounds,
         "kept_round": kept,
         "pseudo_labels_used": sum(r["added"] for r in rounds[1 : kept + 1]),
