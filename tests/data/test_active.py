@@ -69,6 +69,33 @@ def test_badge_spreads_over_uncertain_clusters() -> None:
     assert sorted({int(p) // 20 for p in picks}) == [0, 1, 2]
 
 
+def test_density_prefers_typical_uncertain_rows_to_outliers() -> None:
+    rng = np.random.default_rng(2)
+    typical = normalise(np.array([1.0, 0.0, 0.0]) + rng.normal(scale=0.05, size=(30, 3)))
+    outliers = normalise(np.array([[-1.0, 0.2, 0.0], [0.0, -1.0, 0.3]]))
+    vectors = np.vstack([typical, outliers]).astype(np.float32)
+    probs = np.tile([0.9, 0.1], (32, 1))
+    probs[[3, 30, 31]] = [0.52, 0.48]  # equally uncertain: one typical row, two outliers
+    picks = select("density", QueryContext(probs, rng, vectors), 1)
+    assert picks.tolist() == [3]
+    assert select("margin", QueryContext(probs, rng, vectors), 3).tolist() == [3, 30, 31]
+
+
+def test_margin_diverse_spreads_a_batch_over_uncertain_clusters() -> None:
+    rng = np.random.default_rng(3)
+    vectors = normalise(np.repeat(np.eye(3), 20, axis=0) + rng.normal(scale=0.01, size=(60, 3)))
+    probs = np.tile([0.95, 0.05], (60, 1))
+    probs[:12] = [0.5, 0.5]  # the most uncertain rows all sit in cluster 0
+    probs[20:24] = probs[40:44] = [0.6, 0.4]
+    picks = select(
+        "margin-diverse",
+        QueryContext(probs, rng, vectors),
+        3,
+    )
+    assert sorted({int(p) // 20 for p in picks}) == [0, 1, 2]
+    assert select("margin", QueryContext(probs, rng, vectors), 3).max() < 20
+
+
 def test_bad_requests_are_clear_errors() -> None:
     with pytest.raises(DataError, match="k=5 rows from 3"):
         select("margin", QueryContext(np.full((3, 2), 0.5), np.random.default_rng(0)), 5)

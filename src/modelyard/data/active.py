@@ -37,7 +37,7 @@ class QueryContext:
 
 Strategy = Callable[[QueryContext, int], np.ndarray]
 STRATEGIES: Registry[Strategy] = Registry("query strategy")
-NEEDS_EMBEDDINGS = frozenset({"kcenter", "badge"})
+NEEDS_EMBEDDINGS = frozenset({"kcenter", "badge", "density", "margin-diverse"})
 
 
 def _lowest(score: np.ndarray, k: int) -> np.ndarray:
@@ -116,6 +116,50 @@ def badge(ctx: QueryContext, k: int) -> np.ndarray:
             pick = int(ctx.rng.choice(np.setdiff1d(np.arange(len(weights)), picks)))
         picks.append(pick)
         nearest = np.minimum(nearest, distance_to(pick))
+    return np.asarray(picks)
+
+
+def _margins(probs: np.ndarray) -> np.ndarray:
+    top = np.sort(probs, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+@STRATEGIES.register("density")
+def information_density(ctx: QueryContext, k: int) -> np.ndarray:
+    """Return the k candidates with the highest uncertainty (1 - margin) times their mean
+    cosine similarity to the pool (information density): uncertain rows that are typical,
+    not outliers, which uncertainty alone favours on noisy data."""
+    vectors = ctx.need_embeddings("density")
+    centroid = vectors.mean(axis=0)
+    # (1 + cos) / 2 keeps the weight positive; mean cosine to the pool = <x, centroid>
+    typical = (1.0 + vectors @ centroid) / 2.0
+    return _lowest(-(1.0 - _margins(ctx.probs)) * typical, k)
+
+
+@STRATEGIES.register("margin-diverse")
+def margin_diverse(ctx: QueryContext, k: int, prefilter: int = 10) -> np.ndarray:
+    """Return k candidates by diverse mini-batch selection: the `prefilter` x k smallest
+    margins, clustered into k groups by k-means weighted by uncertainty, and from each
+    group the candidate nearest its centre, so a batch is uncertain but not redundant."""
+    from sklearn.cluster import KMeans
+
+    vectors = ctx.need_embeddings("margin-diverse")
+    margins = _margins(ctx.probs)
+    pool = _lowest(margins, min(len(margins), prefilter * k))
+    if len(pool) == k:
+        return pool
+    seed = int(ctx.rng.integers(2**31))
+    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed)
+    groups = kmeans.fit_predict(vectors[pool], sample_weight=1.0 - margins[pool] + 1e-6)
+    distance = ((vectors[pool] - kmeans.cluster_centers_[groups]) ** 2).sum(axis=1)
+    picks = [
+        int(pool[at[np.argmin(distance[at])]])
+        for at in (np.nonzero(groups == g)[0] for g in range(k))
+        if len(at)
+    ]
+    if len(picks) < k:  # empty clusters (duplicate points): fill with the next smallest margins
+        left = [int(i) for i in pool if int(i) not in set(picks)]
+        picks += left[: k - len(picks)]
     return np.asarray(picks)
 
 

@@ -140,7 +140,11 @@ def label_next_command(
     ],
     k: Annotated[int, typer.Option(min=1, help="Rows to pick.")] = 50,
     strategy: Annotated[
-        str, typer.Option(help="random, least-confidence, margin, entropy, kcenter, badge.")
+        str,
+        typer.Option(
+            help="random, least-confidence, margin, entropy, kcenter, badge, density, "
+            "margin-diverse."
+        ),
     ] = "margin",
     text_column: Annotated[str, typer.Option(help="Text column of the pool.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column to fill in.")] = "label",
