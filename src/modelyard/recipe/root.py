@@ -1,0 +1,53 @@
+"""The whole recipe: every section of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import Field, model_validator
+
+from modelyard.recipe.base import Section
+from modelyard.recipe.data import AuditConfig, DataConfig, RunConfig
+from modelyard.recipe.delivery import CompressConfig, EvaluateConfig, ExplainConfig, ServeConfig
+from modelyard.recipe.training import ModelConfig, PrivacyConfig, TrainConfig
+
+
+class Recipe(Section):
+    """A whole run: data, model, training and evaluation."""
+
+    run: RunConfig = Field(default_factory=RunConfig)
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    compress: CompressConfig = Field(default_factory=CompressConfig)
+    privacy: PrivacyConfig | None = Field(
+        None, description="Differentially private training (DP-SGD); null: not private."
+    )
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="The label audit.")
+
+    @model_validator(mode="after")
+    def _privacy_fits_training(self) -> Recipe:
+        if self.privacy is not None:
+            from modelyard.privacy.dp import check_private_training
+
+            check_private_training(self.train)
+        return self
+
+    @model_validator(mode="after")
+    def _self_training_is_not_private(self) -> Recipe:
+        if self.privacy is not None and self.train.self_training is not None:
+            # pseudo-labelled rounds would spend privacy budget the accountant never sees
+            raise ValueError("train.self_training cannot be combined with privacy; drop one")
+        return self
+
+    def run_dir(self) -> Path:
+        """Return the directory this run writes to."""
+        return self.run.output_dir / self.run.name
+
+    def to_yaml(self) -> str:
+        """Return the resolved recipe as YAML text (paths as strings)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,229 @@
+"""Recipe sections of the model and its training: model, train (methods, continual,
+adversarial, self-training) and privacy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from modelyard.recipe.base import Section
+from modelyard.recipe.data import SelfTrainingConfig
+
+
+class ModelConfig(Section):
+    backbone: str = Field(
+        "minilm-l6", description="A registered backbone name or a local Hugging Face model folder."
+    )
+    max_length: int = Field(
+        128, ge=8, le=4096, description="Longer texts are truncated (and counted)."
+    )
+
+
+class EarlyStoppingConfig(Section):
+    metric: Literal["accuracy", "macro_f1", "loss"] = "macro_f1"
+    patience: int | None = Field(
+        2, ge=1, description="Evaluations without improvement; null disables."
+    )
+
+
+class LoraOptions(Section):
+    """Options of `train.method: lora` (low-rank adapters through the peft library)."""
+
+    rank: int = Field(8, gt=0, le=1024, description="Rank r of the low-rank update B·A.")
+    alpha: float = Field(16.0, gt=0, description="The update is scaled by alpha / rank.")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on the adapter's input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["query", "value"],
+        min_length=1,
+        description="Linear layers to adapt, by name or dotted name suffix (query, key, value, dense, ...).",
+    )
+    use_dora: bool = Field(
+        False, description="Weight-decomposed LoRA (DoRA): adapts direction and magnitude apart."
+    )
+
+
+class IA3Options(Section):
+    """Options of `train.method: ia3` (learned activation rescaling through peft)."""
+
+    target_modules: list[str] | None = Field(
+        None,
+        description="Layers whose activations are rescaled; null: peft's default for the model.",
+    )
+    feedforward_modules: list[str] | None = Field(
+        None,
+        description="Which targets are feed-forward (scaled on the input); null: peft's default.",
+    )
+
+
+class PromptTuningOptions(Section):
+    """Options of `train.method: prompt-tuning` (learned virtual tokens through peft)."""
+
+    num_virtual_tokens: int = Field(
+        20, gt=0, le=256, description="Learned embeddings prepended to every input."
+    )
+    init_text: str | None = Field(
+        None,
+        min_length=1,
+        description="Initialise the virtual tokens from this text; null: random.",
+    )
+
+
+class SetFitOptions(Section):
+    """Options of `train.method: setfit` (contrastive pairs, then a logistic-regression head)."""
+
+    pairs_per_example: int = Field(
+        20, gt=0, le=1000, description="Same/different-label pairs drawn per training example."
+    )
+    pair_epochs: int = Field(1, gt=0, le=100, description="Passes over the generated pairs.")
+    lr: float = Field(2e-5, gt=0, lt=1, description="Learning rate of the contrastive phase.")
+    batch_size: int = Field(16, gt=0, description="Pairs per contrastive step.")
+    head_c: float = Field(
+        1.0, gt=0, description="Inverse L2 strength of the logistic-regression head."
+    )
+
+
+class AdversarialConfig(Section):
+    """Adversarial training: perturb the word-embedding output along the loss gradient."""
+
+    method: Literal["fgm", "pgd"] = Field(
+        "fgm", description="fgm: one gradient step; pgd: several projected steps."
+    )
+    epsilon: float = Field(
+        0.1,
+        gt=0,
+        description="L2 radius of the perturbation, per example, in embedding units (a MiniLM "
+        "token embedding has norm ~1, so 1.0 can erase a key word and stall training).",
+    )
+    steps: int = Field(3, ge=1, le=20, description="PGD ascent steps (fgm uses one).")
+    step_size: float | None = Field(
+        None, gt=0, description="PGD step length; null: epsilon / steps * 1.5."
+    )
+
+
+class MemoryConfig(Section):
+    """What a run keeps for continual training later; nothing by default."""
+
+    rehearsal_rows: int = Field(
+        0,
+        ge=0,
+        description="Keep a stratified sample of this many training rows (text and label) in the run "
+        "for rehearsal later; opt-in because the artifact then holds training data.",
+    )
+    fisher: bool = Field(
+        False, description="Keep the diagonal Fisher information of the weights (no data) for EWC."
+    )
+    fisher_samples: int = Field(
+        256, gt=0, description="Training examples the Fisher information is estimated on."
+    )
+
+
+class ContinualConfig(Section):
+    """Continue an earlier run on new data or new classes."""
+
+    from_run: Path = Field(description="The earlier run directory whose model is trained further.")
+    strategy: Literal["naive", "rehearsal", "ewc"] = Field(
+        "naive",
+        description="naive: plain fine-tuning; rehearsal: mix in the earlier run's stored sample; "
+        "ewc: penalise moving weights the earlier data found important.",
+    )
+    ewc_lambda: float = Field(
+        5000.0, gt=0, description="Strength of the EWC penalty (lambda / 2 · sum F (w - w_old)²)."
+    )
+    replay: Literal["balanced", "once"] = Field(
+        "balanced",
+        description="rehearsal only. balanced: repeat the stored sample until each earlier class "
+        "has about as many rows as a class of the new data (a small memory otherwise drowns); "
+        "once: add it a single time.",
+    )
+
+
+class TrainConfig(Section):
+    method: str = Field("full", description="Training method (see `modelyard methods`).")
+    epochs: float = Field(3, gt=0, description="Passes over the training data (fractions allowed).")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(32, gt=0)
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    lr: float = Field(5e-5, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="Clip gradients to this norm; null disables."
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 where the CPU or GPU supports it fast, else fp32."
+    )
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    group_by_length: bool = Field(True, description="Batch texts of similar length (less padding).")
+    eval_every: int | None = Field(
+        None, gt=0, description="Evaluate every N steps; null: each epoch."
+    )
+    checkpoint_every: int | None = Field(
+        200, gt=0, description="Checkpoint every N steps; null: each epoch."
+    )
+    keep_checkpoints: bool = Field(False, description="Keep checkpoints after a successful run.")
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    num_threads: int | None = Field(
+        None, gt=0, description="CPU threads for torch; null: all cores."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory, ~30% slower."
+    )
+    lora: LoraOptions | None = Field(None, description="Options of method lora.")
+    ia3: IA3Options | None = Field(None, description="Options of method ia3.")
+    prompt_tuning: PromptTuningOptions | None = Field(
+        None, description="Options of method prompt-tuning."
+    )
+    setfit: SetFitOptions | None = Field(None, description="Options of method setfit.")
+    adversarial: AdversarialConfig | None = Field(
+        None, description="Adversarial training (FGM or PGD); null: off."
+    )
+    memory: MemoryConfig = Field(
+        default_factory=MemoryConfig, description="What to keep for continual training later."
+    )
+    continual: ContinualConfig | None = Field(
+        None, description="Continue an earlier run; null: start from the backbone."
+    )
+    self_training: SelfTrainingConfig | None = Field(
+        None, description="Add confident pseudo-labels of unlabelled texts; null: off."
+    )
+
+    @model_validator(mode="after")
+    def _method_options_match(self) -> TrainConfig:
+        from modelyard.methods.registry import check_method_options
+
+        check_method_options(self)
+        return self
+
+
+class PrivacyConfig(Section):
+    """Differentially private training (DP-SGD through Opacus): a budget, not a noise level."""
+
+    target_epsilon: float = Field(
+        gt=0, le=100, description="Privacy budget epsilon the run must not exceed (e.g. 1, 3, 8)."
+    )
+    delta: float | Literal["auto"] = Field(
+        "auto",
+        description="Privacy parameter delta in (0, 1); auto: a power of ten at most 1/(10·N) "
+        "for N training rows.",
+    )
+    max_grad_norm: float = Field(
+        1.0,
+        gt=0,
+        description="Per-example gradient clipping norm C (replaces train.max_grad_norm).",
+    )
+    accountant: Literal["prv", "rdp"] = Field(
+        "prv", description="Privacy accountant: prv (tighter) or rdp (Renyi DP, the classic bound)."
+    )
+    secure_rng: bool = Field(
+        False,
+        description="Draw batches and noise from the OS's cryptographic RNG (not the run seed), "
+        "with noise robust to floating-point attacks; slower, not reproducible.",
+    )
+
+    @model_validator(mode="after")
+    def _delta_in_range(self) -> PrivacyConfig:
+        if self.delta != "auto" and not 0 < self.delta < 1:
+            raise ValueError(f"delta must be 'auto' or in (0, 1), got {self.delta}")
+        return self
