@@ -36,6 +36,7 @@ from common import base_parser, machine, read_csv, stratified_sample, write_resu
 
 SEED = 42
 NAME = "data_tools"
+HEADLINE_PREFIXES = ("headline", "audit_f1", "al_labels", "self_training_gain", "augment_gain")
 
 
 def _embed(texts: list[str], max_length: int = 64) -> np.ndarray:
@@ -342,7 +343,8 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="audit,al,selftrain",
-        help="comma-separated: audit, audit_ft (fine-tuned learner), al, selftrain",
+        help="comma-separated: audit, audit_ft (fine-tuned learner), al, selftrain; "
+        "none re-renders the report from the saved figures",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small slices, to develop the benchmark"
@@ -358,7 +360,8 @@ def main() -> None:
     results = args.results if not args.quick else Path(tempfile.mkdtemp(prefix="data-tools-quick-"))
     path = results / f"{NAME}.json"
     fig: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    fig.pop("headline", None)
+    # the headline keys are recomputed from the parts below, never carried over stale
+    fig = {k: v for k, v in fig.items() if not k.startswith(HEADLINE_PREFIXES)}
     if "rules" not in fig.get("few_labels", {"rules": None}):
         fig.pop("few_labels")  # an earlier layout, with one self-training rule
     if "audit" in parts:

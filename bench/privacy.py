@@ -1,6 +1,9 @@
 """Privacy benchmark: LoRA on SST-2 with DP-SGD at epsilon 1, 3, 8 and without privacy.
 
-    python bench/privacy.py [--data-dir ../shared/data] [--quick]
+    python bench/privacy.py [--data-dir ../shared/data] [--quick] [--resume] [--note TEXT]
+
+--resume keeps the variants an interrupted run finished (bench/work/privacy/partial.json and
+the reference run) and trains only the rest.
 
 Members are an 8,000-row stratified sample of SST-2 train (deduplicated, so every member is
 a training row); non-members an equal-size sample of the remaining train rows whose texts
@@ -145,6 +148,7 @@ def markdown(fig: dict[str, Any]) -> str:
         "",
         f"{fig['setup']}",
         "",
+        *([f"**Findings:** {fig['note']}", ""] if fig.get("note") else []),
         "| model | test accuracy | epsilon spent (delta) | noise multiplier | train s | time vs non-private | MIA AUC (strongest attack) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -184,6 +188,8 @@ def main() -> None:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--child", dest="spec", default=None, help="internal: one variant as JSON")
     parser.add_argument("--quick", action="store_true", help="a small slice, to try the script")
+    parser.add_argument("--resume", action="store_true", help="keep the variants already trained")
+    parser.add_argument("--note", default="", help="findings printed at the top of the report")
     args = parser.parse_args()
     if args.spec:
         child(args)
@@ -191,7 +197,9 @@ def main() -> None:
     cfg = QUICK if args.quick else FULL
     paths = prepare(args.data_dir, args.work, cfg["rows"])
     out = args.work / "runs" / "privacy"
-    ref = variant(
+    partial = args.work / "privacy" / "partial.json"
+    done = json.loads(partial.read_text()) if args.resume and partial.is_file() else {}
+    ref = done.pop("mia-reference", None) or variant(
         {
             "recipe": recipe(
                 "mia-reference", paths["reference"], paths["test"], out, cfg["epochs"], None
@@ -204,12 +212,15 @@ def main() -> None:
         "reference": str(out / "mia-reference"),
         "resamples": cfg["resamples"],
     }
-    variants = {}
+    variants: dict[str, Any] = {}
     for name, eps in (("nonprivate", None), *((f"eps{e}", float(e)) for e in EPSILONS)):
+        if name in done:
+            variants[name] = done[name]
+            continue
         raw = recipe(name, paths["members"], paths["test"], out, cfg["epochs"], eps)
         variants[name] = variant({"recipe": raw, "audit": audit})
         # kept as it goes, so a late failure does not lose the finished variants
-        (args.work / "privacy" / "partial.json").write_text(json.dumps(variants, indent=2))
+        partial.write_text(json.dumps({"mia-reference": ref, **variants}, indent=2))
     acc = {k: x["accuracy"] for k, x in variants.items()}
     private_auc = max(variants[f"eps{e}"]["mia"]["max_auc"] for e in EPSILONS)
     fig: dict[str, Any] = {
@@ -230,6 +241,8 @@ def main() -> None:
         "variants": variants,
         "timing": timing(paths, out, cfg),
     }
+    if args.note:
+        fig["note"] = args.note
     fig["goals"] = {
         "accuracy at epsilon 8 within 4 points of non-private": fig["accuracy_gap_eps8"] <= 0.04,
         "attack AUC at most 0.55 for every private model": private_auc <= 0.55,
