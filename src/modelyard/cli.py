@@ -57,6 +57,8 @@ def _headline(metrics: dict[str, Any], title: str) -> None:
             value = metrics[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+    for warning in metrics.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 def _emit(payload: dict[str, Any], as_json: bool, title: str) -> None:

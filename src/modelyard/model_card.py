@@ -50,6 +50,10 @@ def _data_tools_lines(recipe: Recipe, data: dict[str, Any], training: dict[str, 
     return "\n".join(lines)
 
 
+def _warnings(warnings: list[str]) -> str:
+    return "".join(f"**Warning:** {w}.\n\n" for w in warnings)
+
+
 def render_model_card(
     recipe: Recipe,
     labels: list[str],
@@ -94,7 +98,7 @@ def render_model_card(
 |---|---|
 {rows}
 
-Per-class figures and the confusion matrix are in `report.md` and `confusion.png`.
+{_warnings(metrics.get("warnings", []))}Per-class figures and the confusion matrix are in `report.md` and `confusion.png`.
 
 ## Intended use
 Routing or tagging texts like those in the training data, with a person able to review

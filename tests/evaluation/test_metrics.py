@@ -24,6 +24,7 @@ EXPECTED_KEYS = {
     "per_class",
     "confusion_matrix",
     "labels",
+    "warnings",
 }
 
 # y_true = [neg, neg, neg, pos, pos]; predictions [neg, neg, pos, pos, neg].
@@ -42,6 +43,16 @@ def test_perfect_predictions() -> None:
     assert result["ece"] == pytest.approx(0.0)
     assert result["log_loss"] == pytest.approx(0.0, abs=1e-9)
     assert result["per_class"]["b"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+
+
+def test_single_class_predictions_are_warned_about() -> None:
+    probs = np.tile([0.3, 0.7], (4, 1))
+    result = classification_metrics([0, 1, 0, 1], probs, ["neg", "pos"])
+    assert len(result["warnings"]) == 1
+    assert "predicts 'pos' for all 4 rows" in result["warnings"][0]
+    # one class in the data too: nothing to warn about; a healthy model neither
+    assert classification_metrics([1, 1], probs[:2], ["neg", "pos"])["warnings"] == []
+    assert classification_metrics(KNOWN_Y, KNOWN_PROBS, ["neg", "pos"])["warnings"] == []
 
 
 def test_known_confusion() -> None:

@@ -26,8 +26,8 @@ def classification_metrics(
     Returns a JSON-serialisable dict with keys ``n``, ``accuracy``, ``macro_precision``,
     ``macro_recall``, ``macro_f1``, ``weighted_precision``, ``weighted_recall``,
     ``weighted_f1``, ``ece``, ``log_loss``, ``per_class`` (label -> precision, recall, f1,
-    support), ``confusion_matrix`` (rows true, columns predicted, in ``labels`` order) and
-    ``labels``.
+    support), ``confusion_matrix`` (rows true, columns predicted, in ``labels`` order),
+    ``labels`` and ``warnings`` (plain sentences, e.g. when every prediction is one class).
     Raises ValueError on empty input, mismatched shapes, fewer than two or duplicate
     labels, or probabilities that are not a valid distribution per row.
     """
@@ -45,7 +45,20 @@ def classification_metrics(
     result["per_class"] = _per_class_scores(y, y_pred, labels)
     result["confusion_matrix"] = confusion_matrix(y, y_pred, labels=ids).tolist()
     result["labels"] = list(labels)
+    result["warnings"] = prediction_warnings(y, y_pred, labels)
     return result
+
+
+def prediction_warnings(y: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> list[str]:
+    """Return warnings about degenerate predictions: one predicted class for data of several."""
+    predicted, present = np.unique(y_pred), np.unique(y)
+    if len(predicted) == 1 and len(present) > 1:
+        return [
+            f"the model predicts '{labels[int(predicted[0])]}' for all {len(y)} rows: it has not "
+            "learned to separate the classes (too few steps, a learning rate that is off, or, "
+            "for a private run, noise that drowns the signal)"
+        ]
+    return []
 
 
 def _check_labels(labels: list[str], n_classes: int) -> None:

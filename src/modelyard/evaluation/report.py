@@ -95,6 +95,7 @@ def metrics_markdown(
     Raises ValueError if the confusion matrix does not have one row per label.
     """
     sections = [f"# {title}", _headline_section(metrics)]
+    sections += [f"**Warning:** {w}." for w in metrics.get("warnings", [])]
     sections.append(_per_class_section(metrics.get("per_class", {})))
     sections.append(_confusion_section(metrics.get("confusion_matrix"), metrics.get("labels")))
     sections.append(_speed_section(metrics))
