@@ -145,7 +145,13 @@ class TrainConfig(Section):
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
     batch_size: int = Field(32, gt=0)
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
-    lr: float = Field(5e-5, gt=0, lt=1)
+    lr: float = Field(5e-5, gt=0, le=10)
+    optimizer: Literal["adamw", "sgd"] = Field(
+        "adamw",
+        description="adamw, or sgd with momentum: under DP-SGD, AdamW's per-coordinate scaling "
+        "turns noise-only coordinates into full-size steps; SGD moves them by the noise alone.",
+    )
+    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum of the sgd optimizer.")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     max_grad_norm: float | None = Field(

@@ -86,6 +86,14 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     ]
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Return the optimizer `cfg.optimizer` names over the model's trainable parameters."""
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
 def predict_logits(
     model: Any,
     data: Encoded,
@@ -153,9 +161,7 @@ class FineTuner:
         """Train on `train`, early-stop on `dev`, checkpoint as configured; return what was measured."""
         per_epoch, total = self.plan(len(train))
         self.model.to(self.device)
-        optimizer = torch.optim.AdamW(
-            param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.lr
-        )
+        optimizer = make_optimizer(self.model, self.cfg)
         if self.policy is not None:
             optimizer = self.policy.wrap_optimizer(self.model, optimizer, total)
         scheduler = get_linear_schedule_with_warmup(
