@@ -1,9 +1,12 @@
 """Privacy benchmark: LoRA on SST-2 with DP-SGD at epsilon 1, 3, 8 and without privacy.
 
     python bench/privacy.py [--data-dir ../shared/data] [--quick] [--resume] [--note TEXT]
+    python bench/privacy.py --render [--note TEXT] [--side-runs FILE]
 
 --resume keeps the variants an interrupted run finished (bench/work/privacy/partial.json and
-the reference run) and trains only the rest.
+the reference run) and trains only the rest. --render rewrites the report from the saved
+figures, with a new note and, from FILE (a JSON list of {"change", "accuracy", "epsilon",
+"train_seconds"}), single private runs that changed one setting of the epsilon-8 variant.
 
 Members are an 8,000-row stratified sample of SST-2 train (deduplicated, so every member is
 a training row); non-members an equal-size sample of the remaining train rows whose texts
@@ -183,10 +186,32 @@ def markdown(fig: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {attack} | {a['auc']:.4f} | {a['auc_ci'][0]:.4f}–{a['auc_ci'][1]:.4f} | {a['tpr_at_fpr']:.4f} |"
             )
+    if fig.get("side_runs"):
+        lines += [
+            "",
+            "## Side runs (epsilon 8, one setting changed; not part of the figures above)",
+            "",
+            "| change | test accuracy | epsilon spent | train s |",
+            "|---|---|---|---|",
+        ]
+        for r in fig["side_runs"]:
+            lines.append(
+                f"| {r['change']} | {r['accuracy']:.4f} | {r['epsilon']} | {r['train_seconds']:.0f} |"
+            )
     lines += ["", "## Goals", ""]
     for goal, met in fig["goals"].items():
         lines.append(f"- {goal}: {'met' if met else 'NOT met'}")
     return "\n".join(lines) + "\n"
+
+
+def render(args: Any) -> None:
+    """Rewrite the report from the saved figures, with the new note and side runs if given."""
+    fig = json.loads((args.results / "privacy.json").read_text(encoding="utf-8"))
+    if args.note:
+        fig["note"] = args.note
+    if args.side_runs:
+        fig["side_runs"] = json.loads(args.side_runs.read_text(encoding="utf-8"))
+    write_results(args.results, "privacy", fig, markdown(fig))
 
 
 def main() -> None:
@@ -195,9 +220,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small slice, to try the script")
     parser.add_argument("--resume", action="store_true", help="keep the variants already trained")
     parser.add_argument("--note", default="", help="findings printed at the top of the report")
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite the report from saved figures"
+    )
+    parser.add_argument("--side-runs", type=Path, default=None, help="JSON list of side runs")
     args = parser.parse_args()
     if args.spec:
         child(args)
+        return
+    if args.render:
+        render(args)
         return
     cfg = QUICK if args.quick else FULL
     paths = prepare(args.data_dir, args.work, cfg["rows"])
