@@ -6,7 +6,7 @@
 --resume keeps the variants an interrupted run finished (bench/work/privacy/partial.json and
 the reference run) and trains only the rest. --render rewrites the report from the saved
 figures, with a new note and, from FILE (a JSON list of {"change", "accuracy", "epsilon",
-"train_seconds"}), single private runs that changed one setting of the epsilon-8 variant.
+"train_seconds"}), single private runs of the epsilon-8 variant with changed settings.
 
 Members are an 8,000-row stratified sample of SST-2 train (deduplicated, so every member is
 a training row); non-members an equal-size sample of the remaining train rows whose texts
@@ -189,7 +189,7 @@ def markdown(fig: dict[str, Any]) -> str:
     if fig.get("side_runs"):
         lines += [
             "",
-            "## Side runs (epsilon 8, one setting changed; not part of the figures above)",
+            "## Side runs (the epsilon-8 variant with the settings shown; not part of the figures above)",
             "",
             "| change | test accuracy | epsilon spent | train s |",
             "|---|---|---|---|",
