@@ -1,4 +1,5 @@
-"""Explanations of adapter runs: LoRA (merged on load) and prompt tuning (a live peft model)."""
+"""Explanations of adapter runs: LoRA (merged on load; on the backbone's head or a mean-pooled
+one) and prompt tuning (a live peft model)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,20 @@ from tests.explainability.conftest import KEY, key_rows
 TEXT = f"my {KEY} is late"
 
 
-@pytest.fixture(scope="module", params=["lora", "prompt-tuning"])
+@pytest.fixture(scope="module", params=["lora", "prompt-tuning", "lora-mean"])
 def adapter_run(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path
 ) -> Path:
     tmp = tmp_path_factory.mktemp(request.param)
+    method = request.param.removesuffix("-mean")
+    pooling = "mean" if request.param.endswith("-mean") else "cls"
     recipe = build_recipe(
         {
             "run": {"name": request.param, "output_dir": str(tmp), "seed": 3},
             "data": {"path": str(write_csv(tmp / "d.csv", key_rows(60, seed=1)))},
-            "model": {"backbone": str(tiny_backbone), "max_length": 32},
+            "model": {"backbone": str(tiny_backbone), "max_length": 32, "pooling": pooling},
             "train": {
-                "method": request.param,
+                "method": method,
                 "epochs": 1,
                 "batch_size": 16,
                 "lr": 3e-3,

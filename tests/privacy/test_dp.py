@@ -120,14 +120,23 @@ def _lora(model: torch.nn.Module) -> torch.nn.Module:
     return prepare_lora(model, recipe)
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
+def tiny_mean_pooled(seed: int = 0) -> torch.nn.Module:
+    """The tiny encoder under a mean-pooled head, whose head is random so every gradient flows."""
+    from modelyard.methods.embedding import EmbeddingClassifier
+
+    model = EmbeddingClassifier(tiny_classifier(seed).bert, 3)
+    torch.nn.init.normal_(model.head.weight, std=1.0)
+    return model
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "lora-mean"])
 def test_per_example_gradients_match_one_at_a_time(method: str) -> None:
     """Opacus's per-example gradients equal each example's own gradient (opacus#820)."""
     from opacus import GradSampleModule
 
     pytest.importorskip("peft")
-    model = tiny_classifier()
-    model = _lora(model) if method == "lora" else model
+    model = tiny_mean_pooled() if method == "lora-mean" else tiny_classifier()
+    model = _lora(model) if method.startswith("lora") else model
     freeze_broadcast_embeddings(model)
     model.train()
     batch, labels = _batch()
@@ -142,7 +151,7 @@ def test_per_example_gradients_match_one_at_a_time(method: str) -> None:
     sampler = GradSampleModule(model, loss_reduction="mean")
     torch.nn.functional.cross_entropy(sampler(**batch).logits, labels).backward()
     got = dict(model.named_parameters())
-    assert any("lora_A" in n for n, _ in trainable) == (method == "lora")
+    assert any("lora_A" in n for n, _ in trainable) == method.startswith("lora")
     for name, _ in trainable:
         for i in range(len(labels)):
             torch.testing.assert_close(

@@ -98,6 +98,16 @@ def can_merge(run_dir: Path) -> bool:
     return _peft_type(run_dir) in {"LORA", "IA3"}
 
 
+def build_base(run_dir: Path, folder: Path, labels: list[str]) -> Any:
+    """Return the untrained model the adapter of `run_dir` was trained on, as its recipe's pooling says."""
+    from modelyard.methods.embedding import build_embedding_classifier
+    from modelyard.registry.run import _read_recipe
+
+    if _read_recipe(run_dir).get("model", {}).get("pooling", "cls") == "mean":
+        return build_embedding_classifier(folder, labels)
+    return build_classifier(folder, labels)
+
+
 def load_adapter_model(
     run_dir: Path, manifest: dict[str, Any], labels: list[str], merge: bool, base: str | None = None
 ) -> Any:
@@ -109,7 +119,7 @@ def load_adapter_model(
     folder = resolve_backbone(base or str(manifest.get("backbone", "minilm-l6")))
     _check_base(run_dir, manifest, folder)
     peft = peft_module()
-    model = build_classifier(folder, labels)
+    model = build_base(run_dir, folder, labels)
     try:
         with quiet_transformers(), quiet_peft():
             model = peft.PeftModel.from_pretrained(model, str(run_dir), is_trainable=False)
@@ -164,15 +174,23 @@ def merge_run(run: str | Path, output: str | Path | None = None, overwrite: bool
     out = Path(output) if output else src.with_name(f"{src.name}-merged")
     if out.exists() and not overwrite:
         raise ArtifactError(f"{out} already exists; pass --overwrite or choose --output")
+    from modelyard.methods.embedding import is_embedding_classifier, save_embedding_files
+    from modelyard.methods.registry import EMBEDDING
+
     loaded = load_adapter_run(src, manifest, merge=True)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_model_files(tmp, loaded.model, loaded.tokenizer, loaded.labels)
+    kind = CLASSIFIER
+    if is_embedding_classifier(loaded.model):
+        kind = EMBEDDING
+        save_embedding_files(tmp, loaded.model, loaded.tokenizer, loaded.labels)
+    else:
+        save_model_files(tmp, loaded.model, loaded.tokenizer, loaded.labels)
     # merged and unmerged predict the same, so the run's records still describe the model
     for name in (RECIPE, "metrics.json", "report.md", "MODEL_CARD.md"):
         if (src / name).is_file():
             shutil.copyfile(src / name, tmp / name)
     extra = {"backbone": manifest.get("backbone"), "merged_from": manifest.get("kind")}
     extra["parent_manifest_sha256"] = sha256_file(src / MANIFEST)
-    write_manifest(tmp, kind=CLASSIFIER, parent=str(src.resolve()), extra=extra)
+    write_manifest(tmp, kind=kind, parent=str(src.resolve()), extra=extra)
     return replace_dir(tmp, out)

@@ -36,6 +36,9 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class EmbeddingClassifier(torch.nn.Module):
     """Encoder + mean pooling + L2 normalisation + linear head; returns logits like a HF classifier."""
 
+    # the name that marks the backbone for the freezing methods (as in transformers' models)
+    base_model_prefix = "encoder"
+
     def __init__(self, encoder: Any, num_labels: int) -> None:
         super().__init__()
         self.encoder = encoder
@@ -91,6 +94,12 @@ def load_encoder(folder: Path) -> Any:
 def build_embedding_classifier(folder: Path, labels: list[str], recipe: Any = None) -> Any:
     """Return an EmbeddingClassifier on the backbone in `folder` with a zero head for `labels`."""
     return EmbeddingClassifier(load_encoder(folder), len(labels))
+
+
+def is_embedding_classifier(model: Any) -> bool:
+    """Return True when `model`, or the base under its peft wrapper, is an EmbeddingClassifier."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return isinstance(base, EmbeddingClassifier)
 
 
 def save_embedding_files(run_dir: Path, model: Any, tokenizer: Any, labels: list[str]) -> None:

@@ -60,6 +60,19 @@ def check_target_modules(model: torch.nn.Module, targets: list[str], key: str) -
         )
 
 
+def task_fields(model: Any) -> dict[str, Any]:
+    """Return the peft config fields that keep the model's task head trainable.
+
+    The backbone's own classifier is peft's sequence-classification task; a mean-pooled
+    EmbeddingClassifier is no task peft knows, so its head is named instead.
+    """
+    from modelyard.methods.embedding import is_embedding_classifier
+
+    if is_embedding_classifier(model):
+        return {"modules_to_save": ["head"]}
+    return {"task_type": peft_module().TaskType.SEQ_CLS}
+
+
 def prepare_lora(model: Any, recipe: Recipe) -> Any:
     """Return `model` wrapped with LoRA adapters as `train.lora` says.
 
@@ -69,7 +82,7 @@ def prepare_lora(model: Any, recipe: Recipe) -> Any:
     check_target_modules(model, opts.target_modules, "train.lora.target_modules")
     peft = peft_module()
     config = peft.LoraConfig(
-        task_type=peft.TaskType.SEQ_CLS,
+        **task_fields(model),
         r=opts.rank,
         lora_alpha=opts.alpha,
         lora_dropout=opts.dropout,
@@ -91,7 +104,7 @@ def prepare_ia3(model: Any, recipe: Recipe) -> Any:
         check_target_modules(model, opts.target_modules, "train.ia3.target_modules")
         kwargs["target_modules"] = list(opts.target_modules)
         kwargs["feedforward_modules"] = list(opts.feedforward_modules or [])
-    config = peft.IA3Config(task_type=peft.TaskType.SEQ_CLS, **kwargs)
+    config = peft.IA3Config(**task_fields(model), **kwargs)
     return wrap(model, config)
 
 

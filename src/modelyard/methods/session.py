@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from modelyard.data import DataBundle
-from modelyard.methods.registry import ADAPTER, EMBEDDING, METHODS, Method
+from modelyard.methods.registry import ADAPTER, CLASSIFIER, EMBEDDING, METHODS, Method
 from modelyard.models import build_classifier
 from modelyard.recipe import Recipe
 from modelyard.registry.run import save_model_files
@@ -36,6 +36,8 @@ class MethodSession:
     @property
     def kind(self) -> str:
         """Return the manifest kind of the artifact this run saves."""
+        if self.method.kind == CLASSIFIER and self.recipe.model.pooling == "mean":
+            return EMBEDDING
         return self.method.kind
 
     def fit(self, tuner: FineTuner, train: Encoded, dev: Encoded, resume: bool) -> TrainResult:
@@ -126,13 +128,22 @@ def start_method(recipe: Recipe, folder: Path, bundle: DataBundle) -> MethodSess
     elif method.build is not None:
         model = method.build(folder, bundle.labels, recipe)
     else:
-        model = build_classifier(folder, bundle.labels)
+        model = build_task_model(folder, bundle.labels, recipe.model.pooling)
     session.model = method.prepare(model, recipe)
     if recipe.train.gradient_checkpointing:
         enable_gradient_checkpointing(session.model)
     if recipe.train.adversarial is not None:
         session.hooks.append(adversarial_hook(session.model, recipe.train.adversarial))
     return session
+
+
+def build_task_model(folder: Path, labels: list[str], pooling: str) -> Any:
+    """Return the model a method starts from: the backbone's classifier (cls) or a mean-pooled head."""
+    if pooling == "mean":
+        from modelyard.methods.embedding import build_embedding_classifier
+
+        return build_embedding_classifier(folder, labels)
+    return build_classifier(folder, labels)
 
 
 def enable_gradient_checkpointing(model: Any) -> None:

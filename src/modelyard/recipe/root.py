@@ -44,6 +44,22 @@ class Recipe(Section):
             raise ValueError("train.self_training cannot be combined with privacy; drop one")
         return self
 
+    @model_validator(mode="after")
+    def _pooling_fits_method(self) -> Recipe:
+        if self.model.pooling != "mean":
+            return self
+        if self.train.method == "prompt-tuning":
+            raise ValueError(
+                "model.pooling mean cannot be combined with train.method prompt-tuning (its "
+                "virtual tokens need the backbone's own classifier); use lora or model.pooling cls"
+            )
+        if self.train.memory.fisher or self.train.continual is not None:
+            raise ValueError(
+                "train.memory.fisher and train.continual need a classifier with the backbone's "
+                "own head; set model.pooling cls or drop them"
+            )
+        return self
+
     def run_dir(self) -> Path:
         """Return the directory this run writes to."""
         return self.run.output_dir / self.run.name

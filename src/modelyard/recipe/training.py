@@ -19,6 +19,14 @@ class ModelConfig(Section):
     max_length: int = Field(
         128, ge=8, le=4096, description="Longer texts are truncated (and counted)."
     )
+    pooling: Literal["cls", "mean"] = Field(
+        "cls",
+        description=(
+            "What the task head reads: the first token through the backbone's pooler (cls), or "
+            "the mean over the tokens, L2-normalised (mean: how sentence-embedding backbones such "
+            "as MiniLM were trained; saved as an embedding-classifier, or an adapter on one)."
+        ),
+    )
 
 
 class EarlyStoppingConfig(Section):
