@@ -194,6 +194,52 @@ def test_dp_step_clips_each_example_then_averages(monkeypatch: pytest.MonkeyPatc
             )
 
 
+def test_a_batch_run_in_pieces_steps_as_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-example gradients of pieces (each with its own mean loss) are clipped as one batch."""
+    monkeypatch.setattr("modelyard.privacy.dp.calibrate_noise", lambda *a: 0.0)
+    batch, labels = _batch()
+    moved = []
+    for pieces in ([[0, 1, 2, 3]], [[2], [0, 3], [1]]):
+        model = tiny_classifier()
+        policy = DPPolicy(PrivacyConfig(target_epsilon=8, max_grad_norm=0.05), 400, 4, seed=0)
+        optimizer = _wrapped(policy, model)
+        before = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
+        for rows in pieces:
+            piece = {k: v[rows] for k, v in batch.items()}
+            torch.nn.functional.cross_entropy(model(**piece).logits, labels[rows]).backward()
+        optimizer.step()
+        after = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
+        moved.append(before - after)
+    assert moved[0].abs().sum() > 0
+    torch.testing.assert_close(moved[1], moved[0], rtol=1e-4, atol=1e-8)
+
+
+def test_private_run_in_pieces_records_the_limit(tiny_recipe: dict) -> None:
+    recipe = _dp_recipe(tiny_recipe, max_physical_batch_size=3)
+    recipe["train"]["batch_size"] = 16
+    record = modelyard.train(build_recipe(recipe), progress=False).training["privacy"]
+    assert record["max_physical_batch_size"] == 3 and record["steps"] > 0
+
+
+def test_pieces_are_length_sorted_and_cover_the_batch_once() -> None:
+    from modelyard.trainer.batching import Encoded
+    from modelyard.trainer.loop import FineTuner
+
+    class Limit:
+        physical_batch_size = 3
+
+    tuner = FineTuner.__new__(FineTuner)  # only the chunking is exercised
+    tuner.policy, tuner._lengths = Limit(), None  # type: ignore[assignment]
+    data = Encoded([[1] * n for n in (5, 2, 9, 4, 7, 1, 3)], None, [0] * 7, 0)
+    pieces = tuner._chunks(data, np.array([6, 0, 1, 2, 3, 4, 5]))
+    assert [len(p) for p in pieces] == [3, 3, 1]
+    flat = np.concatenate(pieces)
+    assert sorted(flat.tolist()) == list(range(7))
+    lengths = [len(data.input_ids[i]) for i in flat]
+    assert lengths == sorted(lengths)
+    assert [len(p) for p in tuner._chunks(data, np.array([0, 1]))] == [2]
+
+
 def test_empty_poisson_batch_takes_a_noise_only_step() -> None:
     model = tiny_classifier()
     policy = DPPolicy(PrivacyConfig(target_epsilon=1, accountant="rdp"), 400, 4, seed=0)

@@ -143,6 +143,7 @@ class DPPolicy:
             )
         self.cfg, self.n_train, self.batch_size, self.seed = cfg, n_train, batch_size, seed
         self.sample_rate = batch_size / n_train
+        self.physical_batch_size = cfg.max_physical_batch_size
         self.delta = resolve_delta(cfg, n_train)
         self.noise_multiplier_: float | None = None
         self.planned_steps_: int | None = None
@@ -236,6 +237,7 @@ class DPPolicy:
             "max_grad_norm": self.cfg.max_grad_norm,
             "training_rows": self.n_train,
             "secure_rng": self.cfg.secure_rng,
+            "max_physical_batch_size": self.physical_batch_size,
             "frozen_parameters": self.frozen_,
             "opacus_version": opacus.__version__,
         }

@@ -22,6 +22,15 @@ class PoissonDPOptimizer(DPOptimizer):
 
     secure_random: SecureRandom | None = None
 
+    @property
+    def accumulated_iterations(self) -> int:
+        """Return 1: the loop's backward passes between two steps are pieces of one Poisson batch.
+
+        Opacus counts each backward pass as a whole batch of the expected size and divides
+        the clipped sum by their number as well; for pieces that would shrink the step.
+        """
+        return 1
+
     def pre_step(self, closure: Callable[[], float] | None = None) -> bool | None:
         """Clip, accumulate and add noise; an empty batch gets zero-size per-example gradients."""
         if self.params and all(getattr(p, "grad_sample", None) is None for p in self.params):

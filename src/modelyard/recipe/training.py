@@ -230,6 +230,12 @@ class PrivacyConfig(Section):
     accountant: Literal["prv", "rdp"] = Field(
         "prv", description="Privacy accountant: prv (tighter) or rdp (Renyi DP, the classic bound)."
     )
+    max_physical_batch_size: int = Field(
+        128,
+        ge=1,
+        description="A Poisson batch larger than this runs in length-sorted chunks of at most "
+        "this many rows (less memory and padding); it is still one clipped, noisy step.",
+    )
     secure_rng: bool = Field(
         False,
         description="Draw batches and noise from the OS's cryptographic RNG (not the run seed), "

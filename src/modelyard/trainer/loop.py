@@ -147,6 +147,7 @@ class FineTuner:
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
         self.policy = policy
+        self._lengths: np.ndarray | None = None
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
 
@@ -248,9 +249,28 @@ class FineTuner:
             state.epoch += 1
             self._end_of_epoch(dev, state, optimizer, scheduler, bar)
 
+    def _chunks(self, train: Encoded, index: np.ndarray) -> list[np.ndarray]:
+        """Return the batch as one piece, or in length-sorted pieces no larger than the policy's limit."""
+        size = getattr(self.policy, "physical_batch_size", None)
+        if size is None or len(index) <= size:
+            return [index]
+        if self._lengths is None:
+            self._lengths = train.lengths()
+        # sorted, each piece pads only to its own longest row
+        order = index[np.argsort(self._lengths[index], kind="stable")]
+        return [order[i : i + size] for i in range(0, len(order), size)]
+
     def _backward(self, train: Encoded, index: np.ndarray, accum: int) -> float:
         if len(index) == 0:
             return 0.0  # an empty Poisson-sampled batch: the policy's step adds noise only
+        pieces = self._chunks(train, index)
+        if len(pieces) == 1:
+            return self._backward_piece(train, index, accum)
+        # Opacus keeps each piece's per-example gradients until the step clips them all
+        total = sum(self._backward_piece(train, p, accum) * len(p) for p in pieces)
+        return total / len(index)
+
+    def _backward_piece(self, train: Encoded, index: np.ndarray, accum: int) -> float:
         batch = collate(train.input_ids, train.token_type_ids, index, self.pad_id)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         labels = torch.tensor([train.labels[i] for i in index], device=self.device)
