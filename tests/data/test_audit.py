@@ -113,10 +113,12 @@ def test_audit_with_the_tiny_backbone_finds_flipped_rows(
     assert len(report.outliers) == 5
 
 
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_finetuned_learner_gives_out_of_fold_probabilities(
-    tmp_path: Path, tiny_backbone: Path
+    tmp_path: Path, tiny_backbone: Path, pooling: str
 ) -> None:
     recipe, _ = _noisy_recipe(tmp_path, tiny_backbone, learner="finetune", folds=2)
+    recipe.model.pooling = pooling  # type: ignore[assignment]
     rows = make_rows(90, seed=4)
     names = sorted({label for _, label in rows})
     labels = np.array([names.index(label) for _, label in rows])

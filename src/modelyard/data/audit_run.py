@@ -41,7 +41,8 @@ def finetuned_oof_probs(
 def _finetuned_oof(
     recipe: Recipe, texts: list[str], labels: np.ndarray, names: list[str], progress: bool
 ) -> np.ndarray:
-    from modelyard.models import build_classifier, load_tokenizer, resolve_backbone
+    from modelyard.methods.session import build_task_model
+    from modelyard.models import load_tokenizer, resolve_backbone
     from modelyard.trainer.loop import FineTuner, predict_logits
 
     folder = resolve_backbone(recipe.model.backbone)
@@ -54,7 +55,7 @@ def _finetuned_oof(
     no_dev = Encoded([], None, [], 0)
     for fold, (fit_at, held_at) in enumerate(folds.split(np.zeros(len(labels)), labels)):
         torch.manual_seed(seed + fold)
-        model = build_classifier(folder, names)
+        model = build_task_model(folder, names, recipe.model.pooling)
         part = [
             encode_split(
                 tokenizer,
