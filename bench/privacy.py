@@ -1,6 +1,8 @@
 """Privacy benchmark: LoRA on SST-2 with DP-SGD at epsilon 1, 3, 8 and without privacy.
 
     python bench/privacy.py [--data-dir ../shared/data] [--quick] [--resume] [--note TEXT]
+        [--pooling mean|cls] [--private-batch N] [--private-lr LR] [--private-epochs E]
+        [--private-clip C]
     python bench/privacy.py --render [--note TEXT] [--side-runs FILE]
 
 --resume keeps the variants an interrupted run finished (bench/work/privacy/partial.json and
@@ -11,8 +13,12 @@ figures, with a new note and, from FILE (a JSON list of {"change", "accuracy", "
 Members are an 8,000-row stratified sample of SST-2 train (deduplicated, so every member is
 a training row); non-members an equal-size sample of the remaining train rows whose texts
 are not members; a third disjoint sample trains the non-private reference model of the
-calibrated attack. Every variant trains LoRA (r 8 on query and value) with the same
-schedule; test accuracy is on the 872 GLUE dev rows. The membership-inference AUC of a model
+calibrated attack. Every variant trains LoRA (r 8 on query and value) on the same model
+(by default a mean-pooled head, `model.pooling: mean`); the non-private variants train with
+AdamW, the private ones with SGD at their own expected batch, learning rate and epochs
+(DP-SGD wants large batches: the noise per example shrinks with the batch, while the
+accountant charges a larger sampling rate less than proportionally). Test accuracy is on
+the 872 GLUE dev rows. The membership-inference AUC of a model
 is that of its strongest attack (loss, confidence, reference-calibrated loss). Training time
 is compared in interleaved short runs (non-private, private, x rounds, medians).
 """
@@ -31,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import base_parser, machine, read_csv, run_json_subprocess, write_results
 
 SEED = 42
-FULL = {"rows": 8000, "epochs": 4, "resamples": 1000, "timing_steps": 12, "rounds": 3}
+FULL = {"rows": 8000, "epochs": 4, "resamples": 1000, "timing_steps": 32, "rounds": 3}
 QUICK = {"rows": 600, "epochs": 1, "resamples": 200, "timing_steps": 4, "rounds": 2}
 TRAIN = {
     "method": "lora",
@@ -45,7 +51,9 @@ TRAIN = {
 # DP-SGD trains with SGD: AdamW's per-coordinate scaling makes full-size steps out of the
 # noise on the LoRA coordinates, whose true gradient is far below it (every private AdamW
 # model predicted one class; see the report's findings)
-PRIVATE_TRAIN = {"optimizer": "sgd", "lr": 0.5, "momentum": 0.9}
+PRIVATE_TRAIN = {"optimizer": "sgd", "lr": 4.0, "momentum": 0.9, "batch_size": 1024}
+PRIVATE_EPOCHS = 8
+PRIVATE_CLIP = 0.5
 EPSILONS = (8, 3, 1)
 
 
@@ -74,19 +82,49 @@ def prepare(data_dir: Path, work: Path, rows: int) -> dict[str, Path]:
     return paths
 
 
-def recipe(name: str, train: Path, test: Path, out: Path, epochs: float, eps: float | None) -> dict:
-    """Return the recipe of one variant: all rows train (no dev split), LoRA, fixed schedule."""
+def recipe(
+    name: str,
+    train: Path,
+    test: Path,
+    out: Path,
+    epochs: float,
+    eps: float | None,
+    settings: dict[str, Any] | None = None,
+) -> dict:
+    """Return the recipe of one variant: all rows train (no dev split), LoRA, fixed schedule.
+
+    `settings` holds the pooling and, for a private variant, its optimizer, lr, batch and epochs.
+    """
+    opts = settings or {
+        "pooling": "mean",
+        "private": {**PRIVATE_TRAIN, "epochs": PRIVATE_EPOCHS},
+        "clip": PRIVATE_CLIP,
+    }
     raw: dict[str, Any] = {
         "run": {"name": name, "output_dir": str(out), "seed": SEED},
         "data": {"train": str(train), "test": str(test), "split": {"dev": 0.0, "test": 0.0}},
-        "model": {"max_length": 64},
+        "model": {"max_length": 64, "pooling": opts["pooling"]},
         "train": {**TRAIN, "epochs": epochs},
         "evaluate": {"speed": False},
     }
     if eps is not None:
-        raw["privacy"] = {"target_epsilon": eps, "accountant": "prv"}
-        raw["train"].update(PRIVATE_TRAIN)
+        raw["privacy"] = {"target_epsilon": eps, "accountant": "prv", "max_grad_norm": opts["clip"]}
+        raw["train"].update(opts["private"])
     return raw
+
+
+def settings_from(args: Any, quick: bool) -> dict[str, Any]:
+    """Return the pooling and private-training settings the command line chose."""
+    private = {
+        **PRIVATE_TRAIN,
+        "lr": args.private_lr,
+        "batch_size": args.private_batch,
+        "epochs": args.private_epochs,
+    }
+    if quick:
+        # the quick slice has 600 rows: a Poisson batch must stay well below that
+        private.update(batch_size=min(args.private_batch, 128), epochs=1)
+    return {"pooling": args.pooling, "private": private, "clip": args.private_clip}
 
 
 def child(args: Any) -> None:
@@ -126,13 +164,17 @@ def variant(spec: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
-def timing(paths: dict[str, Path], out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+def timing(
+    paths: dict[str, Path], out: Path, cfg: dict[str, Any], settings: dict[str, Any]
+) -> dict[str, Any]:
     """Interleave short non-private and private (epsilon 8) runs; return median seconds per sample."""
     per_sample: dict[str, list[float]] = {"nonprivate": [], "private": []}
     for r in range(cfg["rounds"]):
         for name, eps in (("nonprivate", None), ("private", 8.0)):
-            raw = recipe(f"timing-{name}", paths["members"], paths["test"], out, 1, eps)
-            raw["train"]["max_steps"] = cfg["timing_steps"]
+            raw = recipe(f"timing-{name}", paths["members"], paths["test"], out, 1, eps, settings)
+            # the same number of examples each: private batches are larger
+            steps = cfg["timing_steps"] * TRAIN["batch_size"] // raw["train"]["batch_size"]
+            raw["train"]["max_steps"] = max(steps, 1)
             fig = variant({"recipe": raw})
             per_sample[name].append(1.0 / fig["samples_per_s"])
             print(f"timing round {r} {name}: {fig['samples_per_s']} samples/s", file=sys.stderr)
@@ -224,6 +266,19 @@ def main() -> None:
         "--render", action="store_true", help="rewrite the report from saved figures"
     )
     parser.add_argument("--side-runs", type=Path, default=None, help="JSON list of side runs")
+    parser.add_argument(
+        "--pooling", choices=("mean", "cls"), default="mean", help="model.pooling of every variant"
+    )
+    parser.add_argument(
+        "--private-batch", type=int, default=PRIVATE_TRAIN["batch_size"], help="expected batch"
+    )
+    parser.add_argument("--private-lr", type=float, default=PRIVATE_TRAIN["lr"], help="SGD lr")
+    parser.add_argument(
+        "--private-epochs", type=float, default=PRIVATE_EPOCHS, help="epochs of private variants"
+    )
+    parser.add_argument(
+        "--private-clip", type=float, default=PRIVATE_CLIP, help="per-example clipping norm C"
+    )
     args = parser.parse_args()
     if args.spec:
         child(args)
@@ -232,6 +287,7 @@ def main() -> None:
         render(args)
         return
     cfg = QUICK if args.quick else FULL
+    settings = settings_from(args, args.quick)
     paths = prepare(args.data_dir, args.work, cfg["rows"])
     out = args.work / "runs" / "privacy"
     partial = args.work / "privacy" / "partial.json"
@@ -239,7 +295,13 @@ def main() -> None:
     ref = done.pop("mia-reference", None) or variant(
         {
             "recipe": recipe(
-                "mia-reference", paths["reference"], paths["test"], out, cfg["epochs"], None
+                "mia-reference",
+                paths["reference"],
+                paths["test"],
+                out,
+                cfg["epochs"],
+                None,
+                settings,
             )
         }
     )
@@ -254,12 +316,13 @@ def main() -> None:
         if name in done:
             variants[name] = done[name]
             continue
-        raw = recipe(name, paths["members"], paths["test"], out, cfg["epochs"], eps)
+        raw = recipe(name, paths["members"], paths["test"], out, cfg["epochs"], eps, settings)
         variants[name] = variant({"recipe": raw, "audit": audit})
         # kept as it goes, so a late failure does not lose the finished variants
         partial.write_text(json.dumps({"mia-reference": ref, **variants}, indent=2))
     acc = {k: x["accuracy"] for k, x in variants.items()}
     private_auc = max(variants[f"eps{e}"]["mia"]["max_auc"] for e in EPSILONS)
+    priv = settings["private"]
     fig: dict[str, Any] = {
         "accuracy_nonprivate": acc["nonprivate"],
         "accuracy_eps1": acc["eps1"],
@@ -269,16 +332,19 @@ def main() -> None:
         "mia_auc_nonprivate": variants["nonprivate"]["mia"]["max_auc"],
         "mia_auc_max_private": private_auc,
         "machine": machine(),
+        "settings": settings,
         "setup": (
-            f"LoRA r8 (query, value), {cfg['rows']} members, {cfg['epochs']} epochs, batch "
-            f"{TRAIN['batch_size']} (expected batch under Poisson sampling), max length 64; "
-            f"non-private: AdamW lr {TRAIN['lr']}; private: SGD lr {PRIVATE_TRAIN['lr']} momentum "
-            f"{PRIVATE_TRAIN['momentum']}, PRV accountant, delta auto, clipping norm 1.0; "
+            f"LoRA r8 (query, value) with model.pooling {settings['pooling']}, {cfg['rows']} "
+            f"members, max length 64; non-private: AdamW lr {TRAIN['lr']}, batch "
+            f"{TRAIN['batch_size']}, {cfg['epochs']} epochs; private: SGD lr {priv['lr']} "
+            f"momentum {priv['momentum']}, expected batch {priv['batch_size']} (Poisson "
+            f"sampling), {priv['epochs']} epochs, PRV accountant, delta auto, clipping norm "
+            f"{settings['clip']}; "
             f"{cfg['rows']} non-members; "
             f"reference model on another {cfg['rows']} rows (test accuracy {ref['accuracy']:.4f})."
         ),
         "variants": variants,
-        "timing": timing(paths, out, cfg),
+        "timing": timing(paths, out, cfg, settings),
     }
     if args.note:
         fig["note"] = args.note
