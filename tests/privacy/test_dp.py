@@ -229,7 +229,7 @@ def test_pieces_are_length_sorted_and_cover_the_batch_once() -> None:
         physical_batch_size = 3
 
     tuner = FineTuner.__new__(FineTuner)  # only the chunking is exercised
-    tuner.policy, tuner._lengths = Limit(), None  # type: ignore[assignment]
+    tuner.policy = Limit()  # type: ignore[assignment]
     data = Encoded([[1] * n for n in (5, 2, 9, 4, 7, 1, 3)], None, [0] * 7, 0)
     pieces = tuner._chunks(data, np.array([6, 0, 1, 2, 3, 4, 5]))
     assert [len(p) for p in pieces] == [3, 3, 1]

@@ -147,7 +147,6 @@ class FineTuner:
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
         self.policy = policy
-        self._lengths: np.ndarray | None = None
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
 
@@ -254,10 +253,9 @@ class FineTuner:
         size = getattr(self.policy, "physical_batch_size", None)
         if size is None or len(index) <= size:
             return [index]
-        if self._lengths is None:
-            self._lengths = train.lengths()
+        lengths = np.fromiter((len(train.input_ids[i]) for i in index), np.int64, len(index))
         # sorted, each piece pads only to its own longest row
-        order = index[np.argsort(self._lengths[index], kind="stable")]
+        order = index[np.argsort(lengths, kind="stable")]
         return [order[i : i + size] for i in range(0, len(order), size)]
 
     def _backward(self, train: Encoded, index: np.ndarray, accum: int) -> float:
