@@ -19,7 +19,7 @@ from modelyard.errors import ArtifactError
 from modelyard.fsutil import replace_dir
 from modelyard.methods.peft_methods import peft_module, quiet_peft
 from modelyard.methods.registry import CLASSIFIER
-from modelyard.models import build_classifier, load_tokenizer, resolve_backbone
+from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.build import quiet_transformers
 from modelyard.registry.manifest import MANIFEST, sha256_file, write_manifest
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun, save_model_files
@@ -100,12 +100,11 @@ def can_merge(run_dir: Path) -> bool:
 
 def build_base(run_dir: Path, folder: Path, labels: list[str]) -> Any:
     """Return the untrained model the adapter of `run_dir` was trained on, as its recipe's pooling says."""
-    from modelyard.methods.embedding import build_embedding_classifier
+    from modelyard.methods.session import build_task_model
     from modelyard.registry.run import _read_recipe
 
-    if _read_recipe(run_dir).get("model", {}).get("pooling", "cls") == "mean":
-        return build_embedding_classifier(folder, labels)
-    return build_classifier(folder, labels)
+    pooling = _read_recipe(run_dir).get("model", {}).get("pooling", "cls")
+    return build_task_model(folder, labels, pooling)
 
 
 def load_adapter_model(
