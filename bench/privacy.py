@@ -5,6 +5,12 @@
         [--private-clip C]
     python bench/privacy.py --render [--note TEXT] [--side-runs FILE]
 
+By default every variant is tuned: each candidate setting of its grid (NONPRIVATE_GRID,
+PRIVATE_GRID) trains on the members and is scored on a dev sample of SST-2 train that no
+other sample touches; the candidate with the best dev accuracy is the variant, and only it is
+scored on the test rows' figures and audited. --no-tune trains the single setting the
+command line gives instead.
+
 --resume keeps the variants an interrupted run finished (bench/work/privacy/partial.json and
 the reference run) and trains only the rest. --render rewrites the report from the saved
 figures, with a new note and, from FILE (a JSON list of {"change", "accuracy", "epsilon",
@@ -37,8 +43,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import base_parser, machine, read_csv, run_json_subprocess, write_results
 
 SEED = 42
-FULL = {"rows": 8000, "epochs": 4, "resamples": 1000, "timing_steps": 32, "rounds": 3}
-QUICK = {"rows": 600, "epochs": 1, "resamples": 200, "timing_steps": 4, "rounds": 2}
+FULL = {
+    "rows": 8000,
+    "dev_rows": 2000,
+    "epochs": 4,
+    "resamples": 1000,
+    "timing_steps": 32,
+    "rounds": 3,
+}
+QUICK = {
+    "rows": 600,
+    "dev_rows": 300,
+    "epochs": 1,
+    "resamples": 200,
+    "timing_steps": 4,
+    "rounds": 2,
+}
 TRAIN = {
     "method": "lora",
     "batch_size": 128,
@@ -55,6 +75,20 @@ PRIVATE_TRAIN = {"optimizer": "sgd", "lr": 4.0, "momentum": 0.9, "batch_size": 1
 PRIVATE_EPOCHS = 8
 PRIVATE_CLIP = 0.5
 EPSILONS = (8, 3, 1)
+# candidates, scored on the dev sample; a key missing from a candidate keeps the default
+NONPRIVATE_GRID: tuple[dict[str, Any], ...] = ({"lr": 1e-3}, {"lr": 2e-3}, {"lr": 5e-3})
+PRIVATE_GRID: dict[int, tuple[dict[str, Any], ...]] = {
+    8: (
+        {"lr": 4.0, "clip": 0.5},
+        {"lr": 6.0, "clip": 0.5},
+        {"lr": 8.0, "clip": 0.25},
+        {"lr": 4.0, "clip": 0.5, "epochs": 12},
+        {"optimizer": "adamw", "lr": 1e-3, "clip": 0.5},
+    ),
+    3: ({"lr": 4.0, "clip": 0.5}, {"lr": 2.0, "clip": 0.5}),
+    1: ({"lr": 2.0, "clip": 0.5}, {"lr": 1.0, "clip": 0.5}, {"lr": 2.0, "clip": 0.5, "epochs": 4}),
+}
+QUICK_GRID = ({"lr": 4.0, "clip": 0.5}, {"lr": 2.0, "clip": 0.5})
 
 
 def _dedup(frame: Any) -> Any:
@@ -67,14 +101,19 @@ def _stratified(frame: Any, n: int) -> Any:
     return stratified_sample(frame, n, SEED)
 
 
-def prepare(data_dir: Path, work: Path, rows: int) -> dict[str, Path]:
-    """Write members, non-members and reference samples (pairwise disjoint by text); return paths."""
+def prepare(data_dir: Path, work: Path, rows: int, dev_rows: int) -> dict[str, Path]:
+    """Write members, non-members, reference and dev samples (pairwise disjoint by text); return paths."""
     folder = work / "privacy"
     folder.mkdir(parents=True, exist_ok=True)
     pool = _dedup(read_csv(data_dir / "sst2" / "train.csv"))
     paths = {}
-    for name in ("members", "non_members", "reference"):
-        sample = _stratified(pool, rows)
+    for name, n in (
+        ("members", rows),
+        ("non_members", rows),
+        ("reference", rows),
+        ("dev", dev_rows),
+    ):
+        sample = _stratified(pool, n)
         pool = pool[~pool["text"].isin(set(sample["text"]))]
         paths[name] = folder / f"{name}.csv"
         sample.to_csv(paths[name], index=False)
@@ -104,7 +143,7 @@ def recipe(
         "run": {"name": name, "output_dir": str(out), "seed": SEED},
         "data": {"train": str(train), "test": str(test), "split": {"dev": 0.0, "test": 0.0}},
         "model": {"max_length": 64, "pooling": opts["pooling"]},
-        "train": {**TRAIN, "epochs": epochs},
+        "train": {**TRAIN, "epochs": epochs, **opts.get("nonprivate", {})},
         "evaluate": {"speed": False},
     }
     if eps is not None:
@@ -127,6 +166,41 @@ def settings_from(args: Any, quick: bool) -> dict[str, Any]:
     return {"pooling": args.pooling, "private": private, "clip": args.private_clip}
 
 
+def candidate_settings(
+    base: dict[str, Any], candidate: dict[str, Any], private: bool, quick: bool
+) -> dict[str, Any]:
+    """Return `base` with one grid candidate's keys applied (to the private or non-private part)."""
+    settings = {**base, "private": dict(base["private"]), "nonprivate": {}}
+    changes = {k: v for k, v in candidate.items() if k != "clip"}
+    if private:
+        settings["private"].update(changes)
+        settings["clip"] = candidate.get("clip", base["clip"])
+        if quick:
+            settings["private"]["epochs"] = 1
+    else:
+        settings["nonprivate"] = changes
+    return settings
+
+
+def grid_for(eps: int | None, tune: bool, quick: bool) -> tuple[dict[str, Any], ...]:
+    """Return the candidates of one variant: its grid, or the single given setting."""
+    if not tune:
+        return ({},)
+    if eps is None:
+        return NONPRIVATE_GRID[:2] if quick else NONPRIVATE_GRID
+    return QUICK_GRID if quick else PRIVATE_GRID[eps]
+
+
+def describe(candidate: dict[str, Any]) -> str:
+    """Return a grid candidate as a short table cell."""
+    return (
+        ", ".join(
+            f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in candidate.items()
+        )
+        or "as given"
+    )
+
+
 def child(args: Any) -> None:
     """Train one variant (and audit it) in this process; print its figures as JSON."""
     import modelyard
@@ -134,17 +208,25 @@ def child(args: Any) -> None:
     from modelyard.recipe import build_recipe
 
     spec = json.loads(args.spec)
-    result = modelyard.train(build_recipe(spec["recipe"]), overwrite=True, progress=False)
-    figures: dict[str, Any] = {
-        "accuracy": result.metrics["accuracy"],
-        "train_seconds": result.training["train_seconds"],
-        "samples_per_s": result.training["samples_per_s"],
-        "steps": result.training["steps"],
-        "privacy": result.training.get("privacy"),
-    }
+    figures: dict[str, Any] = {}
+    if "recipe" in spec:
+        result = modelyard.train(build_recipe(spec["recipe"]), overwrite=True, progress=False)
+        run_dir = result.run_dir
+        figures = {
+            "accuracy": result.metrics["accuracy"],
+            "train_seconds": result.training["train_seconds"],
+            "samples_per_s": result.training["samples_per_s"],
+            "steps": result.training["steps"],
+            "privacy": result.training.get("privacy"),
+        }
+        if spec.get("dev"):
+            scored = modelyard.evaluate(run_dir, spec["dev"])
+            figures["dev_accuracy"] = scored["accuracy"]
+    else:
+        run_dir = spec["run_dir"]
     if spec.get("audit"):
         report = audit_membership(
-            result.run_dir,
+            run_dir,
             spec["audit"]["members"],
             spec["audit"]["non_members"],
             reference=spec["audit"].get("reference"),
@@ -159,7 +241,7 @@ def variant(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     figures = run_json_subprocess([__file__, "--child", json.dumps(spec)])
     figures["wall_seconds"] = round(time.perf_counter() - start, 1)
-    name = spec["recipe"]["run"]["name"]
+    name = spec["recipe"]["run"]["name"] if "recipe" in spec else spec["run_dir"]
     print(f"{name}: {json.dumps(figures)[:400]}", file=sys.stderr, flush=True)
     return figures
 
@@ -228,6 +310,22 @@ def markdown(fig: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {attack} | {a['auc']:.4f} | {a['auc_ci'][0]:.4f}–{a['auc_ci'][1]:.4f} | {a['tpr_at_fpr']:.4f} |"
             )
+    if fig.get("tuning"):
+        lines += [
+            "",
+            "## Tuning (every candidate trained on the members; chosen by dev accuracy)",
+            "",
+            "| variant | candidate | dev accuracy | test accuracy | epsilon spent | train s | chosen |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, cands in fig["tuning"].items():
+            for t in cands:
+                p = t.get("privacy") or {}
+                mark = "yes" if t["run"] == v[name]["run"] else ""
+                lines.append(
+                    f"| {name} | {describe(t['candidate'])} | {t['dev_accuracy']:.4f} | "
+                    f"{t['accuracy']:.4f} | {p.get('epsilon', '—')} | {t['train_seconds']:.0f} | {mark} |"
+                )
     if fig.get("side_runs"):
         lines += [
             "",
@@ -267,6 +365,9 @@ def main() -> None:
     )
     parser.add_argument("--side-runs", type=Path, default=None, help="JSON list of side runs")
     parser.add_argument(
+        "--no-tune", action="store_true", help="train the given settings, no dev-scored grid"
+    )
+    parser.add_argument(
         "--pooling", choices=("mean", "cls"), default="mean", help="model.pooling of every variant"
     )
     parser.add_argument(
@@ -288,7 +389,7 @@ def main() -> None:
         return
     cfg = QUICK if args.quick else FULL
     settings = settings_from(args, args.quick)
-    paths = prepare(args.data_dir, args.work, cfg["rows"])
+    paths = prepare(args.data_dir, args.work, cfg["rows"], cfg["dev_rows"])
     out = args.work / "runs" / "privacy"
     partial = args.work / "privacy" / "partial.json"
     done = json.loads(partial.read_text()) if args.resume and partial.is_file() else {}
@@ -311,18 +412,42 @@ def main() -> None:
         "reference": str(out / "mia-reference"),
         "resamples": cfg["resamples"],
     }
-    variants: dict[str, Any] = {}
-    for name, eps in (("nonprivate", None), *((f"eps{e}", float(e)) for e in EPSILONS)):
-        if name in done:
-            variants[name] = done[name]
-            continue
-        raw = recipe(name, paths["members"], paths["test"], out, cfg["epochs"], eps, settings)
-        variants[name] = variant({"recipe": raw, "audit": audit})
-        # kept as it goes, so a late failure does not lose the finished variants
-        partial.write_text(json.dumps({"mia-reference": ref, **variants}, indent=2))
+    trials: dict[str, Any] = done.get("trials", {})
+    variants: dict[str, Any] = done.get("variants", {})
+    tuning: dict[str, list[dict[str, Any]]] = {}
+
+    def keep() -> None:
+        # kept as it goes, so a late failure does not lose the finished runs
+        state = {"mia-reference": ref, "trials": trials, "variants": variants}
+        partial.write_text(json.dumps(state, indent=2))
+
+    for name, eps in (("nonprivate", None), *((f"eps{e}", e) for e in EPSILONS)):
+        tuning[name] = []
+        for i, cand in enumerate(grid_for(eps, not args.no_tune, args.quick)):
+            key = f"{name}-c{i}"
+            if key not in trials:
+                trial_settings = candidate_settings(settings, cand, eps is not None, args.quick)
+                raw = recipe(
+                    key, paths["members"], paths["test"], out, cfg["epochs"], eps, trial_settings
+                )
+                trials[key] = {
+                    **variant({"recipe": raw, "dev": str(paths["dev"])}),
+                    "candidate": cand,
+                    "settings": trial_settings,
+                    "run": key,
+                }
+                keep()
+            tuning[name].append(trials[key])
+        if name not in variants:
+            # the first of equal dev scores wins: the grids list the prior favourite first
+            best = max(tuning[name], key=lambda t: t["dev_accuracy"])
+            mia = variant({"run_dir": str(out / best["run"]), "audit": audit})["mia"]
+            variants[name] = {**best, "mia": mia}
+            keep()
     acc = {k: x["accuracy"] for k, x in variants.items()}
     private_auc = max(variants[f"eps{e}"]["mia"]["max_auc"] for e in EPSILONS)
-    priv = settings["private"]
+    chosen = variants["eps8"]["settings"]
+    priv = chosen["private"]
     fig: dict[str, Any] = {
         "accuracy_nonprivate": acc["nonprivate"],
         "accuracy_eps1": acc["eps1"],
@@ -332,19 +457,26 @@ def main() -> None:
         "mia_auc_nonprivate": variants["nonprivate"]["mia"]["max_auc"],
         "mia_auc_max_private": private_auc,
         "machine": machine(),
-        "settings": settings,
+        "settings": {k: x["settings"] for k, x in variants.items()},
         "setup": (
             f"LoRA r8 (query, value) with model.pooling {settings['pooling']}, {cfg['rows']} "
-            f"members, max length 64; non-private: AdamW lr {TRAIN['lr']}, batch "
-            f"{TRAIN['batch_size']}, {cfg['epochs']} epochs; private: SGD lr {priv['lr']} "
-            f"momentum {priv['momentum']}, expected batch {priv['batch_size']} (Poisson "
-            f"sampling), {priv['epochs']} epochs, PRV accountant, delta auto, clipping norm "
-            f"{settings['clip']}; "
-            f"{cfg['rows']} non-members; "
-            f"reference model on another {cfg['rows']} rows (test accuracy {ref['accuracy']:.4f})."
+            f"members, max length 64; non-private: AdamW, batch {TRAIN['batch_size']}, "
+            f"{cfg['epochs']} epochs; private: expected batch {priv['batch_size']} (Poisson "
+            f"sampling), PRV accountant, delta auto. "
+            + (
+                "Each variant's learning rate (and for private ones optimizer, clipping norm "
+                f"and epochs) was chosen on a dev sample of {len(read_csv(paths['dev']))} "
+                "other SST-2 train rows (the tuning table below); the test rows scored only "
+                "the figures. "
+                if not args.no_tune
+                else ""
+            )
+            + f"{cfg['rows']} non-members; reference model on another {cfg['rows']} rows "
+            f"(test accuracy {ref['accuracy']:.4f})."
         ),
         "variants": variants,
-        "timing": timing(paths, out, cfg, settings),
+        "tuning": tuning,
+        "timing": timing(paths, out, cfg, chosen),
     }
     if args.note:
         fig["note"] = args.note
