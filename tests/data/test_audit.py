@@ -13,9 +13,10 @@ import pytest
 
 from modelyard.cli import EXIT_USER_ERROR, main
 from modelyard.data.audit import check_folds, embedding_oof_probs, rank_label_issues
-from modelyard.data.audit_run import finetuned_oof_probs, run_audit
+from modelyard.data.audit_run import finetune_and_predict, finetuned_oof_probs, run_audit
 from modelyard.data.embed import normalise
 from modelyard.data.neighbours import leakage_pairs, near_duplicate_pairs, outlier_scores
+from modelyard.data.splits import Split
 from modelyard.errors import DataError
 from modelyard.recipe import build_recipe
 from tests.conftest import make_rows, write_csv
@@ -126,6 +127,18 @@ def test_finetuned_learner_gives_out_of_fold_probabilities(
     probs = finetuned_oof_probs(recipe, [t for t, _ in rows], labels, names)
     assert probs.shape == (90, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert (probs.argmax(axis=1) == labels).mean() > 0.6  # chance is 1/3; held-out rows only
+
+
+def test_finetune_and_predict_scores_unseen_texts(tmp_path: Path, tiny_backbone: Path) -> None:
+    recipe, _ = _noisy_recipe(tmp_path, tiny_backbone, learner="finetune", folds=2)
+    recipe.train.epochs, recipe.train.batch_size = 6, 8
+    rows = make_rows(120, seed=5)
+    names = sorted({label for _, label in rows})
+    labels = [names.index(label) for _, label in rows]
+    fit = Split([t for t, _ in rows[:80]], labels[:80])
+    probs = finetune_and_predict(recipe, fit, [t for t, _ in rows[80:]], names)
+    assert probs.shape == (40, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs.argmax(axis=1) == np.array(labels[80:])).mean() > 0.6
 
 
 def test_cli_audit_and_its_errors(

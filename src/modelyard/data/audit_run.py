@@ -41,6 +41,35 @@ def finetuned_oof_probs(
 def _finetuned_oof(
     recipe: Recipe, texts: list[str], labels: np.ndarray, names: list[str], progress: bool
 ) -> np.ndarray:
+    folds = StratifiedKFold(recipe.audit.folds, shuffle=True, random_state=recipe.run.seed)
+    probs = np.zeros((len(texts), len(names)))
+    for fold, (fit_at, held_at) in enumerate(folds.split(np.zeros(len(labels)), labels)):
+        probs[held_at] = _fit_predict(
+            recipe,
+            Split([texts[i] for i in fit_at], labels[fit_at].tolist()),
+            [texts[i] for i in held_at],
+            names,
+            recipe.run.seed + fold,
+            progress,
+        )
+    return probs
+
+
+def finetune_and_predict(
+    recipe: Recipe, fit: Split, texts: list[str], names: list[str], progress: bool = False
+) -> np.ndarray:
+    """Return class probabilities (len(texts), classes) for `texts` from the recipe's backbone
+    fine-tuned on `fit` (label indices into `names`) with the recipe's training settings.
+
+    Raises BackboneError when the backbone cannot be loaded.
+    """
+    with torch_threads(recipe.train.num_threads):
+        return _fit_predict(recipe, fit, texts, names, recipe.run.seed, progress)
+
+
+def _fit_predict(
+    recipe: Recipe, fit: Split, texts: list[str], names: list[str], seed: int, progress: bool
+) -> np.ndarray:
     from modelyard.methods.session import build_task_model
     from modelyard.models import load_tokenizer, resolve_backbone
     from modelyard.trainer.loop import FineTuner, predict_logits
@@ -49,27 +78,18 @@ def _finetuned_oof(
     tokenizer = load_tokenizer(folder)
     device = select_device(recipe.train.device)
     dtype = select_dtype(recipe.train.precision, device)
-    pad, seed = tokenizer.pad_token_id or 0, recipe.run.seed
-    folds = StratifiedKFold(recipe.audit.folds, shuffle=True, random_state=seed)
-    probs = np.zeros((len(texts), len(names)))
-    no_dev = Encoded([], None, [], 0)
-    for fold, (fit_at, held_at) in enumerate(folds.split(np.zeros(len(labels)), labels)):
-        torch.manual_seed(seed + fold)
-        model = build_task_model(folder, names, recipe.model.pooling)
-        part = [
-            encode_split(
-                tokenizer,
-                Split([texts[i] for i in at], labels[at].tolist()),
-                recipe.model.max_length,
-            )
-            for at in (fit_at, held_at)
-        ]
-        with tempfile.TemporaryDirectory(prefix="modelyard-audit-") as work:
-            tuner = FineTuner(model, recipe.train, device, dtype, pad, seed, Path(work), progress)
-            tuner.fit(part[0], no_dev)
-        logits = predict_logits(model, part[1], pad, device, dtype)
-        probs[held_at] = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
-    return probs
+    pad = tokenizer.pad_token_id or 0
+    torch.manual_seed(seed)
+    model = build_task_model(folder, names, recipe.model.pooling)
+    length = recipe.model.max_length
+    held = encode_split(tokenizer, Split(texts, [0] * len(texts)), length)
+    with tempfile.TemporaryDirectory(prefix="modelyard-audit-") as work:
+        tuner = FineTuner(
+            model, recipe.train, device, dtype, pad, recipe.run.seed, Path(work), progress
+        )
+        tuner.fit(encode_split(tokenizer, fit, length), Encoded([], None, [], 0))
+    logits = predict_logits(model, held, pad, device, dtype)
+    return torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
 
 
 def run_audit(recipe: Recipe, output: Path | None = None, progress: bool = False) -> AuditReport:
