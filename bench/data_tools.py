@@ -385,6 +385,9 @@ def headline(fig: dict[str, Any]) -> dict[str, Any]:
         ft = fig["audit_finetune"]
         out["audit_f1_sst2_finetune_learner"] = ft["sst2"]["cleanlab_both"]["f1"]
         out["audit_f1_trec_finetune_learner"] = ft["trec"]["cleanlab_both"]["f1"]
+    if "audit_reference" in fig:
+        for learner, r in fig["audit_reference"].items():
+            out[f"audit_f1_sst2_clean_reference_{learner}"] = r["cleanlab_both"]["f1"]
     if "active_learning" in fig:
         al = fig["active_learning"]
         out["al_labels_to_match_random_2000_sst2"] = al["sst2"]["best_labels_to_match"]
