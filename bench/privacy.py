@@ -95,6 +95,7 @@ PRIVATE_GRID: dict[int, tuple[dict[str, Any], ...]] = {
         {"lr": 4.0, "clip": 0.5, "epochs": 16},
         {"lr": 2.0, "clip": 0.5},
         {"lr": 2.0, "clip": 0.5, "epochs": 12},
+        {"lr": 1.0, "clip": 0.5, "epochs": 12},
     ),
     3: ({"lr": 4.0, "clip": 0.5}, {"lr": 2.0, "clip": 0.5}),
     1: ({"lr": 2.0, "clip": 0.5}, {"lr": 1.0, "clip": 0.5}, {"lr": 2.0, "clip": 0.5, "epochs": 4}),
