@@ -7,15 +7,16 @@
 
 By default every variant is tuned: each candidate setting of its grid (NONPRIVATE_GRID,
 PRIVATE_GRID) trains on the members and is scored on a dev sample of SST-2 train that no
-other sample touches; the candidate with the best dev accuracy is the variant, and only it is
-scored on the test rows' figures and audited. --no-tune trains the single setting the
-command line gives instead.
+other sample touches; the candidate with the best dev accuracy is the variant, and only its
+test accuracy and membership audit are the variant's figures. --no-tune trains the single
+setting the command line gives instead.
 
 --resume keeps the candidates an earlier run trained (bench/work/privacy/partial.json and
 the reference run), trains only the rest (a grid made longer trains its new candidates) and
-chooses each variant again, auditing it anew when the choice changed. --render rewrites the report from the saved
-figures, with a new note and, from FILE (a JSON list of {"change", "accuracy", "epsilon",
-"train_seconds"}), single private runs of the epsilon-8 variant with changed settings.
+chooses each variant again, auditing it anew when the choice changed. --render rewrites the
+report from the saved figures, with a new note and, from FILE (a JSON list of {"change",
+"accuracy", "epsilon", "train_seconds"}), single private runs of the epsilon-8 variant with
+changed settings.
 
 Members are an 8,000-row stratified sample of SST-2 train (deduplicated, so every member is
 a training row); non-members an equal-size sample of the remaining train rows whose texts
