@@ -365,6 +365,14 @@ def _al_ft_curve(
     from modelyard.data.splits import Split
     from modelyard.recipe import build_recipe
 
+    recipe = build_recipe(
+        {
+            "run": {"seed": seed},
+            "data": {"path": "unused.csv"},
+            "model": {"max_length": 64, "pooling": "mean"},
+            "train": {"epochs": 5, "batch_size": 16, "lr": 1e-4, "checkpoint_every": None},
+        }
+    )
     texts, y = pool
     rng = np.random.default_rng(seed)
     labelled = rng.choice(len(texts), size=schedule[0], replace=False)
@@ -375,14 +383,6 @@ def _al_ft_curve(
             rest = np.setdiff1d(np.arange(len(texts)), labelled)
             picked = select(strategy, QueryContext(probs[rest], rng), target - len(labelled))
             labelled = np.concatenate([labelled, rest[picked]])
-        recipe = build_recipe(
-            {
-                "run": {"seed": seed},
-                "data": {"path": "unused.csv"},
-                "model": {"max_length": 64, "pooling": "mean"},
-                "train": {"epochs": 5, "batch_size": 16, "lr": 1e-4, "checkpoint_every": None},
-            }
-        )
         # the pool is scored only when a later batch will be chosen from it
         scored = texts if strategy != "random" and step < len(schedule) - 1 else []
         fit = Split([texts[i] for i in labelled], y[labelled].tolist())

@@ -11,17 +11,28 @@ _LEARNERS = {
 
 
 def _audit(fig: dict[str, Any], key: str) -> list[str]:
-    lines = [
-        f"## Label audit, {key} (10% of labels flipped at random, seed 42)",
-        "",
+    intro = (
         f"Learner: {_LEARNERS[key]}. Baseline: the same number of rows "
-        "with the lowest self-confidence under the same out-of-fold probabilities.",
+        "with the lowest self-confidence under the same out-of-fold probabilities."
+    )
+    title = f"Label audit, {key} (10% of labels flipped at random, seed 42)"
+    return _audit_section(title, intro, ("dataset", "OOF accuracy"), fig[key])
+
+
+def _audit_section(
+    title: str, intro: str, columns: tuple[str, str], results: dict[str, Any]
+) -> list[str]:
+    """Return one audit section: heading, text, the table of every method, the oracle line."""
+    lines = [
+        f"## {title}",
         "",
-        "| dataset | rows | OOF accuracy (true labels) | method | flagged | precision | recall | F1 |",
+        intro,
+        "",
+        f"| {columns[0]} | rows | {columns[1]} (true labels) | method | flagged | precision "
+        "| recall | F1 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    lines += _audit_rows(fig[key])
-    return [*lines, *_oracle_line(fig[key]), ""]
+    return [*lines, *_audit_rows(results), *_oracle_line(results), ""]
 
 
 def _oracle_line(results: dict[str, Any]) -> list[str]:
@@ -57,21 +68,17 @@ def _audit_rows(results: dict[str, Any]) -> list[str]:
 
 def _audit_reference(fig: dict[str, Any]) -> list[str]:
     ref = fig["audit_reference"]
-    lines = [
-        "## Label audit of SST-2 with learners trained on clean rows outside the sample",
-        "",
+    intro = (
         "Not how the audit works (it sees only the noisy rows): the probabilities for the 8,000 "
         "rows come from a learner trained on clean SST-2 train rows the sample does not hold "
         f"(embedding: logistic regression on {ref['embedding'].get('reference_rows')} rows; "
         f"finetune: MiniLM-L6 fine-tuned 1 epoch on {ref['finetune'].get('reference_rows')} "
         "rows). It shows how far confident learning gets on SST-2 when the learner is much "
         "better informed than any out-of-fold learner on the audited rows can be. The accuracy "
-        "column is that learner's accuracy on the sample's true labels.",
-        "",
-        "| learner | rows | accuracy (true labels) | method | flagged | precision | recall | F1 |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    return [*lines, *_audit_rows(ref), *_oracle_line(ref), ""]
+        "column is that learner's accuracy on the sample's true labels."
+    )
+    title = "Label audit of SST-2 with learners trained on clean rows outside the sample"
+    return _audit_section(title, intro, ("learner", "accuracy"), ref)
 
 
 def _al(fig: dict[str, Any]) -> list[str]:
