@@ -129,6 +129,10 @@ def start_method(recipe: Recipe, folder: Path, bundle: DataBundle) -> MethodSess
         model = method.build(folder, bundle.labels, recipe)
     else:
         model = build_task_model(folder, bundle.labels, recipe.model.pooling)
+    if recipe.model.head_init is not None:
+        from modelyard.methods.zeroshot import init_head
+
+        init_head(model, folder, bundle.labels, recipe)
     session.model = method.prepare(model, recipe)
     if recipe.train.gradient_checkpointing:
         enable_gradient_checkpointing(session.model)

@@ -73,16 +73,68 @@ def zeroshot_model(
     tokenizer = load_tokenizer(folder)
     labels = list(descriptions)
     model = build_embedding_classifier(folder, labels)
+    set_head_from_descriptions(model, tokenizer, descriptions, labels, max_length, temperature)
+    return model, tokenizer, labels
+
+
+def set_head_from_descriptions(
+    model: Any,
+    tokenizer: Any,
+    descriptions: dict[str, list[str]],
+    labels: list[str],
+    max_length: int,
+    temperature: float,
+) -> None:
+    """Make `model`'s head score cosine similarity / temperature to each label's descriptions.
+
+    Head row i is the normalised mean unit embedding of `labels[i]`'s descriptions; the bias is
+    zero. Raises DataError when a label has no descriptions.
+    """
+    missing = [label for label in labels if not descriptions.get(label)]
+    if missing:
+        raise DataError(
+            f"label descriptions are missing for {missing}; give every label "
+            f"({', '.join(labels)}) at least one description"
+        )
     texts = [t for label in labels for t in descriptions[label]]
     owner = np.repeat(np.arange(len(labels)), [len(descriptions[label]) for label in labels])
     ids, types, _ = encode_texts(tokenizer, texts, None, max_length)
     vectors = embed_all(model, Encoded(ids, types, [0] * len(ids), 0))
     rows = np.stack([vectors[owner == i].mean(axis=0) for i in range(len(labels))])
     rows /= np.linalg.norm(rows, axis=1, keepdims=True).clip(min=1e-12)
+    head = model.head
     with torch.no_grad():
-        model.head.weight.copy_(torch.from_numpy(rows / temperature))
-        model.head.bias.zero_()
-    return model, tokenizer, labels
+        head.weight.copy_(torch.from_numpy(rows / temperature).to(head.weight))
+        head.bias.zero_()
+
+
+def init_head(model: Any, folder: Path, labels: list[str], recipe: Any) -> None:
+    """Apply the recipe's `model.head_init` to a mean-pooled `model` (a no-op when it is unset).
+
+    Descriptions default to each label's own name. Raises DataError when the recipe's
+    descriptions name a label the data lacks or miss one it has.
+    """
+    cfg = recipe.model.head_init
+    if cfg is None:
+        return
+    given = cfg.descriptions or {label: label for label in labels}
+    unknown = sorted(set(given) - set(labels))
+    if unknown:
+        raise DataError(
+            f"model.head_init.descriptions names labels the data does not have: {unknown} "
+            f"(the data's labels: {', '.join(labels)})"
+        )
+    descriptions = {k: [v] if isinstance(v, str) else list(v) for k, v in given.items()}
+    empty = [
+        k for k, v in descriptions.items() if not all(isinstance(t, str) and t.strip() for t in v)
+    ]
+    if empty:
+        raise DataError(f"model.head_init.descriptions has empty descriptions for {empty}")
+    tokenizer = load_tokenizer(folder)
+    set_head_from_descriptions(
+        model, tokenizer, descriptions, labels, recipe.model.max_length, cfg.temperature
+    )
+    model.train()
 
 
 def build_zeroshot(

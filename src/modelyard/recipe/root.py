@@ -47,6 +47,11 @@ class Recipe(Section):
     @model_validator(mode="after")
     def _pooling_fits_method(self) -> Recipe:
         if self.model.pooling != "mean":
+            if self.model.head_init is not None:
+                raise ValueError(
+                    "model.head_init needs model.pooling mean (it sets the head of a mean-pooled "
+                    "embedding classifier); set model.pooling mean or drop model.head_init"
+                )
             return self
         if self.train.method == "prompt-tuning":
             raise ValueError(

@@ -12,6 +12,21 @@ from modelyard.recipe.base import Section
 from modelyard.recipe.data import SelfTrainingConfig
 
 
+class HeadInitConfig(Section):
+    """`model.head_init`: start a mean-pooled head as the zero-shot classifier of label descriptions."""
+
+    descriptions: dict[str, str | list[str]] | None = Field(
+        None,
+        description=(
+            "Label -> a description or a list of them (e.g. positive: [a great film]); a head "
+            "row is the mean unit embedding of its label's descriptions. null: each label's name."
+        ),
+    )
+    temperature: float = Field(
+        0.05, gt=0, le=10, description="Head rows are scaled by 1 / temperature (cosine logits)."
+    )
+
+
 class ModelConfig(Section):
     backbone: str = Field(
         "minilm-l6", description="A registered backbone name or a local Hugging Face model folder."
@@ -25,6 +40,14 @@ class ModelConfig(Section):
             "What the task head reads: the first token through the backbone's pooler (cls), or "
             "the mean over the tokens, L2-normalised (mean: how sentence-embedding backbones such "
             "as MiniLM were trained; saved as an embedding-classifier, or an adapter on one)."
+        ),
+    )
+    head_init: HeadInitConfig | None = Field(
+        None,
+        description=(
+            "Start the mean-pooled head from label descriptions (public text, no training data) "
+            "instead of zeros: the backbone gets useful gradients from the first step, which "
+            "matters most with few labels or under DP-SGD's noise. Needs pooling mean."
         ),
     )
 
