@@ -93,14 +93,21 @@ def _al(fig: dict[str, Any]) -> list[str]:
     return lines + _al_tables(fig["active_learning"])
 
 
-def _al_finetune(fig: dict[str, Any]) -> list[str]:
-    r = fig["active_learning_finetune"]
+def _al_finetune(fig: dict[str, Any], key: str) -> list[str]:
+    r = fig[key]
+    head = (
+        ", its head started as the zero-shot classifier of the label names (`model.head_init`)"
+        if r.get("head_init")
+        else ""
+    )
     lines = [
-        "## Active learning on SST-2 with a fine-tuned learner (mean of seeds)",
+        "## Active learning on SST-2 with a fine-tuned learner"
+        + (", zero-shot head" if r.get("head_init") else "")
+        + " (mean of seeds)",
         "",
         "Learner: MiniLM-L6 (mean pooling) fine-tuned afresh at every label count (5 epochs, "
-        "lr 1e-4, batch 16); the first 50 labels are random, each later batch up to the next "
-        f"count is chosen by the strategy from a {r['pool_rows']}-row pool scored by the "
+        f"lr 1e-4, batch 16){head}; the first 50 labels are random, each later batch up to the "
+        f"next count is chosen by the strategy from a {r['pool_rows']}-row pool scored by the "
         f"previous model. {r['seconds']:.0f} s in all.",
         "",
     ]
@@ -197,7 +204,9 @@ def render(fig: dict[str, Any]) -> str:
     if "active_learning" in fig:
         lines += _al(fig)
     if "active_learning_finetune" in fig:
-        lines += _al_finetune(fig)
+        lines += _al_finetune(fig, "active_learning_finetune")
+    if "active_learning_finetune_head" in fig:
+        lines += _al_finetune(fig, "active_learning_finetune_head")
     if "few_labels" in fig:
         lines += _few(fig)
     return "\n".join(lines) + "\n"
