@@ -495,10 +495,11 @@ def main() -> None:
     trials: dict[str, Any] = done.get("trials", {})
     variants: dict[str, Any] = done.get("variants", {})
     tuning: dict[str, list[dict[str, Any]]] = {}
+    timed: dict[str, Any] = done.get("timing") or {}
 
     def keep() -> None:
         # kept as it goes, so a late failure does not lose the finished runs
-        state = {"mia-reference": ref, "trials": trials, "variants": variants}
+        state = {"mia-reference": ref, "trials": trials, "variants": variants, "timing": timed}
         partial.write_text(json.dumps(state, indent=2))
 
     for name, eps in (("nonprivate", None), *((f"eps{e}", e) for e in EPSILONS)):
@@ -530,6 +531,9 @@ def main() -> None:
     private_auc = max(variants[f"eps{e}"]["mia"]["max_auc"] for e in EPSILONS)
     chosen = variants["eps8"]["settings"]
     priv = chosen["private"]
+    if timed.get("settings") != chosen:  # a resumed run keeps the timing of the same settings
+        timed.update(settings=chosen, figures=timing(paths, out, cfg, chosen))
+        keep()
     fig: dict[str, Any] = {
         "accuracy_nonprivate": acc["nonprivate"],
         "accuracy_eps1": acc["eps1"],
@@ -570,7 +574,7 @@ def main() -> None:
             k: {f: v for f, v in x.items() if f != "test_correct"} for k, x in variants.items()
         },
         "tuning": tuning,
-        "timing": timing(paths, out, cfg, chosen),
+        "timing": timed["figures"],
     }
     if args.note:
         fig["note"] = args.note
