@@ -81,7 +81,7 @@ EPSILONS = (8, 3, 1)
 MODEL_KEYS = ("head_init",)
 # the head starts as the zero-shot classifier of the label names: public information, so it
 # costs no privacy budget, and the LoRA weights get a useful gradient from the first step
-# (from a zero head their first, noisy, updates carry no signal)
+# (from a zero head they get no gradient until the head has grown: early DP updates are noise)
 NAMES_HEAD = {"head_init": {}}
 # candidates, scored on the dev sample; a key missing from a candidate keeps the default
 NONPRIVATE_GRID: tuple[dict[str, Any], ...] = (
@@ -522,7 +522,9 @@ def main() -> None:
             tuning[name].append(trials[key])
         # the first of equal dev scores wins: the grids list the prior favourite first
         best = max(tuning[name], key=lambda t: t["dev_accuracy"])
-        if variants.get(name, {}).get("run") != best["run"]:  # a resumed, longer grid may change it
+        # a resumed, edited grid may choose another run, or retrain the chosen one
+        kept = variants.get(name, {})
+        if (kept.get("run"), kept.get("candidate")) != (best["run"], best["candidate"]):
             mia = variant({"run_dir": str(out / best["run"]), "audit": audit})["mia"]
             variants[name] = {**best, "mia": mia}
             keep()
