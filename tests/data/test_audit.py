@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from modelyard.cli import EXIT_USER_ERROR, main
 from modelyard.data.audit import check_folds, embedding_oof_probs, rank_label_issues
@@ -139,6 +140,36 @@ def test_finetune_and_predict_scores_unseen_texts(tmp_path: Path, tiny_backbone:
     probs = finetune_and_predict(recipe, fit, [t for t, _ in rows[80:]], names)
     assert probs.shape == (40, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert (probs.argmax(axis=1) == np.array(labels[80:])).mean() > 0.6
+
+
+def test_finetune_and_predict_starts_from_the_recipes_head_init(
+    tmp_path: Path, tiny_backbone: Path
+) -> None:
+    """At a vanishing learning rate the fitted model is the zero-shot classifier of the descriptions."""
+    from modelyard.methods.zeroshot import zeroshot_model
+    from modelyard.recipe.training import HeadInitConfig
+
+    recipe, _ = _noisy_recipe(tmp_path, tiny_backbone, learner="finetune", folds=2)
+    recipe.model.pooling = "mean"  # type: ignore[assignment]
+    descriptions = {
+        "account": ["password login"],
+        "billing": ["invoice refund"],
+        "shipping": ["parcel"],
+    }
+    recipe.model.head_init = HeadInitConfig(descriptions=descriptions)
+    recipe.train.lr, recipe.train.max_steps = 1e-12, 1
+    rows = make_rows(60, seed=6)
+    names = sorted({label for _, label in rows})
+    fit = Split([t for t, _ in rows[:30]], [names.index(label) for _, label in rows[:30]])
+    texts = [t for t, _ in rows[30:]]
+    probs = finetune_and_predict(recipe, fit, texts, names)
+    reference, tokenizer, labels = zeroshot_model(descriptions, str(tiny_backbone), 32, 0.05)
+    assert labels == names
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.softmax(reference(**batch).logits, dim=-1).numpy()
+    assert expected.max(axis=1).mean() > 0.5  # far from uniform, so the check below can fail
+    assert np.allclose(probs, expected, atol=1e-4)
 
 
 def test_cli_audit_and_its_errors(

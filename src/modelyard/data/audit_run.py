@@ -59,7 +59,8 @@ def finetune_and_predict(
     recipe: Recipe, fit: Split, texts: list[str], names: list[str], progress: bool = False
 ) -> np.ndarray:
     """Return class probabilities (len(texts), classes) for `texts` from the recipe's backbone
-    fine-tuned on `fit` (label indices into `names`) with the recipe's training settings.
+    fine-tuned on `fit` (label indices into `names`) with the recipe's training settings,
+    its head started as `model.head_init` says.
 
     Raises BackboneError when the backbone cannot be loaded.
     """
@@ -71,6 +72,7 @@ def _fit_predict(
     recipe: Recipe, fit: Split, texts: list[str], names: list[str], seed: int, progress: bool
 ) -> np.ndarray:
     from modelyard.methods.session import build_task_model
+    from modelyard.methods.zeroshot import init_head
     from modelyard.models import load_tokenizer, resolve_backbone
     from modelyard.trainer.loop import FineTuner, predict_logits
 
@@ -81,6 +83,7 @@ def _fit_predict(
     pad = tokenizer.pad_token_id or 0
     torch.manual_seed(seed)
     model = build_task_model(folder, names, recipe.model.pooling)
+    init_head(model, folder, names, recipe)
     length = recipe.model.max_length
     held = encode_split(tokenizer, Split(texts, [0] * len(texts)), length)
     with tempfile.TemporaryDirectory(prefix="modelyard-audit-") as work:
