@@ -77,6 +77,14 @@ def test_head_init_needs_mean_pooling(method_recipe: dict) -> None:
         build_recipe(raw)
 
 
+@pytest.mark.parametrize("empty", ["  ", [], ["a login", ""]])
+def test_an_empty_description_is_a_recipe_error(method_recipe: dict, empty: object) -> None:
+    with pytest.raises(RecipeError, match="empty descriptions for \\['account'\\]"):
+        build_recipe(
+            _mean_recipe(method_recipe, {"descriptions": {**DESCRIPTIONS, "account": empty}})
+        )
+
+
 @pytest.mark.parametrize("temperature", [0, -1])
 def test_a_bad_temperature_is_a_recipe_error(method_recipe: dict, temperature: float) -> None:
     with pytest.raises(RecipeError, match="temperature"):
@@ -88,8 +96,6 @@ def test_a_bad_temperature_is_a_recipe_error(method_recipe: dict, temperature: f
     [
         ({**DESCRIPTIONS, "refunds": "money back"}, "does not have: \\['refunds'\\]"),
         ({"account": "login", "billing": "invoice"}, "missing for \\['shipping'\\]"),
-        ({**DESCRIPTIONS, "account": "  "}, "empty descriptions for \\['account'\\]"),
-        ({**DESCRIPTIONS, "account": []}, "missing for \\['account'\\]"),
     ],
 )
 def test_descriptions_that_do_not_fit_the_labels_are_named(

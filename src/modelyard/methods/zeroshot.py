@@ -124,12 +124,8 @@ def init_head(model: Any, folder: Path, labels: list[str], recipe: Any) -> None:
             f"model.head_init.descriptions names labels the data does not have: {unknown} "
             f"(the data's labels: {', '.join(labels)})"
         )
+    # the recipe has checked that every description has text
     descriptions = {k: [v] if isinstance(v, str) else list(v) for k, v in given.items()}
-    empty = [
-        k for k, v in descriptions.items() if not all(isinstance(t, str) and t.strip() for t in v)
-    ]
-    if empty:
-        raise DataError(f"model.head_init.descriptions has empty descriptions for {empty}")
     tokenizer = load_tokenizer(folder)
     set_head_from_descriptions(
         model, tokenizer, descriptions, labels, recipe.model.max_length, cfg.temperature

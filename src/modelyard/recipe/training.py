@@ -26,6 +26,20 @@ class HeadInitConfig(Section):
         0.05, gt=0, le=10, description="Head rows are scaled by 1 / temperature (cosine logits)."
     )
 
+    @model_validator(mode="after")
+    def _descriptions_have_text(self) -> HeadInitConfig:
+        empty = [
+            label for label, value in (self.descriptions or {}).items() if not _has_text(value)
+        ]
+        if empty:
+            raise ValueError(f"empty descriptions for {sorted(empty)}: give each label some text")
+        return self
+
+
+def _has_text(value: str | list[str]) -> bool:
+    texts = [value] if isinstance(value, str) else value
+    return bool(texts) and all(t.strip() for t in texts)
+
 
 class ModelConfig(Section):
     backbone: str = Field(
