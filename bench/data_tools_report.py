@@ -7,6 +7,8 @@ from typing import Any
 _LEARNERS = {
     "audit": "5-fold logistic regression on frozen MiniLM-L6 mean-pooled embeddings (the default)",
     "audit_finetune": "3-fold fine-tuning of MiniLM-L6 (2 epochs, lr 5e-5, batch 32, max length 64)",
+    "audit_finetune_head": "5-fold fine-tuning of MiniLM-L6 with mean pooling and the head started "
+    "from the label names (`model.head_init: {}`; 2 epochs, lr 5e-5, batch 32, max length 64)",
 }
 
 
