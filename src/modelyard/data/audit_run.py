@@ -83,7 +83,7 @@ def _fit_predict(
     pad = tokenizer.pad_token_id or 0
     torch.manual_seed(seed)
     model = build_task_model(folder, names, recipe.model.pooling)
-    init_head(model, folder, names, recipe)
+    init_head(model, folder, names, recipe, tokenizer)
     length = recipe.model.max_length
     held = encode_split(tokenizer, Split(texts, [0] * len(texts)), length)
     with tempfile.TemporaryDirectory(prefix="modelyard-audit-") as work:

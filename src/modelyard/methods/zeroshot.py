@@ -108,11 +108,14 @@ def set_head_from_descriptions(
         head.bias.zero_()
 
 
-def init_head(model: Any, folder: Path, labels: list[str], recipe: Any) -> None:
+def init_head(
+    model: Any, folder: Path, labels: list[str], recipe: Any, tokenizer: Any = None
+) -> None:
     """Apply the recipe's `model.head_init` to a mean-pooled `model` (a no-op when it is unset).
 
-    Descriptions default to each label's own name. Raises DataError when the recipe's
-    descriptions name a label the data lacks or miss one it has.
+    Descriptions default to each label's own name; `tokenizer` is the backbone's (loaded from
+    `folder` when not given). Raises DataError when the recipe's descriptions name a label the
+    data lacks or miss one it has.
     """
     cfg = recipe.model.head_init
     if cfg is None:
@@ -126,7 +129,7 @@ def init_head(model: Any, folder: Path, labels: list[str], recipe: Any) -> None:
         )
     # the recipe has checked that every description has text
     descriptions = {k: [v] if isinstance(v, str) else list(v) for k, v in given.items()}
-    tokenizer = load_tokenizer(folder)
+    tokenizer = tokenizer or load_tokenizer(folder)
     set_head_from_descriptions(
         model, tokenizer, descriptions, labels, recipe.model.max_length, cfg.temperature
     )
