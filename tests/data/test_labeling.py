@@ -86,6 +86,23 @@ def test_label_next_errors(project: dict[str, Any]) -> None:
         label_next(project["run"], project["pool"], project["tmp"] / "x.csv", text_column="body")
 
 
+def test_label_next_min_words_skips_short_rows(project: dict[str, Any]) -> None:
+    out = project["tmp"] / "next-long.csv"
+    pool = pd.read_csv(project["pool"], keep_default_na=False, dtype=str)
+    words = pool["text"].str.split().str.len()
+    fresh = pool["label"].eq("") & pool["text"].str.strip().ne("")
+    fresh &= ~pool["text"].isin({t for t, _ in project["rows"][:120]})
+    short = int((fresh & words.lt(7)).sum())
+    assert 0 < short < 70  # the fixture has rows on both sides of the cut
+    batch = label_next(project["run"], project["pool"], out, k=10, min_words=7)
+    picked = pd.read_csv(out, keep_default_na=False, dtype=str)
+    assert batch.picked == 10 and batch.skipped_short == short
+    assert batch.candidates == 80 - short and (picked["text"].str.split().str.len() >= 7).all()
+    assert label_next(project["run"], project["pool"], out, k=3).skipped_short == 0
+    with pytest.raises(DataError, match="80 candidate.* 0 have at least 40 words.*--min-words"):
+        label_next(project["run"], project["pool"], out, k=3, min_words=40)
+
+
 def test_label_import_merges_new_labelled_rows(project: dict[str, Any]) -> None:
     tmp, rows = project["tmp"], project["rows"]
     into = write_csv(tmp / "into.csv", rows[:30])
@@ -125,6 +142,8 @@ def test_cli_label_next_and_import(
         str(project["run"]),
         "--pool",
         str(project["pool"]),
+        "--min-words",
+        "7",
         "--k",
         "5",
         "--strategy",
@@ -133,7 +152,8 @@ def test_cli_label_next_and_import(
         str(out),
     ]
     code, text, _ = _cli(args, monkeypatch, capsys)
-    assert code == 0 and "wrote 5 rows" in text and out.is_file()
+    assert code == 0 and "wrote 5 rows" in text and "shorter than 7 words" in text
+    assert out.is_file()
     code, _, err = _cli(
         [*args[:-6], "--strategy", "smart", "--output", str(out)], monkeypatch, capsys
     )
@@ -192,6 +212,33 @@ def test_simulate_al_files(tmp_path: Path, tiny_backbone: Path) -> None:
     }
     assert (out / "curves.png").stat().st_size > 1000
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    long_only = simulate_al(
+        data,
+        test,
+        tmp_path / "sim-long",
+        ["random"],
+        seeds=1,
+        start=10,
+        step=20,
+        max_labels=30,
+        backbone=str(tiny_backbone),
+        max_length=32,
+        min_words=7,
+    )
+    long_rows = sum(len(t.split()) >= 7 for t, _ in make_rows(150, seed=1))
+    assert long_only["min_words"] == 7 and long_only["pool_rows"] == long_rows < 150
+    assert long_only["pool_rows_before_min_words"] == 150 and summary["min_words"] == 0
+    with pytest.raises(DataError, match=f"pool has {long_rows} rows with at least 7 words"):
+        simulate_al(
+            data,
+            test,
+            out,
+            ["random"],
+            seeds=1,
+            max_labels=149,
+            min_words=7,
+            backbone=str(tiny_backbone),
+        )
     with pytest.raises(DataError, match="pool has 150 rows"):
         simulate_al(
             data, test, out, ["random"], seeds=1, max_labels=500, backbone=str(tiny_backbone)

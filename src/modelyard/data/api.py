@@ -50,18 +50,30 @@ def label_next(
     label_column: str = "label",
     labelled: list[str | Path] | None = None,
     seed: int = 0,
+    min_words: int = 0,
 ) -> LabelBatch:
-    """Write the k rows of `pool` most worth labelling next (by `strategy`) to `output`.
+    """Write the k rows of `pool` most worth labelling next (by `strategy`) to `output`;
+    return what was written and what was skipped.
 
-    Rows with a label, or whose text is in `labelled` (default: the run's data files), are
-    never picked. Raises DataError, ArtifactError or UnknownPluginError.
+    Rows with a label, whose text is in `labelled` (default: the run's data files), or of
+    fewer than `min_words` words are never picked. Raises DataError, ArtifactError or
+    UnknownPluginError.
     """
     from modelyard.data.labeling import next_batch
 
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
     known = [Path(p) for p in labelled] if labelled is not None else None
     return next_batch(
-        loaded, Path(pool), k, strategy, Path(output), text_column, label_column, known, seed
+        loaded,
+        Path(pool),
+        k,
+        strategy,
+        Path(output),
+        text_column,
+        label_column,
+        known,
+        seed,
+        min_words,
     )
 
 
@@ -131,9 +143,13 @@ def simulate_al(
     text_column: str = "text",
     label_column: str = "label",
     max_length: int = 128,
+    min_words: int = 0,
 ) -> dict[str, Any]:
     """Simulate active learning with `data` as the oracle; write curves.csv, curves.png and
     summary.json to `output`; return the summary (accuracy per strategy, labels to match random).
+
+    `min_words` keeps only pool rows of at least that many words, for every strategy (as
+    `label next --min-words` would); run once without it to compare against the whole pool.
 
     Raises DataError or UnknownPluginError for a user's mistake.
     """
@@ -154,4 +170,5 @@ def simulate_al(
         text_column,
         label_column,
         max_length,
+        min_words,
     )

@@ -105,6 +105,9 @@ def simulate_al_command(
     backbone: Annotated[str, typer.Option(help="Backbone for the embeddings.")] = "minilm-l6",
     text_column: Annotated[str, typer.Option(help="Text column.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column.")] = "label",
+    min_words: Annotated[
+        int, typer.Option(min=0, help="Keep only pool rows of at least this many words.")
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Compare query strategies on a labelled set: accuracy against number of labels."""
@@ -120,6 +123,7 @@ def simulate_al_command(
         backbone,
         text_column,
         label_column,
+        min_words=min_words,
     )
     lines = [f"{k}: {v}" for k, v in summary["accuracy_at_max_labels"].items()]
     _print(
@@ -153,17 +157,22 @@ def label_next_command(
         typer.Option(help="Files of already labelled texts (default: the run's data)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of random and sampled strategies.")] = 0,
+    min_words: Annotated[
+        int, typer.Option(min=0, help="Never pick rows of fewer words than this.")
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Write the pool rows most worth labelling next."""
     batch = _api().label_next(
-        run, pool, output, k, strategy, text_column, label_column, labelled, seed
+        run, pool, output, k, strategy, text_column, label_column, labelled, seed, min_words
     )
     _print(
         asdict(batch),
         as_json,
         f"wrote {batch.picked} rows to label to {batch.path} (from {batch.candidates} candidates; "
-        f"skipped {batch.skipped_labelled} labelled, {batch.skipped_empty} empty)\n"
+        f"skipped {batch.skipped_labelled} labelled, {batch.skipped_empty} empty"
+        + (f", {batch.skipped_short} shorter than {min_words} words" if min_words else "")
+        + ")\n"
         f"fill in the '{label_column}' column, then: modelyard label import {batch.path} --into TRAIN",
     )
 

@@ -62,18 +62,36 @@ class LabelBatch:
     candidates: int
     skipped_labelled: int
     skipped_empty: int
+    skipped_short: int = 0
+
+
+def word_counts(texts: pd.Series) -> pd.Series:
+    """Return the number of whitespace-separated words of each text."""
+    return texts.astype(str).map(lambda text: len(text.split()))
 
 
 def _candidates(
-    table: pd.DataFrame, pool: Path, text_column: str, label_column: str, known: set[str]
-) -> tuple[np.ndarray, int, int]:
+    table: pd.DataFrame,
+    pool: Path,
+    text_column: str,
+    label_column: str,
+    known: set[str],
+    min_words: int,
+) -> tuple[np.ndarray, int, int, int]:
     texts = _column(table, text_column, pool, "--text-column")
     done = texts.isin(known)
     if label_column in table.columns:
         done |= table[label_column].astype(str).str.strip().ne("")
     empty = texts.eq("") & ~done
-    keep = ~done & ~empty
-    return np.nonzero(keep.to_numpy())[0], int(done.sum()), int(empty.sum())
+    open_rows = ~done & ~empty
+    short = open_rows & word_counts(texts).lt(min_words)
+    keep = open_rows & ~short
+    if min_words > 0 and not keep.any():
+        raise DataError(
+            f"{pool}: of {int(open_rows.sum())} candidate row(s), 0 have at least {min_words} "
+            "words; lower --min-words"
+        )
+    return np.nonzero(keep.to_numpy())[0], int(done.sum()), int(empty.sum()), int(short.sum())
 
 
 def _context(
@@ -102,11 +120,13 @@ def next_batch(
     label_column: str = "label",
     labelled: list[Path] | None = None,
     seed: int = 0,
+    min_words: int = 0,
 ) -> LabelBatch:
     """Write the k pool rows `strategy` most wants labelled to `output`, best first; return a summary.
 
     Rows that already have a label, or whose text is in `labelled` (default: the run's own
-    data files), are never picked. The output keeps the pool's columns, adds `al_rank`,
+    data files), are never picked, nor rows of fewer than `min_words` words (fragments an
+    annotator cannot judge, or unlike the texts the model will see). The output keeps the pool's columns, adds `al_rank`,
     `predicted_label` and `predicted_score`, and an empty label column to fill in.
     Raises DataError for a bad pool file, a missing column or an impossible k, and
     UnknownPluginError for an unknown strategy.
@@ -115,7 +135,7 @@ def next_batch(
     known = _labelled_texts(
         labelled if labelled is not None else _run_training_files(run), text_column
     )
-    at, done, empty = _candidates(table, pool, text_column, label_column, known)
+    at, done, empty, short = _candidates(table, pool, text_column, label_column, known, min_words)
     texts = [str(table[text_column].iloc[i]).strip() for i in at]
     ctx = _context(run, texts, known, strategy, seed)
     picks = select(strategy, ctx, k)
@@ -125,7 +145,7 @@ def next_batch(
     chosen["predicted_score"] = np.round(ctx.probs[picks].max(axis=1), 6)
     chosen[label_column] = ""
     write_table(chosen, output)
-    return LabelBatch(output, len(picks), len(at), done, empty)
+    return LabelBatch(output, len(picks), len(at), done, empty, short)
 
 
 @dataclass

@@ -179,9 +179,12 @@ def simulate_files(
     text_column: str = "text",
     label_column: str = "label",
     max_length: int = 128,
+    min_words: int = 0,
 ) -> dict[str, object]:
     """Simulate active learning with `data` as the pool and oracle and `test` for accuracy;
     write curves.csv, curves.png and summary.json into `output` and return the summary.
+
+    With `min_words` the pool keeps only rows of at least that many words.
 
     Raises DataError for unreadable files, missing columns, test labels absent from the
     pool or a schedule beyond the pool, and UnknownPluginError for an unknown strategy.
@@ -190,6 +193,16 @@ def simulate_files(
     from modelyard.fsutil import atomic_write_json, atomic_write_text
 
     texts, labels = _read_labelled(data, text_column, label_column)
+    all_rows = len(texts)
+    if min_words > 0:
+        kept = [(t, v) for t, v in zip(texts, labels, strict=True) if len(t.split()) >= min_words]
+        texts, labels = [t for t, _ in kept], [v for _, v in kept]
+        if schedule[-1] > len(texts):
+            raise DataError(
+                f"the schedule goes up to {schedule[-1]} labels but the pool has {len(texts)} "
+                f"rows with at least {min_words} words (of {all_rows}); lower --max-labels "
+                "or --min-words"
+            )
     test_texts, test_labels = _read_labelled(test, text_column, label_column)
     names = sorted(set(labels))
     unseen = sorted(set(test_labels) - set(names))
@@ -206,6 +219,8 @@ def simulate_files(
         "learner": "logistic regression on frozen mean-pooled embeddings",
         "backbone": backbone,
         "pool_rows": len(texts),
+        "pool_rows_before_min_words": all_rows,
+        "min_words": min_words,
         "test_rows": len(test_texts),
         "seeds": seeds,
         "accuracy_at_max_labels": {str(k): round(float(v), 4) for k, v in final.items()},
