@@ -2,7 +2,7 @@
 
     python bench/data_tools.py [--data-dir ../shared/data] [--parts audit,al,selftrain] [--quick]
 
-(more parts: audit_ft, audit_ft_head, audit_ref, al_ft, al_ft_head; see --help)
+(more parts: audit_ft, audit_ft_head, audit_ref, al_ft, al_ft_head, al_ft_words; see --help)
 
 - Label audit: SST-2 (8,000-row stratified sample) and TREC (all 5,452 training rows) with
   10% of labels flipped at random (seeded). Out-of-fold probabilities from 5-fold logistic
@@ -416,12 +416,28 @@ def _al_ft_curve(
     return accuracies
 
 
-def run_al_finetune(data: Path, quick: bool, seeds: int, head_init: bool = False) -> dict[str, Any]:
+def served_min_words(test: pd.DataFrame, quantile: float = 0.02) -> int:
+    """Return the word count below which only `quantile` of the served (test) texts fall.
+
+    Only the texts' lengths are read, never their labels: a team knows what its model will
+    be asked about long before those texts are labelled.
+    """
+    from modelyard.data.labeling import word_counts
+
+    return int(np.floor(word_counts(test["text"]).quantile(quantile)))
+
+
+def run_al_finetune(
+    data: Path, quick: bool, seeds: int, head_init: bool = False, min_words: bool = False
+) -> dict[str, Any]:
     """Return random against margin sampling on SST-2 with a fine-tuned learner.
 
     `head_init`: the learner's head starts as the zero-shot classifier of the label names, and
-    the schedule is AL_FT_HEAD_SCHEDULE.
+    the schedule is AL_FT_HEAD_SCHEDULE. `min_words`: random on the whole pool against random
+    and margin on the pool rows of at least `served_min_words(test)` words (what
+    `label next --min-words` does).
     """
+    from modelyard.data.labeling import word_counts
     from modelyard.data.simulate import labels_to_match
 
     full = AL_FT_HEAD_SCHEDULE if head_init else AL_FT_SCHEDULE
@@ -429,30 +445,44 @@ def run_al_finetune(data: Path, quick: bool, seeds: int, head_init: bool = False
     pool = stratified_sample(read_csv(data / "sst2" / "train.csv"), 500 if quick else 5000, SEED)
     test = read_csv(data / "sst2" / "test.csv")
     names = sorted(pool["label"].unique())
-    pool_xy = (pool["text"].tolist(), np.array([names.index(v) for v in pool["label"]]))
+    pool_y = np.array([names.index(v) for v in pool["label"]])
     test_xy = (test["text"].tolist(), np.array([names.index(v) for v in test["label"]]))
+    cut = served_min_words(test) if min_words else 0
+    long_rows = np.nonzero(word_counts(pool["text"]).ge(cut).to_numpy())[0]
+    variants = (
+        [
+            ("random", "random", 0),
+            (f"random>={cut}w", "random", cut),
+            (f"margin>={cut}w", "margin", cut),
+        ]
+        if min_words
+        else [(s, s, 0) for s in AL_FT_STRATEGIES]
+    )
     start = time.perf_counter()
-    records = [
-        {"strategy": strategy, "seed": seed, "labels": n, "accuracy": a}
-        for strategy in AL_FT_STRATEGIES
-        for seed in range(seeds)
-        for n, a in zip(
-            schedule,
-            _al_ft_curve(pool_xy, test_xy, names, strategy, seed, schedule, head_init),
-            strict=True,
-        )
-    ]
+    records = []
+    for name, strategy, words in variants:
+        at = long_rows if words else np.arange(len(pool))
+        pool_xy = ([pool["text"].iloc[i] for i in at], pool_y[at])
+        for seed in range(seeds):
+            curve = _al_ft_curve(pool_xy, test_xy, names, strategy, seed, schedule, head_init)
+            records += [
+                {"strategy": name, "seed": seed, "labels": n, "accuracy": a}
+                for n, a in zip(schedule, curve, strict=True)
+            ]
     curves = pd.DataFrame(records)
     mean = curves.groupby(["strategy", "labels"])["accuracy"].mean().unstack("labels")
     matches = labels_to_match(curves)
+    best = min((v for k, v in matches.items() if k != "random" and v is not None), default=None)
     return {
         "head_init": head_init,
+        "min_words": cut,
         "pool_rows": len(pool),
+        "pool_rows_min_words": len(long_rows),
         "test_rows": len(test),
         "seconds": round(time.perf_counter() - start, 1),
         "random_accuracy_at_max": round(float(mean.loc["random", schedule[-1]]), 4),
         "labels_to_match_random_at_max": matches,
-        "best_labels_to_match": matches.get("margin"),
+        "best_labels_to_match": best,
         "mean_accuracy": {
             s: {int(n): round(float(a), 4) for n, a in row.items()} for s, row in mean.iterrows()
         },
@@ -488,6 +518,14 @@ def run_few_labels(data: Path, work: Path, quick: bool, seeds: int) -> dict[str,
     return out
 
 
+# fine-tuned active-learning figures -> the suffix of their headline key
+AL_FT_KEYS = {
+    "active_learning_finetune": "finetune_learner",
+    "active_learning_finetune_head": "finetune_head_learner",
+    "active_learning_finetune_head_min_words": "finetune_head_min_words",
+}
+
+
 def headline(fig: dict[str, Any]) -> dict[str, Any]:
     """Return the JSON keys the issue names, from whatever parts have been run."""
     out: dict[str, Any] = {}
@@ -509,14 +547,9 @@ def headline(fig: dict[str, Any]) -> dict[str, Any]:
         al = fig["active_learning"]
         out["al_labels_to_match_random_2000_sst2"] = al["sst2"]["best_labels_to_match"]
         out["al_labels_to_match_random_2000_ag_news"] = al["ag_news"]["best_labels_to_match"]
-    if "active_learning_finetune" in fig:
-        out["al_labels_to_match_random_2000_sst2_finetune_learner"] = fig[
-            "active_learning_finetune"
-        ]["best_labels_to_match"]
-    if "active_learning_finetune_head" in fig:
-        out["al_labels_to_match_random_2000_sst2_finetune_head_learner"] = fig[
-            "active_learning_finetune_head"
-        ]["best_labels_to_match"]
+    for key, name in AL_FT_KEYS.items():
+        if key in fig:
+            out[f"al_labels_to_match_random_2000_sst2_{name}"] = fig[key]["best_labels_to_match"]
     if "few_labels" in fig:
         few = fig["few_labels"]
         # the headline is curriculum labelling: with 200 labels the model is never 0.9 confident,
@@ -543,7 +576,9 @@ def main() -> None:
         help="comma-separated: audit, audit_ft (fine-tuned learner), audit_ft_head (the same "
         "with mean pooling, the label-name head and 5 folds), audit_ref (learners "
         "trained on clean rows outside the SST-2 sample), al, al_ft (SST-2, fine-tuned learner), "
-        "al_ft_head (the same, its head started from the label names), selftrain; "
+        "al_ft_head (the same, its head started from the label names), al_ft_words (the "
+        "same, random and margin on pool rows at least as long as 98% of the served texts), "
+        "selftrain; "
         "none re-renders the report from the saved figures",
     )
     parser.add_argument(
@@ -574,14 +609,12 @@ def main() -> None:
         fig["audit_reference"] = run_audit_reference(args.data_dir, args.quick)
     if "al" in parts:
         fig["active_learning"] = run_al(args.data_dir, args.quick, work)
-    if "al_ft" in parts:
-        fig["active_learning_finetune"] = run_al_finetune(
-            args.data_dir, args.quick, 1 if args.quick else 3
-        )
-    if "al_ft_head" in parts:
-        fig["active_learning_finetune_head"] = run_al_finetune(
-            args.data_dir, args.quick, 1 if args.quick else 3, head_init=True
-        )
+    seeds = 1 if args.quick else 3
+    al_ft = {"al_ft": {}, "al_ft_head": {"head_init": True}}
+    al_ft["al_ft_words"] = {"head_init": True, "min_words": True}
+    for part, key in zip(al_ft, AL_FT_KEYS, strict=True):
+        if part in parts:
+            fig[key] = run_al_finetune(args.data_dir, args.quick, seeds, **al_ft[part])
     if "selftrain" in parts:
         fig["few_labels"] = run_few_labels(
             args.data_dir, work, args.quick, 1 if args.quick else args.seeds

@@ -105,6 +105,7 @@ def _al_finetune(fig: dict[str, Any], key: str) -> list[str]:
     lines = [
         "## Active learning on SST-2 with a fine-tuned learner"
         + (", zero-shot head" if r.get("head_init") else "")
+        + (f", rows of {r['min_words']}+ words" if r.get("min_words") else "")
         + " (mean of seeds)",
         "",
         "Learner: MiniLM-L6 (mean pooling) fine-tuned afresh at every label count (5 epochs, "
@@ -113,6 +114,14 @@ def _al_finetune(fig: dict[str, Any], key: str) -> list[str]:
         f"previous model. {r['seconds']:.0f} s in all.",
         "",
     ]
+    if r.get("min_words"):
+        lines += [
+            f"`>={r['min_words']}w`: the strategy draws only from the {r['pool_rows_min_words']} "
+            f"pool rows of at least {r['min_words']} words, the length 98% of the served (test) "
+            "texts reach (their lengths only, never their labels; `label next --min-words`). "
+            "`random` draws from the whole pool and is the reference.",
+            "",
+        ]
     return lines + _al_tables({"sst2": r})
 
 
@@ -207,8 +216,9 @@ def render(fig: dict[str, Any]) -> str:
         lines += _al(fig)
     if "active_learning_finetune" in fig:
         lines += _al_finetune(fig, "active_learning_finetune")
-    if "active_learning_finetune_head" in fig:
-        lines += _al_finetune(fig, "active_learning_finetune_head")
+    for key in ("active_learning_finetune_head", "active_learning_finetune_head_min_words"):
+        if key in fig:
+            lines += _al_finetune(fig, key)
     if "few_labels" in fig:
         lines += _few(fig)
     return "\n".join(lines) + "\n"
