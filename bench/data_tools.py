@@ -2,7 +2,8 @@
 
     python bench/data_tools.py [--data-dir ../shared/data] [--parts audit,al,selftrain] [--quick]
 
-(more parts: audit_ft, audit_ft_head, audit_ref, al_ft, al_ft_head, al_ft_words; see --help)
+(more parts: audit_ft, audit_ft_head, audit_ref, al_ft, al_ft_head, al_ft_words,
+selftrain_head; see --help)
 
 - Label audit: SST-2 (8,000-row stratified sample) and TREC (all 5,452 training rows) with
   10% of labels flipped at random (seeded). Out-of-fold probabilities from 5-fold logistic
@@ -274,12 +275,18 @@ def run_al(data: Path, quick: bool, work: Path) -> dict[str, Any]:
 
 
 def _few_label_recipe(
-    work: Path, name: str, seed: int, train: Path, test: Path, quick: bool
+    work: Path, name: str, seed: int, train: Path, test: Path, quick: bool, head_init: bool
 ) -> dict[str, Any]:
+    # head_init: mean pooling and a head started as the zero-shot classifier of the label names
+    head = {"pooling": "mean", "head_init": {}} if head_init else {}
     return {
-        "run": {"name": name, "output_dir": str(work / "runs"), "seed": seed},
+        "run": {
+            "name": name + ("-head" if head_init else ""),
+            "output_dir": str(work / "runs"),
+            "seed": seed,
+        },
         "data": {"train": str(train), "test": str(test), "split": {"dev": 0.2, "test": 0.0}},
-        "model": {"max_length": 64},
+        "model": {"max_length": 64, **head},
         "train": {
             "epochs": 2 if quick else 5,
             "batch_size": 16,
@@ -308,10 +315,16 @@ ST_RULES = {
 
 
 def _self_train(
-    work: Path, name: str, seed: int, paths: tuple[Path, Path, Path], quick: bool, rule: dict
+    work: Path,
+    name: str,
+    seed: int,
+    paths: tuple[Path, Path, Path],
+    quick: bool,
+    rule: dict,
+    head_init: bool,
 ) -> dict[str, Any]:
     train, pool, test = paths
-    recipe = _few_label_recipe(work, name, seed, train, test, quick)
+    recipe = _few_label_recipe(work, name, seed, train, test, quick, head_init)
     recipe["train"]["self_training"] = {
         "unlabelled": str(pool),
         "rounds": 1 if quick else ST_ROUNDS,
@@ -330,7 +343,9 @@ def _self_train(
     }
 
 
-def few_label_seed(data: Path, work: Path, seed: int, quick: bool) -> dict[str, Any]:
+def few_label_seed(
+    data: Path, work: Path, seed: int, quick: bool, head_init: bool = False
+) -> dict[str, Any]:
     """Return test accuracy with 200 labels alone, + self-training (each rule), + EDA, for one seed."""
     full = read_csv(data / "sst2" / "train.csv")
     labelled = stratified_sample(full, 200, seed)
@@ -342,10 +357,10 @@ def few_label_seed(data: Path, work: Path, seed: int, quick: bool) -> dict[str, 
     pool.to_csv(folder / "pool.csv", index=False)
     paths = (folder / "train.csv", folder / "pool.csv", data / "sst2" / "test.csv")
     rules = {
-        rule: _self_train(work, f"st-{rule}-{seed}", seed, paths, quick, cfg)
+        rule: _self_train(work, f"st-{rule}-{seed}", seed, paths, quick, cfg, head_init)
         for rule, cfg in ST_RULES.items()
     }
-    eda = _few_label_recipe(work, f"eda-{seed}", seed, paths[0], paths[2], quick)
+    eda = _few_label_recipe(work, f"eda-{seed}", seed, paths[0], paths[2], quick, head_init)
     eda["data"]["augment"] = {"method": "eda", "n": 4, "alpha": 0.1}
     start = time.perf_counter()
     augmented = _train(eda)
@@ -490,9 +505,14 @@ def run_al_finetune(
     }
 
 
-def run_few_labels(data: Path, work: Path, quick: bool, seeds: int) -> dict[str, Any]:
-    """Return per-seed and median gains of self-training (each rule) and EDA over 200 labels alone."""
-    per_seed = [few_label_seed(data, work, SEED + s, quick) for s in range(seeds)]
+def run_few_labels(
+    data: Path, work: Path, quick: bool, seeds: int, head_init: bool = False
+) -> dict[str, Any]:
+    """Return per-seed and median gains of self-training (each rule) and EDA over 200 labels alone.
+
+    `head_init`: every model has mean pooling and its head started from the label names.
+    """
+    per_seed = [few_label_seed(data, work, SEED + s, quick, head_init) for s in range(seeds)]
     for row in per_seed:
         brief = {
             "seed": row["seed"],
@@ -503,7 +523,12 @@ def run_few_labels(data: Path, work: Path, quick: bool, seeds: int) -> dict[str,
             },
         }
         print(f"few-label seed {row['seed']}: {json.dumps(brief)}", file=sys.stderr, flush=True)
-    out: dict[str, Any] = {"per_seed": per_seed, "rules": ST_RULES, "rounds": ST_ROUNDS}
+    out: dict[str, Any] = {
+        "per_seed": per_seed,
+        "rules": ST_RULES,
+        "rounds": ST_ROUNDS,
+        "head_init": head_init,
+    }
     for rule in ST_RULES:
         # the gain against the same run's round 0, so the two models share every setting
         gains = [
@@ -518,6 +543,7 @@ def run_few_labels(data: Path, work: Path, quick: bool, seeds: int) -> dict[str,
     return out
 
 
+AUDIT_KEYS = ("audit", "audit_finetune", "audit_finetune_head")
 # fine-tuned active-learning figures -> the suffix of their headline key
 AL_FT_KEYS = {
     "active_learning_finetune": "finetune_learner",
@@ -532,14 +558,10 @@ def headline(fig: dict[str, Any]) -> dict[str, Any]:
     if "audit" in fig:
         out["audit_f1_sst2"] = fig["audit"]["sst2"]["cleanlab_both"]["f1"]
         out["audit_f1_trec"] = fig["audit"]["trec"]["cleanlab_both"]["f1"]
-    if "audit_finetune" in fig:
-        ft = fig["audit_finetune"]
-        out["audit_f1_sst2_finetune_learner"] = ft["sst2"]["cleanlab_both"]["f1"]
-        out["audit_f1_trec_finetune_learner"] = ft["trec"]["cleanlab_both"]["f1"]
-    if "audit_finetune_head" in fig:
-        ft = fig["audit_finetune_head"]
-        out["audit_f1_sst2_finetune_head_learner"] = ft["sst2"]["cleanlab_both"]["f1"]
-        out["audit_f1_trec_finetune_head_learner"] = ft["trec"]["cleanlab_both"]["f1"]
+    for key, name in (("audit_finetune", "finetune"), ("audit_finetune_head", "finetune_head")):
+        if key in fig:
+            out[f"audit_f1_sst2_{name}_learner"] = fig[key]["sst2"]["cleanlab_both"]["f1"]
+            out[f"audit_f1_trec_{name}_learner"] = fig[key]["trec"]["cleanlab_both"]["f1"]
     if "audit_reference" in fig:
         for learner, r in fig["audit_reference"].items():
             out[f"audit_f1_sst2_clean_reference_{learner}"] = r["cleanlab_both"]["f1"]
@@ -550,13 +572,21 @@ def headline(fig: dict[str, Any]) -> dict[str, Any]:
     for key, name in AL_FT_KEYS.items():
         if key in fig:
             out[f"al_labels_to_match_random_2000_sst2_{name}"] = fig[key]["best_labels_to_match"]
-    if "few_labels" in fig:
-        few = fig["few_labels"]
-        # the headline is curriculum labelling: with 200 labels the model is never 0.9 confident,
-        # so the fixed threshold adds nothing (reported next to it)
-        out["self_training_gain"] = few["self_training_gain_top_fraction_median"]
-        out["self_training_gain_threshold_0.9"] = few["self_training_gain_threshold_median"]
-        out["augment_gain"] = fig["few_labels"]["augment_gain_median"]
+    return out | _few_label_keys(fig)
+
+
+def _few_label_keys(fig: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, suffix in (("few_labels", ""), ("few_labels_head", "_head_init")):
+        if key in fig:
+            few = fig[key]
+            # the headline is curriculum labelling: with 200 labels the model is never 0.9
+            # confident, so the fixed threshold adds nothing (reported next to it)
+            out[f"self_training_gain{suffix}"] = few["self_training_gain_top_fraction_median"]
+            out[f"self_training_gain_threshold_0.9{suffix}"] = few[
+                "self_training_gain_threshold_median"
+            ]
+            out[f"augment_gain{suffix}"] = few["augment_gain_median"]
     return out
 
 
@@ -578,7 +608,7 @@ def main() -> None:
         "trained on clean rows outside the SST-2 sample), al, al_ft (SST-2, fine-tuned learner), "
         "al_ft_head (the same, its head started from the label names), al_ft_words (the "
         "same, random and margin on pool rows at least as long as 98% of the served texts), "
-        "selftrain; "
+        "selftrain, selftrain_head (the same with the label-name head); "
         "none re-renders the report from the saved figures",
     )
     parser.add_argument(
@@ -599,12 +629,10 @@ def main() -> None:
     fig = {k: v for k, v in fig.items() if not k.startswith(HEADLINE_PREFIXES)}
     if "rules" not in fig.get("few_labels", {"rules": None}):
         fig.pop("few_labels")  # an earlier layout, with one self-training rule
-    if "audit" in parts:
-        fig["audit"] = run_audit(args.data_dir, args.quick)
-    if "audit_ft" in parts:
-        fig["audit_finetune"] = run_audit(args.data_dir, args.quick, "finetune")
-    if "audit_ft_head" in parts:
-        fig["audit_finetune_head"] = run_audit(args.data_dir, args.quick, "finetune_head")
+    audits = {"audit": "embedding", "audit_ft": "finetune", "audit_ft_head": "finetune_head"}
+    for (part, learner), key in zip(audits.items(), AUDIT_KEYS, strict=True):
+        if part in parts:
+            fig[key] = run_audit(args.data_dir, args.quick, learner)
     if "audit_ref" in parts:
         fig["audit_reference"] = run_audit_reference(args.data_dir, args.quick)
     if "al" in parts:
@@ -615,10 +643,15 @@ def main() -> None:
     for part, key in zip(al_ft, AL_FT_KEYS, strict=True):
         if part in parts:
             fig[key] = run_al_finetune(args.data_dir, args.quick, seeds, **al_ft[part])
-    if "selftrain" in parts:
-        fig["few_labels"] = run_few_labels(
-            args.data_dir, work, args.quick, 1 if args.quick else args.seeds
-        )
+    for part, key in (("selftrain", "few_labels"), ("selftrain_head", "few_labels_head")):
+        if part in parts:
+            fig[key] = run_few_labels(
+                args.data_dir,
+                work,
+                args.quick,
+                1 if args.quick else args.seeds,
+                part != "selftrain",
+            )
     fig["machine"] = machine()
     fig["quick"] = args.quick
     out = {**headline(fig), **fig}

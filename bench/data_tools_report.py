@@ -151,12 +151,20 @@ def _al_tables(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _few(fig: dict[str, Any]) -> list[str]:
-    f = fig["few_labels"]
+def _few(fig: dict[str, Any], key: str) -> list[str]:
+    f = fig[key]
+    head = f.get("head_init")
     lines = [
-        "## Self-training and augmentation (200 labelled SST-2 rows, 40 of them dev)",
+        "## Self-training and augmentation (200 labelled SST-2 rows, 40 of them dev)"
+        + (", label-name head" if head else ""),
         "",
-        "Fine-tuned MiniLM-L6, 5 epochs, lr 1e-4, batch 16, max length 64. Self-training: 8,000 "
+        "Fine-tuned MiniLM-L6"
+        + (
+            " (mean pooling, the head started as the zero-shot classifier of the label names)"
+            if head
+            else ""
+        )
+        + ", 5 epochs, lr 1e-4, batch 16, max length 64. Self-training: 8,000 "
         f"unlabelled rows, {f['rounds']} rounds, the round with the best dev accuracy kept; two "
         "selection rules: `threshold` (probability at least 0.9, at most 500 per class per round) "
         "and `top_fraction` (the most confident 10% of the pool per round, class-balanced: "
@@ -214,11 +222,14 @@ def render(fig: dict[str, Any]) -> str:
         lines += _audit_reference(fig)
     if "active_learning" in fig:
         lines += _al(fig)
-    if "active_learning_finetune" in fig:
-        lines += _al_finetune(fig, "active_learning_finetune")
-    for key in ("active_learning_finetune_head", "active_learning_finetune_head_min_words"):
+    for key in (
+        "active_learning_finetune",
+        "active_learning_finetune_head",
+        "active_learning_finetune_head_min_words",
+    ):
         if key in fig:
             lines += _al_finetune(fig, key)
-    if "few_labels" in fig:
-        lines += _few(fig)
+    for key in ("few_labels", "few_labels_head"):
+        if key in fig:
+            lines += _few(fig, key)
     return "\n".join(lines) + "\n"
