@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from modelyard.data import DataBundle, Split, load_data
-from modelyard.errors import DataError, RecipeError
+from modelyard.errors import ArtifactError, DataError, RecipeError
 from modelyard.fsutil import atomic_write_json, replace_dir
 from modelyard.plugins import Registry
 from modelyard.recipe import CompressConfig, DataConfig
@@ -215,6 +215,17 @@ class CompressContext:
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         return path
+
+
+def refuse_embedding_parent(ctx: CompressContext, method: str) -> None:
+    """Raise ArtifactError when the parent run is an embedding classifier, which `method`
+    cannot compress."""
+    if ctx.run.manifest.get("kind") == "embedding-classifier":
+        raise ArtifactError(
+            f"{method} compresses Hugging Face classifiers; {ctx.run.path} is an "
+            "embedding-classifier run (model.pooling: mean). Use onnx, int8-dynamic, "
+            "int8-static, torch-int8, prune, prune-heads or prune-ffn"
+        )
 
 
 def save_variant(compressed: Compressed, ctx: CompressContext, spec: MethodSpec, out: Path) -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from modelyard.compress.base import CompressContext, register_method
+from modelyard.compress.base import CompressContext, refuse_embedding_parent, register_method
 from modelyard.compress.torch_variant import TorchCompressed, encoder_layers
 from modelyard.data import read_table
 from modelyard.errors import DataError, RecipeError
@@ -216,6 +216,7 @@ def distill(ctx: CompressContext, arg: str | None) -> TorchCompressed:
     """
     if arg is None:
         raise RecipeError("distill needs a student: distill:N (keep N layers) or distill:BACKBONE")
+    refuse_embedding_parent(ctx, "distill")
     student, tokenizer, kept, details = _student(ctx, arg)
     texts, labels, teacher = teacher_targets(ctx)
     losses = Distiller(ctx, student, tokenizer or ctx.run.tokenizer, kept).fit(

@@ -47,7 +47,9 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, opset: int, sample: list
     recognises its pattern and fuses it.
     """
     export = copy.deepcopy(model).float().eval()
-    export.set_attn_implementation("eager")
+    # an embedding classifier is a plain module around a transformers encoder
+    encoder = export if hasattr(export, "set_attn_implementation") else export.encoder
+    encoder.set_attn_implementation("eager")
     ids, types, _ = encode_texts(tokenizer, sample[:2] or ["a"], None, 64)
     batch = collate(ids, types, np.arange(len(ids)), tokenizer.pad_token_id or 0)
     names = [n for n in _INPUTS if n in batch]

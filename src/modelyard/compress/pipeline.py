@@ -87,12 +87,18 @@ def compress_config(
         raise RecipeError(format_validation_error(exc, "compress options")) from None
 
 
+# what `modelyard train` writes: a Hugging Face classifier, or (model.pooling: mean) the
+# mean-pooled embedding classifier
+PARENT_KINDS = ("classifier", "embedding-classifier")
+
+
 def _parent(run: str | Path) -> LoadedRun:
     kind = read_manifest(Path(run)).get("kind", "classifier")
-    if kind != "classifier":
+    if kind not in PARENT_KINDS:
         raise ArtifactError(
-            f"{run} is a '{kind}' artifact; compress starts from a PyTorch run (kind 'classifier') "
-            "such as `modelyard train` writes: pass that run, not one of its variants"
+            f"{run} is a '{kind}' artifact; compress starts from a PyTorch run (kind "
+            f"{' or '.join(map(repr, PARENT_KINDS))}) such as `modelyard train` writes: pass "
+            "that run, not one of its variants"
         )
     return load_run(run)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelyard.compress.base import CompressContext, register_method
+from modelyard.compress.base import CompressContext, refuse_embedding_parent, register_method
 from modelyard.compress.export import (
     check_parity,
     export_onnx,
@@ -167,6 +167,7 @@ def torch_int8(ctx: CompressContext, arg: str | None) -> TorchCompressed:
 
 
 def _half(ctx: CompressContext, dtype: torch.dtype) -> TorchCompressed:
+    refuse_embedding_parent(ctx, str(dtype).removeprefix("torch."))
     model = copy.deepcopy(ctx.run.model).to(dtype)
     return TorchCompressed(model, ctx.run, {"dtype": str(dtype).removeprefix("torch.")})
 

@@ -1,10 +1,11 @@
 """PyTorch variants: plain classifiers, and shrunk or int8 ones with their own artifact kind.
 
 A plain variant (distilled, magnitude-pruned, half precision) is an ordinary run folder
-of kind `classifier`. A variant whose layers no longer match its config (pruned heads or
+of kind `classifier` (`embedding-classifier` when the parent is one). A variant whose layers no longer match its config (pruned heads or
 neurons) or whose Linear layers hold int8 weights is of kind
-`torch-compressed-classifier`: its `compression.json` records the layer shapes and the
-quantization, and the loader rebuilds that structure before loading the safetensors.
+`torch-compressed-classifier`: its `compression.json` records the layer shapes, the
+quantization and the architecture (a Hugging Face sequence classifier, or the mean-pooled
+embedding classifier), and the loader rebuilds that structure before loading the safetensors.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.run import LoadedRun, _read_labels, _read_recipe
 
 TORCH_KIND = "torch-compressed-classifier"
+EMBEDDING_ARCHITECTURE = "embedding-classifier"
 WEIGHTS = "model.safetensors"
 INT8 = "int8-dynamic"
 
@@ -54,9 +56,22 @@ def quantize_linear_int8(model: Any, per_channel: bool = False) -> Any:
         )
 
 
+def is_embedding_model(model: Any) -> bool:
+    """Return True when `model` is modelyard's mean-pooled embedding classifier."""
+    from modelyard.methods.embedding import is_embedding_classifier
+
+    return bool(is_embedding_classifier(model))
+
+
+def bare_encoder(model: Any) -> Any:
+    """Return the transformer under `model`'s task head (its `base_model`, or the embedding
+    classifier's encoder)."""
+    return model.encoder if is_embedding_model(model) else getattr(model, "base_model", None)
+
+
 def encoder_layers(model: Any) -> Any:
     """Return the encoder's list of layers of a BERT-style model; raise ArtifactError otherwise."""
-    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    layers = getattr(getattr(bare_encoder(model), "encoder", None), "layer", None)
     if layers is None or not hasattr(layers[0], "attention"):
         raise ArtifactError(
             f"{type(model).__name__} is not a BERT-style encoder (base_model.encoder.layer[i]"
@@ -191,7 +206,9 @@ class TorchCompressed:
     @property
     def kind(self) -> str:
         """Return the artifact kind this variant is saved as."""
-        return "classifier" if self.shapes is None and self.quantization is None else TORCH_KIND
+        if self.shapes is not None or self.quantization is not None:
+            return TORCH_KIND
+        return EMBEDDING_ARCHITECTURE if is_embedding_model(self.model) else "classifier"
 
     def as_run(self) -> LoadedRun:
         """Return the parent run with this variant's model in its place."""
@@ -212,10 +229,29 @@ class TorchCompressed:
             with quiet_transformers():
                 self.model.save_pretrained(str(directory), safe_serialization=True)
             return
+        if self.kind == EMBEDDING_ARCHITECTURE:
+            from modelyard.methods.embedding import save_embedding_files
+
+            tokenizer = self.tokenizer or self.parent.tokenizer
+            save_embedding_files(directory, self.model, tokenizer, self.parent.labels)
+            return
+        if is_embedding_model(self.model):
+            self.details["architecture"] = EMBEDDING_ARCHITECTURE
         self.model.config.save_pretrained(str(directory))
         tensors = int8_tensors(self.model) if self.quantization == INT8 else self.model.state_dict()
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(directory / WEIGHTS))
         self.details.update(shapes=self.shapes, quantization=self.quantization)
+
+
+def _empty_model(config: Any, info: dict[str, Any], labels: list[str]) -> Any:
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    with quiet_transformers():
+        if info.get("architecture") == EMBEDDING_ARCHITECTURE:
+            from modelyard.methods.embedding import EmbeddingClassifier
+
+            return EmbeddingClassifier(AutoModel.from_config(config), len(labels))
+        return AutoModelForSequenceClassification.from_config(config)
 
 
 def load_torch_variant(path: str | Path) -> LoadedRun:
@@ -223,15 +259,14 @@ def load_torch_variant(path: str | Path) -> LoadedRun:
 
     Raises ArtifactError when a file differs from the manifest or the weights do not fit.
     """
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
     root = Path(path)
     manifest = verify_manifest(root)
     try:
         info = json.loads((root / "compression.json").read_text(encoding="utf-8"))
         config = AutoConfig.from_pretrained(str(root), local_files_only=True)
-        with quiet_transformers():
-            model = AutoModelForSequenceClassification.from_config(config)
+        model = _empty_model(config, info, _read_labels(root))
         if info.get("shapes"):
             apply_shapes(model, info["shapes"])
         tensors = load_file(str(root / WEIGHTS))
