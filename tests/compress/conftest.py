@@ -29,16 +29,14 @@ FAST = [
 ]
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
-    """A tiny 3-class run trained to high accuracy (its test split has 30 rows)."""
-    tmp = tmp_path_factory.mktemp("compress-run")
+def train_tiny_run(tmp: Path, backbone: Path, pooling: str = "cls") -> Path:
+    """Train a tiny 3-class run to high accuracy (its test split has 30 rows); return its folder."""
     data = write_csv(tmp / "data.csv", make_rows(150))
     recipe = build_recipe(
         {
             "run": {"name": "tiny", "output_dir": str(tmp / "runs"), "seed": 7},
             "data": {"path": str(data), "split": {"dev": 0.0, "test": 0.2}},
-            "model": {"backbone": str(tiny_backbone), "max_length": 32},
+            "model": {"backbone": str(backbone), "max_length": 32, "pooling": pooling},
             "train": {
                 "epochs": 4,
                 "batch_size": 8,
@@ -51,6 +49,12 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -
         }
     )
     return modelyard.train(recipe, progress=False).run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
+    """A tiny 3-class run trained to high accuracy (its test split has 30 rows)."""
+    return train_tiny_run(tmp_path_factory.mktemp("compress-run"), tiny_backbone)
 
 
 @pytest.fixture(scope="session")

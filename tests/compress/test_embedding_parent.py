@@ -10,38 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-import modelyard
 from modelyard.backends import load_backend
 from modelyard.compress import compress
 from modelyard.inference import predict_proba
-from modelyard.recipe import build_recipe
 from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.run import load_run
-from tests.compress.conftest import FAST, texts
-from tests.conftest import make_rows, write_csv
+from tests.compress.conftest import FAST, texts, train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def embedding_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
-    tmp = tmp_path_factory.mktemp("embedding-run")
-    data = write_csv(tmp / "data.csv", make_rows(150))
-    recipe = build_recipe(
-        {
-            "run": {"name": "mean", "output_dir": str(tmp / "runs"), "seed": 7},
-            "data": {"path": str(data), "split": {"dev": 0.0, "test": 0.2}},
-            "model": {"backbone": str(tiny_backbone), "max_length": 32, "pooling": "mean"},
-            "train": {
-                "epochs": 4,
-                "batch_size": 8,
-                "lr": 5e-3,
-                "precision": "fp32",
-                "num_threads": 1,
-                "checkpoint_every": None,
-            },
-            "evaluate": {"speed": False},
-        }
-    )
-    return modelyard.train(recipe, progress=False).run_dir
+    return train_tiny_run(tmp_path_factory.mktemp("embedding-run"), tiny_backbone, "mean")
 
 
 METHODS = [
