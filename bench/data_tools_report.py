@@ -119,7 +119,13 @@ def _al_finetune(fig: dict[str, Any], key: str) -> list[str]:
             f"`>={r['min_words']}w`: the strategy draws only from the {r['pool_rows_min_words']} "
             f"pool rows of at least {r['min_words']} words, the length 98% of the served (test) "
             "texts reach (their lengths only, never their labels; `label next --min-words`). "
-            "`random` draws from the whole pool and is the reference.",
+            "`random` draws from the whole pool and is the reference"
+            + (
+                ": its curves are those of the section above (same learner, pool, seeds and "
+                "schedule; these runs are deterministic, a rerun repeats them to the digit)."
+                if r.get("random_reused_from_al_ft_head")
+                else "."
+            ),
             "",
         ]
     return lines + _al_tables({"sst2": r})
