@@ -122,7 +122,8 @@ def _al_finetune(fig: dict[str, Any], key: str) -> list[str]:
             "`random` draws from the whole pool and is the reference"
             + (
                 ": its curves are those of the section above (same learner, pool, seeds and "
-                "schedule; these runs are deterministic, a rerun repeats them to the digit)."
+                "schedule; the runs are deterministic: a rerun of random's seed 0 repeated its "
+                "first four counts to the digit)."
                 if r.get("random_reused_from_al_ft_head")
                 else "."
             ),
