@@ -1,11 +1,12 @@
 """PyTorch variants: plain classifiers, and shrunk or int8 ones with their own artifact kind.
 
 A plain variant (distilled, magnitude-pruned, half precision) is an ordinary run folder
-of kind `classifier` (`embedding-classifier` when the parent is one). A variant whose layers no longer match its config (pruned heads or
-neurons) or whose Linear layers hold int8 weights is of kind
-`torch-compressed-classifier`: its `compression.json` records the layer shapes, the
-quantization and the architecture (a Hugging Face sequence classifier, or the mean-pooled
-embedding classifier), and the loader rebuilds that structure before loading the safetensors.
+of kind `classifier` (`embedding-classifier` when the parent is one). A variant whose
+layers no longer match its config (pruned heads or neurons) or whose Linear layers hold
+int8 weights is of kind `torch-compressed-classifier`: its `compression.json` records the
+layer shapes, the quantization and the architecture (a Hugging Face sequence classifier, or
+the mean-pooled embedding classifier), and the loader rebuilds that structure before
+loading the safetensors.
 """
 
 from __future__ import annotations

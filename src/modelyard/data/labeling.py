@@ -126,8 +126,9 @@ def next_batch(
 
     Rows that already have a label, or whose text is in `labelled` (default: the run's own
     data files), are never picked, nor rows of fewer than `min_words` words (fragments an
-    annotator cannot judge, or unlike the texts the model will see). The output keeps the pool's columns, adds `al_rank`,
-    `predicted_label` and `predicted_score`, and an empty label column to fill in.
+    annotator cannot judge, or unlike the texts the model will see). The output keeps the
+    pool's columns, adds `al_rank`, `predicted_label` and `predicted_score`, and an empty
+    label column to fill in.
     Raises DataError for a bad pool file, a missing column or an impossible k, and
     UnknownPluginError for an unknown strategy.
     """
