@@ -172,6 +172,71 @@ def test_finetune_and_predict_starts_from_the_recipes_head_init(
     assert np.allclose(probs, expected, atol=1e-4)
 
 
+def test_dynamics_learner_ranks_flipped_rows_first(tmp_path: Path, tiny_backbone: Path) -> None:
+    recipe, flipped = _noisy_recipe(tmp_path, tiny_backbone, learner="dynamics")
+    recipe.train.epochs, recipe.train.batch_size = 6, 8  # the tiny model learns the topics
+    report = run_audit(recipe, tmp_path / "out")
+    hits = [t in flipped for t in report.issues["text"]]
+    assert sum(hits) >= 0.8 * len(flipped) and sum(hits) >= 0.8 * len(hits)
+    assert all(hits[: len(flipped) // 2])  # the top of the ranking is all flipped rows
+    assert report.summary["filter_by"] == "predicted_neq_given"  # what auto means for dynamics
+    assert "snapshots per epoch" in report.summary["probabilities"]
+    assert "one fine-tune on every row" in Path(report.files["markdown"]).read_text()
+
+
+def test_dynamics_averages_a_snapshot_per_interval_and_the_end(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelyard.data.audit_run as audit_run
+
+    recipe, _ = _noisy_recipe(tmp_path, tiny_backbone, learner="dynamics", snapshots=2)
+    recipe.train.epochs, recipe.train.batch_size = 2, 10
+    rows = make_rows(50, seed=7)  # 5 steps an epoch: snapshots after steps 2, 4, 6, 8, 10
+    names = sorted({label for _, label in rows})
+    labels = np.array([names.index(label) for _, label in rows])
+    taken: list[np.ndarray] = []
+    probs_of = audit_run._Learner.probs
+
+    def spy(self: Any, data: Any) -> np.ndarray:
+        taken.append(probs_of(self, data))
+        return taken[-1]
+
+    monkeypatch.setattr(audit_run._Learner, "probs", spy)
+    probs = audit_run.dynamics_probs(recipe, [t for t, _ in rows], labels, names)
+    assert len(taken) == 5 and probs.shape == (50, 3)
+    assert not np.allclose(taken[0], taken[-1])  # the model moved between snapshots
+    assert np.allclose(probs, np.mean(taken, axis=0))
+    recipe.train.epochs = 1.4  # ends at step 7, between snapshots: the end is taken too
+    taken.clear()
+    audit_run.dynamics_probs(recipe, [t for t, _ in rows], labels, names)
+    assert len(taken) == 4
+
+
+def test_dynamics_needs_no_rows_per_fold(tmp_path: Path, tiny_backbone: Path) -> None:
+    rows = [*make_rows(30, seed=8), ("password login reset 1", "rare"), ("invoice 2", "rare")]
+    data = write_csv(tmp_path / "d.csv", rows)
+    recipe = build_recipe(
+        {
+            "data": {"path": str(data), "split": {"dev": 0.0, "test": 0.0}},
+            "model": {"backbone": str(tiny_backbone), "max_length": 32},
+            "train": {"epochs": 1, "batch_size": 8, "precision": "fp32", "num_threads": 1},
+            "audit": {"learner": "dynamics", "folds": 5},
+        }
+    )
+    report = run_audit(recipe, tmp_path / "out")  # 5 folds would need 5 'rare' rows
+    assert report.summary["rows"] == 32
+
+
+def test_filter_by_auto_resolves_per_learner() -> None:
+    def audit(**section: Any) -> Any:
+        return build_recipe({"data": {"path": "x.csv"}, "audit": section}).audit
+
+    assert audit().rule() == "both"
+    assert audit(learner="finetune").rule() == "both"
+    assert audit(learner="dynamics").rule() == "predicted_neq_given"
+    assert audit(learner="dynamics", filter_by="confident_learning").rule() == "confident_learning"
+
+
 def test_cli_audit_and_its_errors(
     tmp_path: Path,
     tiny_backbone: Path,

@@ -1,9 +1,9 @@
 """Label audit: suspected label errors by confident learning, near-duplicates, leakage, outliers.
 
-Out-of-fold class probabilities come from k-fold training of a cheap learner (logistic
-regression on frozen, mean-pooled backbone embeddings) or, optionally, of the fine-tuned
-backbone itself; cleanlab's confident learning turns them into a ranked list of rows
-whose given label is probably wrong, with the label the model suggests instead.
+Class probabilities come from k-fold training of a cheap learner (logistic regression on
+frozen, mean-pooled backbone embeddings), of the fine-tuned backbone itself, or from the
+training dynamics of one fine-tune on every row; cleanlab turns them into a ranked list of
+rows whose given label is probably wrong, with the label the model suggests instead.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class AuditReport:
 
 def find_issues(rows: AuditRows, probs: np.ndarray, cfg: AuditConfig) -> pd.DataFrame:
     """Return the suspected label errors of `rows` as a table with ISSUE_COLUMNS."""
-    ranked = rank_label_issues(rows.labels, probs, cfg.filter_by)
+    ranked = rank_label_issues(rows.labels, probs, cfg.rule())
     at = ranked["index"].to_numpy()
     return pd.DataFrame(
         {
@@ -195,10 +195,18 @@ def find_outliers(rows: AuditRows, vectors: np.ndarray, cfg: AuditConfig) -> pd.
     return pd.DataFrame(records)
 
 
+def describe_probabilities(cfg: AuditConfig) -> str:
+    """Return how the audit's class probabilities were made, in words, for its reports."""
+    if cfg.learner == "dynamics":
+        return f"averaged over {cfg.snapshots} snapshots per epoch of one fine-tune on every row"
+    return f"{cfg.folds}-fold out-of-fold"
+
+
 def audit_rows(
     rows: AuditRows, vectors: np.ndarray, probs: np.ndarray, cfg: AuditConfig
 ) -> AuditReport:
-    """Return the full audit of `rows` from their unit-length embeddings and out-of-fold probabilities."""
+    """Return the full audit of `rows` from their unit-length embeddings and the learner's
+    class probabilities."""
     report = AuditReport(
         issues=find_issues(rows, probs, cfg),
         duplicates=find_duplicates(rows, vectors, cfg),
@@ -208,9 +216,9 @@ def audit_rows(
     report.summary = {
         "rows": len(rows.texts),
         "learner": cfg.learner,
-        "folds": cfg.folds,
-        "filter_by": cfg.filter_by,
-        "out_of_fold_accuracy": round(float((probs.argmax(axis=1) == rows.labels).mean()), 4),
+        "probabilities": describe_probabilities(cfg),
+        "filter_by": cfg.rule(),
+        "learner_accuracy": round(float((probs.argmax(axis=1) == rows.labels).mean()), 4),
         "label_issues": len(report.issues),
         "label_issues_by_split": report.issues["split"].value_counts().to_dict(),
         "near_duplicate_pairs": len(report.duplicates),

@@ -26,9 +26,9 @@ def audit_markdown(report: AuditReport) -> str:
     """Return the audit as markdown: summary, label issues, near-duplicates, leakage, outliers."""
     s = report.summary
     head = (
-        f"# Label audit\n\n{s['rows']} rows; out-of-fold probabilities from {s['folds']}-fold "
-        f"`{s['learner']}` learner (out-of-fold accuracy {s['out_of_fold_accuracy']:.4f}); "
-        f"label errors by cleanlab confident learning (`{s['filter_by']}`).\n\n"
+        f"# Label audit\n\n{s['rows']} rows; class probabilities from the `{s['learner']}` "
+        f"learner, {s['probabilities']} (accuracy on the given labels "
+        f"{s['learner_accuracy']:.4f}); label errors by cleanlab (`{s['filter_by']}`).\n\n"
         f"- Suspected label errors: {s['label_issues']}\n"
         f"- Near-duplicate training pairs (cosine >= {s['duplicate_threshold']}): "
         f"{s['near_duplicate_pairs']}\n"

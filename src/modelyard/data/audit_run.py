@@ -4,7 +4,10 @@ probabilities, and write the report."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +27,7 @@ from modelyard.data.splits import Split
 from modelyard.recipe import Recipe
 from modelyard.trainer.batching import Encoded, encode_split
 from modelyard.trainer.device import select_device, select_dtype, torch_threads
+from modelyard.trainer.loop import FineTuner, StepObserver, predict_logits, steps_per_epoch
 
 
 def finetuned_oof_probs(
@@ -68,31 +72,116 @@ def finetune_and_predict(
         return _fit_predict(recipe, fit, texts, names, recipe.run.seed, progress)
 
 
-def _fit_predict(
-    recipe: Recipe, fit: Split, texts: list[str], names: list[str], seed: int, progress: bool
-) -> np.ndarray:
+@dataclass
+class _Learner:
+    """The recipe's task model on its device, with what encoding and prediction need."""
+
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype | None
+    pad: int
+
+    def encode(self, texts: list[str], labels: list[int], length: int) -> Encoded:
+        return encode_split(self.tokenizer, Split(texts, labels), length)
+
+    def probs(self, data: Encoded) -> np.ndarray:
+        logits = predict_logits(self.model, data, self.pad, self.device, self.dtype)
+        return torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
+
+
+def _build(recipe: Recipe, names: list[str], seed: int) -> _Learner:
     from modelyard.methods.session import build_task_model
     from modelyard.methods.zeroshot import init_head
     from modelyard.models import load_tokenizer, resolve_backbone
-    from modelyard.trainer.loop import FineTuner, predict_logits
 
     folder = resolve_backbone(recipe.model.backbone)
     tokenizer = load_tokenizer(folder)
     device = select_device(recipe.train.device)
-    dtype = select_dtype(recipe.train.precision, device)
-    pad = tokenizer.pad_token_id or 0
     torch.manual_seed(seed)
     model = build_task_model(folder, names, recipe.model.pooling)
     init_head(model, folder, names, recipe, tokenizer)
-    length = recipe.model.max_length
-    held = encode_split(tokenizer, Split(texts, [0] * len(texts)), length)
+    dtype = select_dtype(recipe.train.precision, device)
+    return _Learner(model, tokenizer, device, dtype, tokenizer.pad_token_id or 0)
+
+
+def _train(
+    recipe: Recipe,
+    learner: _Learner,
+    fit: Encoded,
+    progress: bool,
+    observers: Sequence[StepObserver] = (),
+) -> int:
+    """Fine-tune `learner` on `fit` with the recipe's settings; return the optimizer steps taken."""
     with tempfile.TemporaryDirectory(prefix="modelyard-audit-") as work:
         tuner = FineTuner(
-            model, recipe.train, device, dtype, pad, recipe.run.seed, Path(work), progress
+            learner.model,
+            recipe.train,
+            learner.device,
+            learner.dtype,
+            learner.pad,
+            recipe.run.seed,
+            Path(work),
+            progress,
+            observers=observers,
         )
-        tuner.fit(encode_split(tokenizer, fit, length), Encoded([], None, [], 0))
-    logits = predict_logits(model, held, pad, device, dtype)
-    return torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
+        return tuner.fit(fit, Encoded([], None, [], 0)).steps
+
+
+def _fit_predict(
+    recipe: Recipe, fit: Split, texts: list[str], names: list[str], seed: int, progress: bool
+) -> np.ndarray:
+    learner = _build(recipe, names, seed)
+    length = recipe.model.max_length
+    held = learner.encode(texts, [0] * len(texts), length)
+    _train(recipe, learner, learner.encode(fit.texts, list(fit.labels), length), progress)
+    return learner.probs(held)
+
+
+class _Snapshots:
+    """Sums the model's class probabilities for every training row every `every` steps."""
+
+    def __init__(self, learner: _Learner, rows: Encoded, every: int) -> None:
+        self.learner, self.rows, self.every = learner, rows, every
+        self.total: np.ndarray | None = None
+        self.taken, self.last_step = 0, 0
+
+    def after_step(self, model: torch.nn.Module, step: int) -> None:
+        if step % self.every == 0:
+            self.take(step)
+
+    def take(self, step: int) -> None:
+        probs = self.learner.probs(self.rows)
+        self.total = probs if self.total is None else self.total + probs
+        self.taken, self.last_step = self.taken + 1, step
+
+    def mean(self) -> np.ndarray:
+        assert self.total is not None, "take() runs at least once"
+        return self.total / self.taken
+
+
+def dynamics_probs(
+    recipe: Recipe, texts: list[str], labels: np.ndarray, names: list[str], progress: bool = False
+) -> np.ndarray:
+    """Return class probabilities (n, classes) for the rows a single fine-tune trains on: the
+    mean of its predictions for every row at `recipe.audit.snapshots` evenly spaced points of
+    each epoch and at the end (training dynamics).
+
+    A clean row is learned early and keeps a high probability for its label; a mislabelled
+    row is learned late or never, so its label's probability stays low on average even though
+    the model trains on it (the idea behind the area under the margin, Pleiss et al. 2020).
+    One training on every row instead of one per fold. Raises BackboneError when the
+    backbone cannot be loaded.
+    """
+    with torch_threads(recipe.train.num_threads):
+        learner = _build(recipe, names, recipe.run.seed)
+        rows = learner.encode(texts, labels.tolist(), recipe.model.max_length)
+        per_epoch = steps_per_epoch(len(rows), recipe.train)
+        snapshots = _Snapshots(learner, rows, max(1, per_epoch // recipe.audit.snapshots))
+        steps = _train(recipe, learner, rows, progress, [snapshots])
+        if snapshots.last_step != steps:
+            snapshots.take(steps)  # the trained model's own view always counts
+        return snapshots.mean()
 
 
 def run_audit(recipe: Recipe, output: Path | None = None, progress: bool = False) -> AuditReport:
@@ -105,12 +194,17 @@ def run_audit(recipe: Recipe, output: Path | None = None, progress: bool = False
     with torch_threads(recipe.train.num_threads):
         bundle = load_data(recipe.data, recipe.run.seed)
         rows = AuditRows.from_bundle(bundle)
-        check_folds(rows.labels, rows.names, recipe.audit.folds)
+        # the dynamics learner trains on every row: no fold needs a share of each class
+        check_folds(
+            rows.labels, rows.names, 1 if recipe.audit.learner == "dynamics" else recipe.audit.folds
+        )
         embedder = Embedder.from_backbone(recipe.model.backbone, recipe.model.max_length)
         vectors = embedder.encode(rows.texts)
         cfg = recipe.audit
         if cfg.learner == "finetune":
             probs = finetuned_oof_probs(recipe, rows.texts, rows.labels, rows.names, progress)
+        elif cfg.learner == "dynamics":
+            probs = dynamics_probs(recipe, rows.texts, rows.labels, rows.names, progress)
         else:
             probs = embedding_oof_probs(vectors, rows.labels, cfg.folds, recipe.run.seed, cfg.c)
         report = audit_rows(rows, vectors, probs, cfg)

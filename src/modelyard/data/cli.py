@@ -51,7 +51,7 @@ def audit_command(
         {**s, "files": report.files},
         as_json,
         f"{s['label_issues']} suspected label errors in {s['rows']} rows "
-        f"(out-of-fold accuracy {s['out_of_fold_accuracy']:.4f}), {s['near_duplicate_pairs']} "
+        f"(learner accuracy {s['learner_accuracy']:.4f}), {s['near_duplicate_pairs']} "
         f"near-duplicate pairs, {s['leaked_rows']} leaked dev/test rows\n"
         f"report: {report.files['markdown']}",
     )

@@ -128,17 +128,46 @@ class SelfTrainingConfig(Section):
 class AuditConfig(Section):
     """The label audit (`modelyard data audit`): learner, folds and thresholds."""
 
-    learner: Literal["embedding", "finetune"] = Field(
+    learner: Literal["embedding", "finetune", "dynamics"] = Field(
         "embedding",
         description="embedding: logistic regression on frozen backbone embeddings (fast); "
-        "finetune: the training loop on every fold (slow, often more accurate).",
+        "finetune: the training loop on every fold (slow, often more accurate); "
+        "dynamics: one fine-tune on every row, each row's probabilities averaged over "
+        "`snapshots` points per epoch (mislabelled rows are learned late or never).",
     )
     folds: int = Field(
         5, ge=2, le=20, description="Cross-validation folds for out-of-fold probabilities."
     )
+    snapshots: int = Field(
+        4,
+        ge=1,
+        le=20,
+        description="dynamics: predictions per epoch averaged into the probabilities.",
+    )
     filter_by: Literal[
-        "both", "prune_by_noise_rate", "prune_by_class", "confident_learning", "predicted_neq_given"
-    ] = Field("both", description="cleanlab's rule for which rows count as label errors.")
+        "auto",
+        "both",
+        "prune_by_noise_rate",
+        "prune_by_class",
+        "confident_learning",
+        "predicted_neq_given",
+    ] = Field(
+        "auto",
+        description="cleanlab's rule for which rows count as label errors; auto: both for the "
+        "out-of-fold learners, predicted_neq_given for dynamics.",
+    )
+
+    def rule(self) -> str:
+        """Return the cleanlab rule the audit applies: `filter_by`, with auto resolved.
+
+        The dynamics learner has seen every row it scores, so its probabilities lean towards
+        the given labels and cleanlab's noise-rate estimate (which `both` relies on) comes out
+        too low; a row whose averaged prediction is another class is the sounder test there.
+        """
+        if self.filter_by != "auto":
+            return self.filter_by
+        return "predicted_neq_given" if self.learner == "dynamics" else "both"
+
     c: float = Field(1.0, gt=0, description="Inverse L2 strength of the embedding learner.")
     duplicate_threshold: float = Field(
         0.95, gt=0, le=1, description="Cosine from which two texts count as near-duplicates."

@@ -46,6 +46,14 @@ class TrainingHook(Protocol):
         ...
 
 
+class StepObserver(Protocol):
+    """Looks at the model after optimizer steps without changing training (training dynamics)."""
+
+    def after_step(self, model: torch.nn.Module, step: int) -> None:
+        """Run after optimizer step `step`; the loop puts the model back in training mode."""
+        ...
+
+
 class StepPolicy(Protocol):
     """Takes over batch sampling and the optimizer step without forking the loop (DP-SGD)."""
 
@@ -127,6 +135,11 @@ def dev_metrics(logits: np.ndarray, labels: list[int]) -> dict[str, float]:
     }
 
 
+def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
+    """Return the optimizer steps one epoch over `n_train` examples takes (DP-SGD aside)."""
+    return math.ceil(math.ceil(n_train / cfg.batch_size) / cfg.grad_accum)
+
+
 class FineTuner:
     """Runs the loop for one model; `fit` returns a TrainResult and leaves the best weights loaded."""
 
@@ -142,18 +155,19 @@ class FineTuner:
         progress: bool = True,
         hooks: Sequence[TrainingHook] = (),
         policy: StepPolicy | None = None,
+        observers: Sequence[StepObserver] = (),
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
+        self.observers = list(observers)
         self.policy = policy
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
 
     def plan(self, n_train: int) -> tuple[int, int]:
         """Return (optimizer steps per epoch, total optimizer steps)."""
-        batches = math.ceil(n_train / self.cfg.batch_size)
-        per_epoch = math.ceil(batches / self.cfg.grad_accum)
+        per_epoch = steps_per_epoch(n_train, self.cfg)
         total = self.cfg.max_steps or math.ceil(self.cfg.epochs * per_epoch)
         return per_epoch, max(total, 1)
 
@@ -236,6 +250,7 @@ class FineTuner:
             if boundary:
                 bar.step(float(np.mean(losses)))
                 losses = []
+                self._observe(state.step)
                 if self._after_step(dev, state, optimizer, scheduler, bar) or state.step >= total:
                     break
         else:
@@ -247,6 +262,12 @@ class FineTuner:
             # a run capped by max_steps or fractional epochs still gets its final evaluation
             state.epoch += 1
             self._end_of_epoch(dev, state, optimizer, scheduler, bar)
+
+    def _observe(self, step: int) -> None:
+        for observer in self.observers:
+            observer.after_step(self.model, step)
+        if self.observers:
+            self.model.train()
 
     def _chunks(self, train: Encoded, index: np.ndarray) -> list[np.ndarray]:
         """Return the batch as one piece, or in length-sorted pieces no larger than the policy's limit."""
