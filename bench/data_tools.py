@@ -2,7 +2,7 @@
 
     python bench/data_tools.py [--data-dir ../shared/data] [--parts audit,al,selftrain] [--quick]
 
-(more parts: audit_ft, audit_ft_head, audit_ref, al_ft, al_ft_head, al_ft_words,
+(more parts: audit_ft, audit_ft_head, audit_dyn, audit_ref, al_ft, al_ft_head, al_ft_words,
 selftrain_head; see --help)
 
 - Label audit: SST-2 (8,000-row stratified sample) and TREC (all 5,452 training rows) with
@@ -100,6 +100,33 @@ def _finetuned_probs(
     return finetuned_oof_probs(recipe, texts, noisy, names)
 
 
+DYNAMICS_EPOCHS = 3
+
+
+def _dynamics_probs(texts: list[str], noisy: np.ndarray, names: list[str]) -> np.ndarray:
+    """Return the dynamics learner's probabilities: one fine-tune of MiniLM-L6 (mean pooling,
+    the head started from the label names) on every noisy row, averaged over 4 snapshots an
+    epoch (`audit.learner: dynamics`)."""
+    from modelyard.data.audit_run import dynamics_probs
+    from modelyard.recipe import build_recipe
+
+    recipe = build_recipe(
+        {
+            "run": {"seed": SEED},
+            "data": {"path": "unused.csv"},
+            "model": {"max_length": 64, "pooling": "mean", "head_init": {}},
+            "train": {
+                "epochs": DYNAMICS_EPOCHS,
+                "batch_size": 32,
+                "lr": 5e-5,
+                "checkpoint_every": None,
+            },
+            "audit": {"learner": "dynamics", "snapshots": 4},
+        }
+    )
+    return dynamics_probs(recipe, texts, noisy, names)
+
+
 def best_threshold_f1(self_confidence: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Return the highest F1 of flagging the k lowest-self-confidence rows over every k, and that k.
 
@@ -158,18 +185,22 @@ def audit_dataset(
         probs = _reference_probs(frame, rest, names, learner)
     elif learner in ("finetune", "finetune_head"):
         probs = _finetuned_probs(frame["text"].tolist(), noisy, names, learner == "finetune_head")
+    elif learner == "dynamics":
+        probs = _dynamics_probs(frame["text"].tolist(), noisy, names)
     else:
         probs = embedding_oof_probs(_embed(frame["text"].tolist()), noisy, folds=5, seed=SEED)
     result: dict[str, Any] = {"rows": len(frame), "flipped": int(flipped.sum()), "learner": learner}
     if rest is not None:
         result["reference_rows"] = len(rest)
     result["oof_accuracy_vs_true_labels"] = round(float((probs.argmax(axis=1) == y).mean()), 4)
-    for rule in ("both", "prune_by_noise_rate", "confident_learning"):
+    for rule in ("both", "prune_by_noise_rate", "confident_learning", "predicted_neq_given"):
         issues = rank_label_issues(noisy, probs, rule)
         flagged = np.zeros(len(y), dtype=bool)
         flagged[issues["index"].to_numpy()] = True
         result[f"cleanlab_{rule}"] = prf(flagged, flipped)
-    budget = result["cleanlab_both"]["flagged"]
+    # the rule `modelyard data audit` applies to this learner (audit.filter_by: auto)
+    result["default_rule"] = f"cleanlab_{default_rule(learner)}"
+    budget = result[result["default_rule"]]["flagged"]
     self_confidence = probs[np.arange(len(y)), noisy]
     baseline = np.zeros(len(y), dtype=bool)
     baseline[np.argsort(self_confidence, kind="stable")[:budget]] = True
@@ -177,6 +208,14 @@ def audit_dataset(
     result["best_threshold_oracle"] = best_threshold_f1(self_confidence, flipped)
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
+
+
+def default_rule(learner: str) -> str:
+    """Return the cleanlab rule modelyard's audit applies by default with this bench learner."""
+    from modelyard.recipe.data import AuditConfig
+
+    product = "finetune" if learner.startswith("finetune") else learner
+    return AuditConfig(learner=product).rule()
 
 
 def run_audit(data: Path, quick: bool, learner: str = "embedding") -> dict[str, Any]:
@@ -557,7 +596,7 @@ def run_few_labels(
     return out
 
 
-AUDIT_KEYS = ("audit", "audit_finetune", "audit_finetune_head")
+AUDIT_KEYS = ("audit", "audit_finetune", "audit_finetune_head", "audit_dynamics")
 # fine-tuned active-learning figures -> the suffix of their headline key
 AL_FT_KEYS = {
     "active_learning_finetune": "finetune_learner",
@@ -569,13 +608,16 @@ AL_FT_KEYS = {
 def headline(fig: dict[str, Any]) -> dict[str, Any]:
     """Return the JSON keys the issue names, from whatever parts have been run."""
     out: dict[str, Any] = {}
-    if "audit" in fig:
-        out["audit_f1_sst2"] = fig["audit"]["sst2"]["cleanlab_both"]["f1"]
-        out["audit_f1_trec"] = fig["audit"]["trec"]["cleanlab_both"]["f1"]
-    for key, name in (("audit_finetune", "finetune"), ("audit_finetune_head", "finetune_head")):
-        if key in fig:
-            out[f"audit_f1_sst2_{name}_learner"] = fig[key]["sst2"]["cleanlab_both"]["f1"]
-            out[f"audit_f1_trec_{name}_learner"] = fig[key]["trec"]["cleanlab_both"]["f1"]
+    names = {
+        "audit": "",
+        "audit_finetune": "_finetune_learner",
+        "audit_finetune_head": "_finetune_head_learner",
+        "audit_dynamics": "_dynamics_learner",
+    }
+    for key, suffix in names.items():
+        for dataset, r in fig.get(key, {}).items():
+            # older figures predate default_rule; every learner then applied `both`
+            out[f"audit_f1_{dataset}{suffix}"] = r[r.get("default_rule", "cleanlab_both")]["f1"]
     if "audit_reference" in fig:
         for learner, r in fig["audit_reference"].items():
             out[f"audit_f1_sst2_clean_reference_{learner}"] = r["cleanlab_both"]["f1"]
@@ -618,7 +660,8 @@ def main() -> None:
         "--parts",
         default="audit,al,selftrain",
         help="comma-separated: audit, audit_ft (fine-tuned learner), audit_ft_head (the same "
-        "with mean pooling, the label-name head and 5 folds), audit_ref (learners "
+        "with mean pooling, the label-name head and 5 folds), audit_dyn (training dynamics of one "
+        "fine-tune with the label-name head), audit_ref (learners "
         "trained on clean rows outside the SST-2 sample), al, al_ft (SST-2, fine-tuned learner), "
         "al_ft_head (the same, its head started from the label names), al_ft_words (the "
         "same, random and margin on pool rows at least as long as 98% of the served texts), "
@@ -643,7 +686,12 @@ def main() -> None:
     fig = {k: v for k, v in fig.items() if not k.startswith(HEADLINE_PREFIXES)}
     if "rules" not in fig.get("few_labels", {"rules": None}):
         fig.pop("few_labels")  # an earlier layout, with one self-training rule
-    audits = {"audit": "embedding", "audit_ft": "finetune", "audit_ft_head": "finetune_head"}
+    audits = {
+        "audit": "embedding",
+        "audit_ft": "finetune",
+        "audit_ft_head": "finetune_head",
+        "audit_dyn": "dynamics",
+    }
     for (part, learner), key in zip(audits.items(), AUDIT_KEYS, strict=True):
         if part in parts:
             fig[key] = run_audit(args.data_dir, args.quick, learner)
