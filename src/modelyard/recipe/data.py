@@ -156,6 +156,12 @@ class AuditConfig(Section):
         description="cleanlab's rule for which rows count as label errors; auto: both for the "
         "out-of-fold learners, predicted_neq_given for dynamics.",
     )
+    c: float = Field(1.0, gt=0, description="Inverse L2 strength of the embedding learner.")
+    duplicate_threshold: float = Field(
+        0.95, gt=0, le=1, description="Cosine from which two texts count as near-duplicates."
+    )
+    max_pairs: int = Field(1000, ge=0, description="Most near-duplicate and leakage pairs listed.")
+    max_outliers: int = Field(20, ge=0, description="Most atypical rows listed.")
 
     def rule(self) -> str:
         """Return the cleanlab rule the audit applies: `filter_by`, with auto resolved.
@@ -167,13 +173,6 @@ class AuditConfig(Section):
         if self.filter_by != "auto":
             return self.filter_by
         return "predicted_neq_given" if self.learner == "dynamics" else "both"
-
-    c: float = Field(1.0, gt=0, description="Inverse L2 strength of the embedding learner.")
-    duplicate_threshold: float = Field(
-        0.95, gt=0, le=1, description="Cosine from which two texts count as near-duplicates."
-    )
-    max_pairs: int = Field(1000, ge=0, description="Most near-duplicate and leakage pairs listed.")
-    max_outliers: int = Field(20, ge=0, description="Most atypical rows listed.")
 
 
 class DataConfig(Section):
