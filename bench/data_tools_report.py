@@ -42,7 +42,17 @@ def _audit_section(
         "| recall | F1 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    return [*lines, *_audit_rows(results), *_oracle_line(results), ""]
+    seconds = "; ".join(f"{k} {r['seconds']} s" for k, r in results.items() if "seconds" in r)
+    timing = (
+        [
+            "",
+            f"Seconds to the probabilities and ranking, in this part's own run: {seconds} "
+            "(the machine is shared: compare them only between parts run together)",
+        ]
+        if seconds
+        else []
+    )
+    return [*lines, *_audit_rows(results), *_oracle_line(results), *timing, ""]
 
 
 def _oracle_line(results: dict[str, Any]) -> list[str]:
