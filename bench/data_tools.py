@@ -74,6 +74,26 @@ def prf(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+def _audit_recipe(head: bool, epochs: int, audit: dict[str, Any]) -> Any:
+    """Return the recipe of a fine-tuned audit learner (max length 64, lr 5e-5, batch 32);
+    `head`: mean pooling and the head started from the label names."""
+    from modelyard.recipe import build_recipe
+
+    model: dict[str, Any] = {"max_length": 64}
+    if head:
+        model |= {"pooling": "mean", "head_init": {}}
+    train = {"epochs": epochs, "batch_size": 32, "lr": 5e-5, "checkpoint_every": None}
+    return build_recipe(
+        {
+            "run": {"seed": SEED},
+            "data": {"path": "unused.csv"},
+            "model": model,
+            "train": train,
+            "audit": audit,
+        }
+    )
+
+
 def _finetuned_probs(
     texts: list[str], noisy: np.ndarray, names: list[str], head: bool = False
 ) -> np.ndarray:
@@ -83,20 +103,9 @@ def _finetuned_probs(
     (more rows per fold), the strongest fine-tuned learner this machine affords.
     """
     from modelyard.data.audit_run import finetuned_oof_probs
-    from modelyard.recipe import build_recipe
 
-    model: dict[str, Any] = {"max_length": 64}
-    if head:
-        model |= {"pooling": "mean", "head_init": {}}
-    recipe = build_recipe(
-        {
-            "run": {"seed": SEED},
-            "data": {"path": "unused.csv"},
-            "model": model,
-            "train": {"epochs": 2, "batch_size": 32, "lr": 5e-5, "checkpoint_every": None},
-            "audit": {"learner": "finetune", "folds": 5 if head else 3},
-        }
-    )
+    audit = {"learner": "finetune", "folds": 5 if head else 3}
+    recipe = _audit_recipe(head, epochs=2, audit=audit)
     return finetuned_oof_probs(recipe, texts, noisy, names)
 
 
@@ -108,22 +117,9 @@ def _dynamics_probs(texts: list[str], noisy: np.ndarray, names: list[str]) -> np
     the head started from the label names) on every noisy row, averaged over 4 snapshots an
     epoch (`audit.learner: dynamics`)."""
     from modelyard.data.audit_run import dynamics_probs
-    from modelyard.recipe import build_recipe
 
-    recipe = build_recipe(
-        {
-            "run": {"seed": SEED},
-            "data": {"path": "unused.csv"},
-            "model": {"max_length": 64, "pooling": "mean", "head_init": {}},
-            "train": {
-                "epochs": DYNAMICS_EPOCHS,
-                "batch_size": 32,
-                "lr": 5e-5,
-                "checkpoint_every": None,
-            },
-            "audit": {"learner": "dynamics", "snapshots": 4},
-        }
-    )
+    audit = {"learner": "dynamics", "snapshots": 4}
+    recipe = _audit_recipe(True, epochs=DYNAMICS_EPOCHS, audit=audit)
     return dynamics_probs(recipe, texts, noisy, names)
 
 
