@@ -65,7 +65,7 @@ ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_i
 
 def cpu_description() -> dict[str, Any]:
     """Return the CPU model name and which of ISA_FLAGS it has."""
-    from modelyard.trainer.device import cpu_info
+    from modelyard.models.device import cpu_info
 
     model, flags = cpu_info()
     return {"cpu_model": model, "cpu_isa": [f for f in ISA_FLAGS if f in flags]}
@@ -75,7 +75,7 @@ def machine() -> dict[str, Any]:
     """Return a short description of the machine the figures were measured on."""
     import torch
 
-    from modelyard.trainer.device import cpu_supports_fast_bf16
+    from modelyard.models.device import cpu_supports_fast_bf16
 
     return {
         "python": platform.python_version(),

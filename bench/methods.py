@@ -230,7 +230,7 @@ def _timed_steps(model: Any, batches: list[Any], dtype: Any) -> float:
 
     import torch
 
-    from modelyard.trainer.device import autocast
+    from modelyard.models.device import autocast
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5)
@@ -252,8 +252,8 @@ def child_speed(args: Any) -> dict[str, Any]:
     import torch
 
     from modelyard.models import load_tokenizer, resolve_backbone
-    from modelyard.trainer.batching import collate, encode_texts, epoch_batches
-    from modelyard.trainer.device import select_dtype
+    from modelyard.models.device import select_dtype
+    from modelyard.models.encoding import collate, encode_texts, epoch_batches
 
     cfg = json.loads(args.config)
     frame = read_csv(Path(cfg["train"]))

@@ -81,8 +81,8 @@ def evaluate(
     Raises DataError for a bad file or a label the model does not know.
     """
     from modelyard.evaluation import metrics_markdown, plot_confusion
+    from modelyard.models.encoding import encode_split
     from modelyard.recipe import Recipe as _Recipe
-    from modelyard.trainer.batching import encode_split
 
     backend = _backend(run)
     if backend is not None:

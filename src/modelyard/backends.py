@@ -1,7 +1,8 @@
 """Inference backends: one protocol, chosen by the artifact's manifest `kind`.
 
 Serving, compression reports and explanations call `load_backend(path)` and never care
-whether the weights are PyTorch, ONNX or something added later.
+whether the weights are PyTorch, ONNX or something added later: the manifest's kind picks
+the backend from the table in `modelyard.registry.kinds`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from modelyard.errors import ArtifactError
-from modelyard.plugins import Registry
+from modelyard.registry.kinds import CLASSIFIER, artifact_kind, resolve
 from modelyard.registry.manifest import read_manifest, verify_manifest
 from modelyard.registry.signing import enforce_trust, trusted_keys_from_env
 
@@ -29,9 +30,6 @@ class Backend(Protocol):
     def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
         """Return (probabilities of shape (len(texts), len(labels)), per-text truncation flags)."""
         ...
-
-
-BACKENDS: Registry[Callable[[Path], Backend]] = Registry("backend")
 
 
 class TorchBackend:
@@ -56,9 +54,6 @@ class TorchBackend:
         return preds.probs, preds.truncated
 
 
-BACKENDS.add("classifier", TorchBackend)
-
-
 def load_backend(
     path: str | Path,
     *,
@@ -76,12 +71,10 @@ def load_backend(
     if trusted_keys or require_signature or trusted_keys_from_env():
         enforce_trust(root, verify_manifest(root), trusted_keys, require_signature)
     # each backend verifies every hash as it loads; here only the kind is read
-    kind = read_manifest(root).get("kind", "classifier")
-    if kind not in BACKENDS:
-        import modelyard.compress.backends  # registers the ONNX and compressed-PyTorch kinds
-        import modelyard.methods  # noqa: F401  (registers the adapter and embedding kinds)
-    if kind not in BACKENDS:
-        raise ArtifactError(
-            f"{root}: artifact kind '{kind}' has no inference backend; known kinds: {', '.join(BACKENDS.names())}"
-        )
-    return BACKENDS.get(kind)(root)
+    name = read_manifest(root).get("kind", CLASSIFIER)
+    try:
+        kind = artifact_kind(name)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{root}: {exc}") from None
+    factory: Callable[[Path], Backend] = resolve(kind.backend)
+    return factory(root)

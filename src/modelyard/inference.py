@@ -13,9 +13,9 @@ import torch
 
 from modelyard.data import read_table
 from modelyard.errors import DataError
+from modelyard.models.encoding import Encoded, encode_texts
+from modelyard.models.predict import predict_logits
 from modelyard.registry.run import LoadedRun
-from modelyard.trainer.batching import Encoded, encode_texts
-from modelyard.trainer.loop import predict_logits
 
 
 @dataclass

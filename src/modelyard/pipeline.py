@@ -26,13 +26,14 @@ from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.methods.session import start_method
 from modelyard.model_card import render_model_card
 from modelyard.models import load_tokenizer, resolve_backbone
+from modelyard.models.device import select_device, select_dtype, torch_threads
+from modelyard.models.encoding import Encoded, encode_split
+from modelyard.models.predict import predict_logits
 from modelyard.privacy.dp import private_policy
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import MANIFEST, write_manifest
 from modelyard.registry.run import RECIPE
-from modelyard.trainer.batching import Encoded, encode_split
-from modelyard.trainer.device import select_device, select_dtype, torch_threads
-from modelyard.trainer.loop import FineTuner, TrainResult, predict_logits
+from modelyard.trainer.loop import FineTuner, TrainResult
 
 
 @dataclass

@@ -21,8 +21,8 @@ from modelyard.compress.distill import (
 )
 from modelyard.compress.torch_variant import encoder_layers
 from modelyard.errors import RecipeError
+from modelyard.models.encoding import Encoded, encode_texts
 from modelyard.recipe import DistillConfig
-from modelyard.trainer.batching import Encoded, encode_texts
 from tests.compress.conftest import texts
 
 
@@ -69,7 +69,7 @@ def test_distillation_lowers_kl_to_the_teacher(ctx: CompressContext) -> None:
 
 
 def torch_logits_of(ctx: CompressContext, data: Encoded) -> np.ndarray:
-    from modelyard.trainer.loop import predict_logits
+    from modelyard.models.predict import predict_logits
 
     return predict_logits(
         ctx.run.model, data, ctx.run.tokenizer.pad_token_id or 0, torch.device("cpu"), None

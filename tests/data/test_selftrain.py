@@ -71,7 +71,7 @@ def _self_train_stub(cfg: Any, pool_probs: np.ndarray) -> dict[str, Any]:
     import torch
 
     from modelyard.data.selftrain import self_train
-    from modelyard.trainer.batching import Encoded
+    from modelyard.models.encoding import Encoded
 
     def enc(n: int, start: int = 0) -> Encoded:
         return Encoded([[start + i] for i in range(n)], None, [i % 2 for i in range(n)], 0)

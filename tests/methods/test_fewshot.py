@@ -13,8 +13,8 @@ from modelyard.errors import DataError
 from modelyard.methods.embedding import build_embedding_classifier
 from modelyard.methods.fewshot import contrastive_pairs, embed_all, fit_logistic_head
 from modelyard.models import load_tokenizer
+from modelyard.models.encoding import Encoded, encode_texts
 from modelyard.recipe import build_recipe
-from modelyard.trainer.batching import Encoded, encode_texts
 from tests.conftest import make_rows
 from tests.methods.conftest import with_train
 

@@ -222,7 +222,7 @@ def test_private_run_in_pieces_records_the_limit(tiny_recipe: dict) -> None:
 
 
 def test_pieces_are_length_sorted_and_cover_the_batch_once() -> None:
-    from modelyard.trainer.batching import Encoded
+    from modelyard.models.encoding import Encoded
     from modelyard.trainer.loop import FineTuner
 
     class Limit:

@@ -51,7 +51,7 @@ def test_observers_see_every_optimizer_step_and_training_stays_in_train_mode(
 ) -> None:
     from modelyard.methods.session import build_task_model
     from modelyard.models import load_tokenizer
-    from modelyard.trainer.batching import Encoded, encode_split
+    from modelyard.models.encoding import Encoded, encode_split
 
     rows = make_rows(40, seed=1)
     names = sorted({label for _, label in rows})

@@ -23,8 +23,8 @@ _EXPORTS = {
     "compress": "modelyard.compress.pipeline",
     "compress_config": "modelyard.compress.pipeline",
 }
-# importing these registers the built-in methods and the backends of their artifacts
-_PLUGINS = ("backends", "quantize", "prune", "distill")
+# importing these registers the built-in methods
+_PLUGINS = ("quantize", "prune", "distill")
 
 __all__ = sorted(_EXPORTS)
 

@@ -20,11 +20,11 @@ import numpy as np
 from modelyard.data import DataBundle, Split, load_data
 from modelyard.errors import ArtifactError, DataError, RecipeError
 from modelyard.fsutil import atomic_write_json, replace_dir
+from modelyard.models.encoding import Encoded, encode_split
 from modelyard.plugins import Registry
 from modelyard.recipe import CompressConfig, DataConfig
 from modelyard.registry.manifest import sha256_file, write_manifest
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun
-from modelyard.trainer.batching import Encoded, encode_split
 
 COMPRESSION_FILE = "compression.json"
 

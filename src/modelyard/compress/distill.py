@@ -23,10 +23,11 @@ from modelyard.compress.torch_variant import TorchCompressed, encoder_layers
 from modelyard.data import read_table
 from modelyard.errors import DataError, RecipeError
 from modelyard.models import build_classifier, load_tokenizer, resolve_backbone
+from modelyard.models.device import autocast, select_dtype
+from modelyard.models.encoding import Encoded, collate, encode_texts, epoch_batches
+from modelyard.models.predict import predict_logits
 from modelyard.recipe import DistillConfig
-from modelyard.trainer.batching import Encoded, collate, encode_texts, epoch_batches
-from modelyard.trainer.device import autocast, select_dtype
-from modelyard.trainer.loop import param_groups, predict_logits
+from modelyard.trainer.loop import param_groups
 
 UNLABELLED = -1
 

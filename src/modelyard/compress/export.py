@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from modelyard.errors import ModelyardError
+from modelyard.models.encoding import collate, encode_texts
 from modelyard.plugins import require
-from modelyard.trainer.batching import collate, encode_texts
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -85,7 +85,8 @@ def probe_memory(path: str, threads: int, texts: list[str]) -> dict[str, float]:
     process's peak RSS and its RSS before loading (after the imports), in MiB."""
     import torch
 
-    import modelyard.compress.backends  # noqa: F401  (imports counted in the baseline)
+    import modelyard.compress.onnx_backend
+    import modelyard.compress.torch_variant  # noqa: F401  (imports counted in the baseline)
     from modelyard.backends import load_backend
 
     torch.set_num_threads(threads)

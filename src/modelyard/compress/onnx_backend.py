@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import ArtifactError
+from modelyard.models.encoding import collate, encode_texts, eval_batches
 from modelyard.plugins import require
 from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.run import _read_labels, _read_recipe
-from modelyard.trainer.batching import collate, encode_texts, eval_batches
 
 ONNX_KIND = "onnx-classifier"
 ONNX_FILE = "model.onnx"

@@ -15,7 +15,7 @@ import torch
 from pydantic import ValidationError
 
 from modelyard.backends import load_backend
-from modelyard.compress import backends, distill, prune, quantize  # noqa: F401  (registration)
+from modelyard.compress import distill, prune, quantize  # noqa: F401  (registration)
 from modelyard.compress.base import (
     METHODS,
     CompressContext,
@@ -36,6 +36,7 @@ from modelyard.data import Split
 from modelyard.data.labelled import labelled_split
 from modelyard.errors import ArtifactError, DataError, ModelyardError, RecipeError
 from modelyard.fsutil import atomic_write_json, atomic_write_text
+from modelyard.models.device import torch_threads
 from modelyard.recipe import (
     CompressConfig,
     Section,
@@ -45,7 +46,6 @@ from modelyard.recipe import (
 )
 from modelyard.registry.manifest import read_manifest
 from modelyard.registry.run import LoadedRun, load_run
-from modelyard.trainer.device import torch_threads
 
 PARENT = "parent (fp32 PyTorch)"
 Log = Callable[[str], None]

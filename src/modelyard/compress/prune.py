@@ -26,9 +26,9 @@ from modelyard.compress.torch_variant import (
     keep_neurons,
     layer_shapes,
 )
+from modelyard.models.device import select_dtype
+from modelyard.models.encoding import Encoded, collate, eval_batches
 from modelyard.recipe import EarlyStoppingConfig, TrainConfig
-from modelyard.trainer.batching import Encoded, collate, eval_batches
-from modelyard.trainer.device import select_dtype
 from modelyard.trainer.loop import FineTuner
 
 

@@ -24,10 +24,11 @@ from modelyard.data.audit import (
 )
 from modelyard.data.embed import Embedder
 from modelyard.data.splits import Split
+from modelyard.models.device import select_device, select_dtype, torch_threads
+from modelyard.models.encoding import Encoded, encode_split
+from modelyard.models.predict import predict_logits
 from modelyard.recipe import Recipe
-from modelyard.trainer.batching import Encoded, encode_split
-from modelyard.trainer.device import select_device, select_dtype, torch_threads
-from modelyard.trainer.loop import FineTuner, StepObserver, predict_logits, steps_per_epoch
+from modelyard.trainer.loop import FineTuner, StepObserver, steps_per_epoch
 
 
 def finetuned_oof_probs(

@@ -17,8 +17,8 @@ from transformers import AutoModel, PreTrainedTokenizerBase
 from modelyard.errors import BackboneError
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.build import quiet_transformers
-from modelyard.trainer.batching import collate, encode_texts, eval_batches
-from modelyard.trainer.device import autocast, select_dtype
+from modelyard.models.device import autocast, select_dtype
+from modelyard.models.encoding import collate, encode_texts, eval_batches
 
 
 class Embedder:

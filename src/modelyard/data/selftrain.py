@@ -20,8 +20,8 @@ import torch
 from modelyard.data.load import read_table
 from modelyard.data.splits import Split
 from modelyard.errors import DataError
+from modelyard.models.encoding import Encoded, encode_split
 from modelyard.recipe import DataConfig, Recipe, SelfTrainingConfig
-from modelyard.trainer.batching import Encoded, encode_split
 from modelyard.trainer.loop import TrainResult
 
 Fit = Callable[[Encoded], TrainResult]
@@ -221,7 +221,7 @@ def run_self_training(
     Training rounds go through `session.fit` with `tuner`, so every training method works.
     Raises DataError for an unreadable unlabelled file.
     """
-    from modelyard.trainer.loop import predict_logits
+    from modelyard.models.predict import predict_logits
 
     cfg = recipe.train.self_training
     assert cfg is not None

@@ -18,9 +18,9 @@ from modelyard.errors import ArtifactError, BackboneError, RecipeError
 from modelyard.methods.freezing import head_prefixes
 from modelyard.methods.memory import diagonal_fisher, read_fisher, read_rehearsal
 from modelyard.models import resolve_backbone
+from modelyard.models.encoding import Encoded, encode_texts
 from modelyard.recipe import Recipe
 from modelyard.registry.run import LoadedRun, load_run
-from modelyard.trainer.batching import Encoded, encode_texts
 
 
 class EWCPenalty:

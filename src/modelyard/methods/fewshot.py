@@ -18,10 +18,10 @@ from transformers import get_linear_schedule_with_warmup
 
 from modelyard.errors import DataError
 from modelyard.methods.embedding import EmbeddingClassifier, build_embedding_classifier
-from modelyard.methods.registry import EMBEDDING, Method, register_method
+from modelyard.methods.registry import builtin, register_method
+from modelyard.models.device import autocast
+from modelyard.models.encoding import Encoded, collate, eval_batches
 from modelyard.recipe import Recipe, SetFitOptions
-from modelyard.trainer.batching import Encoded, collate, eval_batches
-from modelyard.trainer.device import autocast
 from modelyard.trainer.loop import FineTuner, TrainResult
 
 
@@ -142,14 +142,4 @@ def _prepare(model: Any, recipe: Recipe) -> Any:
     return model
 
 
-register_method(
-    Method(
-        "setfit",
-        "few-shot: contrastive pairs, then a logistic-regression head",
-        _prepare,
-        EMBEDDING,
-        options="setfit",
-        build=build_embedding_classifier,
-        fit=fit_setfit,
-    )
-)
+register_method(builtin("setfit", _prepare, build=build_embedding_classifier, fit=fit_setfit))

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from modelyard.methods.registry import Method, register_method
+from modelyard.methods.registry import builtin, register_method
 
 
 def head_prefixes(model: Any) -> tuple[str, ...]:
@@ -44,8 +44,6 @@ def prepare_linear_probe(model: Any, recipe: Any) -> Any:
     return freeze_except(model, lambda name: name.startswith(head))
 
 
-register_method(Method("full", "every weight trains (full fine-tuning)", prepare_full))
-register_method(Method("bitfit", "biases and the task head train (BitFit)", prepare_bitfit))
-register_method(
-    Method("linear-probe", "frozen backbone, only the task head trains", prepare_linear_probe)
-)
+register_method(builtin("full", prepare_full))
+register_method(builtin("bitfit", prepare_bitfit))
+register_method(builtin("linear-probe", prepare_linear_probe))

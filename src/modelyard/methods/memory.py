@@ -17,8 +17,8 @@ from safetensors.torch import load_file, save_file
 
 from modelyard.data import DataBundle, Split
 from modelyard.errors import ArtifactError
+from modelyard.models.encoding import Encoded, collate
 from modelyard.recipe import Recipe
-from modelyard.trainer.batching import Encoded, collate
 
 REHEARSAL = "rehearsal.csv"
 FISHER = "fisher.safetensors"

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from modelyard.errors import RecipeError
-from modelyard.methods.registry import ADAPTER, Method, register_method
+from modelyard.methods.registry import builtin, register_method
 from modelyard.plugins import require
 from modelyard.recipe import IA3Options, LoraOptions, PromptTuningOptions, Recipe
 
@@ -134,16 +134,6 @@ def prepare_prompt_tuning(model: Any, recipe: Recipe) -> Any:
     return wrap(model, config)
 
 
-register_method(
-    Method("lora", "low-rank adapters (LoRA, or DoRA)", prepare_lora, ADAPTER, options="lora")
-)
-register_method(Method("ia3", "learned activation scaling (IA3)", prepare_ia3, ADAPTER, "ia3"))
-register_method(
-    Method(
-        "prompt-tuning",
-        "learned virtual tokens before the input",
-        prepare_prompt_tuning,
-        ADAPTER,
-        "prompt_tuning",
-    )
-)
+register_method(builtin("lora", prepare_lora))
+register_method(builtin("ia3", prepare_ia3))
+register_method(builtin("prompt-tuning", prepare_prompt_tuning))

@@ -13,21 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.plugins import Registry
+from modelyard.recipe.methods import (
+    ADAPTER,
+    CLASSIFIER,
+    EMBEDDING,
+    METHOD_SPECS,
+    MethodSpec,
+    declare_method,
+)
 
 if TYPE_CHECKING:
-    from modelyard.recipe import Recipe, TrainConfig
+    from modelyard.recipe import Recipe
 
-CLASSIFIER = "classifier"
-ADAPTER = "adapter-classifier"
-EMBEDDING = "embedding-classifier"
-
-# recipe sections under `train` that hold one method's options
-OPTION_SECTIONS = {
-    "lora": "lora",
-    "ia3": "ia3",
-    "prompt_tuning": "prompt-tuning",
-    "setfit": "setfit",
-}
+# the artifact kinds and the option table are the recipe's plain data (one place for each)
+__all__ = ["ADAPTER", "CLASSIFIER", "EMBEDDING", "METHODS", "Method", "builtin", "register_method"]
 
 
 @dataclass(frozen=True)
@@ -53,53 +52,34 @@ METHODS: Registry[Method] = Registry("training method")
 
 
 def register_method(method: Method) -> Method:
-    """Add `method` to METHODS under its name and return it; raise ValueError if the name is taken."""
+    """Add `method` to METHODS under its name and return it.
+
+    A built-in method must agree with its spec in `modelyard.recipe.methods`; a plug-in's spec
+    is declared there from the method's own fields, so recipes can name it.
+    Raises ValueError if the name is taken or the method disagrees with its declared spec.
+    """
+    spec = MethodSpec(
+        method.name,
+        method.summary,
+        method.kind,
+        method.options,
+        own_procedure=method.fit is not None,
+    )
+    declared = METHOD_SPECS.get(method.name)
+    if declared is None:
+        declare_method(spec)
+    elif declared != spec:
+        raise ValueError(f"training method '{method.name}' disagrees with its spec {declared}")
     METHODS.add(method.name, method)
     return method
 
 
-def _load_builtin_methods() -> None:
-    # the built-in methods register themselves on import
-    import modelyard.methods  # noqa: F401
-
-
-def check_method_options(cfg: TrainConfig) -> None:
-    """Raise ValueError when `cfg.method` is unknown or the options do not fit the method."""
-    _load_builtin_methods()
-    if cfg.method not in METHODS:
-        raise ValueError(
-            f"unknown training method '{cfg.method}'; available: {', '.join(METHODS.names())}"
-        )
-    method = METHODS.get(cfg.method)
-    _check_sections(cfg)
-    _check_combinations(cfg, method)
-
-
-def _check_sections(cfg: TrainConfig) -> None:
-    for section, owner in OPTION_SECTIONS.items():
-        if getattr(cfg, section) is not None and owner != cfg.method:
-            raise ValueError(
-                f"train.{section} holds options of method '{owner}' but train.method is "
-                f"'{cfg.method}'; set train.method={owner} or remove train.{section}"
-            )
-    ia3 = cfg.ia3
-    if ia3 is not None and ia3.feedforward_modules and ia3.target_modules is not None:
-        extra = sorted(set(ia3.feedforward_modules) - set(ia3.target_modules))
-        if extra:
-            raise ValueError(
-                "train.ia3.feedforward_modules must be a subset of target_modules; "
-                f"not targets: {', '.join(extra)}"
-            )
-
-
-def _check_combinations(cfg: TrainConfig, method: Method) -> None:
-    if cfg.adversarial is not None and method.fit is not None:
-        raise ValueError(
-            f"train.adversarial needs a method trained by the fine-tuning loop; '{cfg.method}' "
-            "has its own procedure. Remove train.adversarial or pick another method."
-        )
-    if method.kind != CLASSIFIER and (cfg.memory.fisher or cfg.continual is not None):
-        raise ValueError(
-            "train.memory.fisher and train.continual need a method that saves a whole classifier "
-            f"(full, bitfit, linear-probe); '{cfg.method}' saves a '{method.kind}'"
-        )
+def builtin(
+    name: str,
+    prepare: Callable[[Any, Recipe], Any],
+    build: Callable[[Path, list[str], Recipe], Any] | None = None,
+    fit: Callable[..., Any] | None = None,
+) -> Method:
+    """Return the Method `name` whose summary, kind and options come from its recipe spec."""
+    spec = METHOD_SPECS[name]
+    return Method(name, spec.summary, prepare, spec.kind, spec.options, build, fit)

@@ -16,9 +16,9 @@ import torch
 from modelyard.data import DataBundle
 from modelyard.methods.registry import ADAPTER, CLASSIFIER, EMBEDDING, METHODS, Method
 from modelyard.models import build_classifier
+from modelyard.models.encoding import Encoded
 from modelyard.recipe import Recipe
 from modelyard.registry.run import save_model_files
-from modelyard.trainer.batching import Encoded
 from modelyard.trainer.loop import FineTuner, TrainingHook, TrainResult
 
 

@@ -21,10 +21,10 @@ from modelyard.methods.embedding import build_embedding_classifier, save_embeddi
 from modelyard.methods.fewshot import embed_all
 from modelyard.methods.registry import EMBEDDING
 from modelyard.models import load_tokenizer, resolve_backbone
+from modelyard.models.encoding import Encoded, encode_texts
 from modelyard.recipe import build_recipe
 from modelyard.registry.manifest import write_manifest
 from modelyard.registry.run import RECIPE
-from modelyard.trainer.batching import Encoded, encode_texts
 
 DESCRIPTIONS = "label_descriptions.yaml"
 

@@ -20,10 +20,10 @@ import torch
 from modelyard.data.labelled import labelled_split
 from modelyard.errors import DataError
 from modelyard.fsutil import atomic_write_json, atomic_write_text
+from modelyard.models.encoding import encode_split
+from modelyard.models.predict import predict_logits
 from modelyard.privacy.attacks import attack_summary
 from modelyard.registry.run import LoadedRun, load_run
-from modelyard.trainer.batching import encode_split
-from modelyard.trainer.loop import predict_logits
 
 MIN_ROWS = 10
 FPR = 0.01

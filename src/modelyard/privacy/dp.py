@@ -17,7 +17,7 @@ import torch
 
 from modelyard.errors import RecipeError
 from modelyard.plugins import require
-from modelyard.recipe import PrivacyConfig, Recipe, TrainConfig
+from modelyard.recipe import PrivacyConfig, Recipe
 
 EXTRA = "privacy"
 # broadcast over the batch, so Opacus cannot split their gradient per example (see NOTES)
@@ -99,37 +99,6 @@ def freeze_broadcast_embeddings(model: torch.nn.Module) -> list[str]:
             param.requires_grad_(False)
             frozen.append(name)
     return frozen
-
-
-def check_private_training(train: TrainConfig) -> None:
-    """Raise ValueError naming every training option that DP-SGD cannot honour."""
-    problems = []
-    if train.grad_accum != 1:
-        problems.append(
-            "train.grad_accum must be 1 (one Poisson batch is one noisy step); "
-            "raise train.batch_size instead"
-        )
-    if train.adversarial is not None:
-        problems.append(
-            "train.adversarial adds a second backward pass that is not clipped per example"
-        )
-    if train.continual is not None and train.continual.strategy == "ewc":
-        problems.append(
-            "train.continual.strategy ewc adds a penalty that is not clipped per example"
-        )
-    if train.gradient_checkpointing:
-        problems.append(
-            "train.gradient_checkpointing re-runs the forward pass under Opacus's hooks"
-        )
-    import modelyard.methods  # noqa: F401  (the built-in methods register on import)
-    from modelyard.methods.registry import METHODS
-
-    if train.method in METHODS and METHODS.get(train.method).fit is not None:
-        problems.append(
-            f"train.method {train.method} has its own training procedure; use full or lora"
-        )
-    if problems:
-        raise ValueError("privacy cannot be combined with: " + "; ".join(problems))
 
 
 class DPPolicy:

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from modelyard.recipe.base import Section
 from modelyard.recipe.data import AuditConfig, DataConfig, RunConfig
 from modelyard.recipe.delivery import CompressConfig, EvaluateConfig, ExplainConfig, ServeConfig
+from modelyard.recipe.rules import check_private_training
 from modelyard.recipe.training import ModelConfig, PrivacyConfig, TrainConfig
 
 
@@ -32,8 +33,6 @@ class Recipe(Section):
     @model_validator(mode="after")
     def _privacy_fits_training(self) -> Recipe:
         if self.privacy is not None:
-            from modelyard.privacy.dp import check_private_training
-
             check_private_training(self.train)
         return self
 

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from modelyard.recipe.base import Section
 from modelyard.recipe.data import SelfTrainingConfig
+from modelyard.recipe.rules import check_method_options
 
 
 class HeadInitConfig(Section):
@@ -242,8 +243,6 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _method_options_match(self) -> TrainConfig:
-        from modelyard.methods.registry import check_method_options
-
         check_method_options(self)
         return self
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +14,8 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 
 from modelyard.errors import ArtifactError
 from modelyard.models.build import load_tokenizer, quiet_transformers
-from modelyard.plugins import Registry
 from modelyard.registry.crypto import EncryptionKey, is_encrypted
+from modelyard.registry.kinds import ARTIFACT_KINDS, resolve
 from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.safety import check_weights
 from modelyard.registry.signing import enforce_trust
@@ -24,30 +23,22 @@ from modelyard.registry.signing import enforce_trust
 LABELS = "labels.json"
 RECIPE = "recipe.yaml"
 
-# loaders of other artifact kinds (adapters, embedding classifiers), registered by their packages
-RUN_LOADERS: Registry[Callable[[Path, dict[str, Any], str], LoadedRun]] = Registry("run kind")
-_LOADER_PACKAGES = ("modelyard.methods",)
-
 
 def loads_as_torch_run(kind: str) -> bool:
     """Return True when `load_run` loads artifacts of `kind` as a PyTorch model."""
-    if kind == "classifier" or kind in RUN_LOADERS:
-        return True
-    for package in _LOADER_PACKAGES:
-        importlib.import_module(package)
-    return kind in RUN_LOADERS
+    return kind in ARTIFACT_KINDS and ARTIFACT_KINDS[kind].loads_as_torch_run
 
 
 def _run_loader(run_dir: Path, kind: str) -> Callable[[Path, dict[str, Any], str], LoadedRun]:
-    if kind not in RUN_LOADERS:
-        for package in _LOADER_PACKAGES:
-            importlib.import_module(package)
-    if kind not in RUN_LOADERS:
+    spec = ARTIFACT_KINDS.get(kind)
+    if spec is None or spec.loader is None:
+        loadable = [k.name for k in ARTIFACT_KINDS.values() if k.loads_as_torch_run]
         raise ArtifactError(
             f"{run_dir}: artifact kind '{kind}' cannot be loaded as a PyTorch run; loadable kinds: "
-            f"classifier, {', '.join(RUN_LOADERS.names())}"
+            f"{', '.join(loadable)}"
         )
-    return RUN_LOADERS.get(kind)
+    loader: Callable[[Path, dict[str, Any], str], LoadedRun] = resolve(spec.loader)
+    return loader
 
 
 @dataclass

@@ -18,15 +18,16 @@ from transformers import get_linear_schedule_with_warmup
 
 from modelyard.errors import ArtifactError
 from modelyard.fsutil import fsync_dir
+from modelyard.models.device import autocast
+from modelyard.models.encoding import Encoded, collate, epoch_batches
+from modelyard.models.predict import predict_logits
 from modelyard.recipe import TrainConfig
-from modelyard.trainer.batching import Encoded, collate, epoch_batches, eval_batches
 from modelyard.trainer.checkpoint import (
     TrainingState,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from modelyard.trainer.device import autocast
 from modelyard.trainer.progress import TrainingProgress
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -100,27 +101,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr)
-
-
-def predict_logits(
-    model: Any,
-    data: Encoded,
-    pad_id: int,
-    device: torch.device,
-    dtype: torch.dtype | None,
-    batch_size: int = 64,
-) -> np.ndarray:
-    """Return fp32 logits for every example of `data`, in its original order."""
-    model.eval()
-    out = np.zeros((len(data), model.config.num_labels), dtype=np.float32)
-    with torch.inference_mode(), autocast(device, dtype):
-        for index in eval_batches(data.lengths(), batch_size):
-            batch = {
-                k: v.to(device)
-                for k, v in collate(data.input_ids, data.token_type_ids, index, pad_id).items()
-            }
-            out[index] = model(**batch).logits.float().cpu().numpy()
-    return out
 
 
 def dev_metrics(logits: np.ndarray, labels: list[int]) -> dict[str, float]:

@@ -6,15 +6,23 @@ and are padded only to their own longest member.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from modelyard.data import Split
-
 _MEGABATCH_FACTOR = 50
+
+
+class LabelledTexts(Protocol):
+    """Texts (with optional second texts) and their label ids, such as a `modelyard.data.Split`."""
+
+    texts: list[str]
+    pairs: list[str] | None
+    labels: Sequence[int]
 
 
 @dataclass
@@ -52,7 +60,9 @@ def encode_texts(
     return ids, types, truncated
 
 
-def encode_split(tokenizer: PreTrainedTokenizerBase, split: Split, max_length: int) -> Encoded:
+def encode_split(
+    tokenizer: PreTrainedTokenizerBase, split: LabelledTexts, max_length: int
+) -> Encoded:
     """Return the split tokenised to at most `max_length` tokens per example."""
     ids, types, truncated = encode_texts(tokenizer, split.texts, split.pairs, max_length)
     return Encoded(ids, types, list(split.labels), sum(truncated))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelyard.trainer.batching import collate, epoch_batches, eval_batches
+from modelyard.models.encoding import collate, epoch_batches, eval_batches
 
 
 def test_epoch_batches_cover_every_index_once_and_are_seeded() -> None:
