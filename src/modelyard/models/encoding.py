@@ -20,9 +20,12 @@ _MEGABATCH_FACTOR = 50
 class LabelledTexts(Protocol):
     """Texts (with optional second texts) and their label ids, such as a `modelyard.data.Split`."""
 
-    texts: list[str]
-    pairs: list[str] | None
-    labels: Sequence[int]
+    @property
+    def texts(self) -> list[str]: ...
+    @property
+    def pairs(self) -> list[str] | None: ...
+    @property
+    def labels(self) -> Sequence[int]: ...
 
 
 @dataclass
