@@ -43,7 +43,7 @@ HEADLINE_PREFIXES = ("headline", "audit_f1", "al_labels", "self_training_gain", 
 
 
 def _embed(texts: list[str], max_length: int = 64) -> np.ndarray:
-    from modelyard.data.embed import Embedder
+    from modelyard.curation.embed import Embedder
 
     return Embedder.from_backbone("minilm-l6", max_length=max_length).encode(texts)
 
@@ -102,7 +102,7 @@ def _finetuned_probs(
     `head`: mean pooling, the head started from the label names, and 5 folds instead of 3
     (more rows per fold), the strongest fine-tuned learner this machine affords.
     """
-    from modelyard.data.audit_run import finetuned_oof_probs
+    from modelyard.curation.audit_run import finetuned_oof_probs
 
     audit = {"learner": "finetune", "folds": 5 if head else 3}
     recipe = _audit_recipe(head, epochs=2, audit=audit)
@@ -116,7 +116,7 @@ def _dynamics_probs(texts: list[str], noisy: np.ndarray, names: list[str]) -> np
     """Return the dynamics learner's probabilities: one fine-tune of MiniLM-L6 (mean pooling,
     the head started from the label names) on every noisy row, averaged over 4 snapshots an
     epoch (`audit.learner: dynamics`)."""
-    from modelyard.data.audit_run import dynamics_probs
+    from modelyard.curation.audit_run import dynamics_probs
 
     audit = {"learner": "dynamics", "snapshots": 4}
     recipe = _audit_recipe(True, epochs=DYNAMICS_EPOCHS, audit=audit)
@@ -146,7 +146,7 @@ def _reference_probs(
 
         model = LogisticRegression(max_iter=2000).fit(_embed(rest["text"].tolist()), y_rest)
         return np.asarray(model.predict_proba(_embed(frame["text"].tolist())))
-    from modelyard.data.audit_run import finetune_and_predict
+    from modelyard.curation.audit_run import finetune_and_predict
     from modelyard.data.splits import Split
     from modelyard.recipe import build_recipe
 
@@ -171,7 +171,7 @@ def audit_dataset(
     on those instead of out-of-fold on the noisy rows: how far a much better-informed model
     of the same backbone gets.
     """
-    from modelyard.data.audit import embedding_oof_probs, rank_label_issues
+    from modelyard.curation.audit import embedding_oof_probs, rank_label_issues
 
     names = sorted(frame["label"].unique())
     y = np.array([names.index(v) for v in frame["label"]])
@@ -246,8 +246,12 @@ def al_dataset(
     pool: pd.DataFrame, test: pd.DataFrame, max_labels: int, seeds: int
 ) -> dict[str, Any]:
     """Simulate every strategy on one dataset; return curves and labels-to-match figures."""
-    from modelyard.data.active import STRATEGIES
-    from modelyard.data.simulate import label_schedule, labels_to_match, simulate_active_learning
+    from modelyard.curation.active import STRATEGIES
+    from modelyard.curation.simulate import (
+        label_schedule,
+        labels_to_match,
+        simulate_active_learning,
+    )
 
     names = sorted(pool["label"].unique())
     start = time.perf_counter()
@@ -279,7 +283,7 @@ def al_dataset(
 
 def run_al(data: Path, quick: bool, work: Path) -> dict[str, Any]:
     """Return the active-learning figures for SST-2 and AG News, and write their plots."""
-    from modelyard.data.simulate import plot_curves
+    from modelyard.curation.simulate import plot_curves
 
     max_labels, seeds = (500, 1) if quick else (2000, 3)
     pool_rows = 3000 if quick else 10000
@@ -428,8 +432,8 @@ def _al_ft_curve(
 
     With `head_init` every fit starts from the zero-shot head of the label names.
     """
-    from modelyard.data.active import QueryContext, select
-    from modelyard.data.audit_run import finetune_and_predict
+    from modelyard.curation.active import QueryContext, select
+    from modelyard.curation.audit_run import finetune_and_predict
     from modelyard.data.splits import Split
     from modelyard.recipe import build_recipe
 
@@ -472,7 +476,7 @@ def served_min_words(test: pd.DataFrame, quantile: float = 0.02) -> int:
     Only the texts' lengths are read, never their labels: a team knows what its model will
     be asked about long before those texts are labelled.
     """
-    from modelyard.data.labeling import word_counts
+    from modelyard.curation.labeling import word_counts
 
     return int(np.floor(word_counts(test["text"]).quantile(quantile)))
 
@@ -494,8 +498,8 @@ def run_al_finetune(
     with the same learner, pool, seeds and schedule (the runs are deterministic: a rerun
     gives the same accuracies), used instead of training random again.
     """
-    from modelyard.data.labeling import word_counts
-    from modelyard.data.simulate import labels_to_match
+    from modelyard.curation.labeling import word_counts
+    from modelyard.curation.simulate import labels_to_match
 
     full = AL_FT_HEAD_SCHEDULE if head_init else AL_FT_SCHEDULE
     schedule = (50, 100, 200) if quick else full

@@ -48,7 +48,7 @@ SERVE_SECTION = {
     "watch_aliases_s": None,
     "access_log": False,  # the baseline writes no line per request either
 }
-SERVE_ENTRY = "import typer; from modelyard.serve.cli import serve; typer.run(serve)"
+SERVE_ENTRY = "import typer; from modelyard.cli.serve import serve; typer.run(serve)"
 REFUSED = {429, 503}
 
 

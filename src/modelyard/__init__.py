@@ -13,9 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from modelyard._version import __version__
 from modelyard.errors import ModelyardError
-
-__version__ = "0.1.0"
 
 _API: tuple[str, ...] = (
     "evaluate",

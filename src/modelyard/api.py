@@ -206,3 +206,27 @@ def init_project(directory: str | Path, overwrite: bool = False) -> Path:
 
 
 __all__ = ["evaluate", "init_project", "predict", "predict_file", "quickstart", "train"]
+
+
+def zeroshot(
+    labels_file: str | Path,
+    data: str | Path,
+    output: str | Path,
+    backbone: str = "minilm-l6",
+    max_length: int = 128,
+    temperature: float = 0.05,
+    text_column: str = "text",
+    label_column: str = "label",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Build the zero-shot artifact at `output`, evaluate it on `data` and return the metrics.
+
+    The report goes to `output/evaluations/<data stem>/` as `modelyard evaluate` writes it.
+    Raises DataError, ArtifactError or BackboneError as `build_zeroshot` and `evaluate` do.
+    """
+    from modelyard.methods.zeroshot import build_zeroshot
+
+    path = build_zeroshot(labels_file, output, backbone, max_length, temperature, overwrite, data)
+    metrics = evaluate(path, data, text_column, label_column)
+    metrics["run_dir"] = str(path)
+    return metrics

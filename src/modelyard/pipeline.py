@@ -13,7 +13,6 @@ import yaml
 
 from modelyard.data import DataBundle, load_data
 from modelyard.data.augment import augment_bundle
-from modelyard.data.selftrain import run_self_training
 from modelyard.errors import ArtifactError, DataError, RecipeError
 from modelyard.evaluation import (
     classification_metrics,
@@ -23,6 +22,7 @@ from modelyard.evaluation import (
     plot_confusion,
 )
 from modelyard.fsutil import atomic_write_json, atomic_write_text
+from modelyard.methods.selftrain import run_self_training
 from modelyard.methods.session import start_method
 from modelyard.model_card import render_model_card
 from modelyard.models import load_tokenizer, resolve_backbone

@@ -11,9 +11,10 @@ import yaml
 from transformers import AutoModel
 
 import modelyard
+from modelyard.api import zeroshot
 from modelyard.backends import load_backend
 from modelyard.errors import ArtifactError, DataError
-from modelyard.methods import build_zeroshot, zeroshot
+from modelyard.methods import build_zeroshot
 from modelyard.methods.zeroshot import read_label_descriptions
 from modelyard.models import load_tokenizer
 from tests.conftest import make_rows, write_csv

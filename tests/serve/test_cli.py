@@ -93,7 +93,7 @@ def test_serve_refuses_unsafe_or_impossible_settings(
 
 
 def test_serve_reads_the_recipe_section(tmp_path: Path) -> None:
-    from modelyard.serve.cli import build_settings
+    from modelyard.cli.serve import build_settings
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(

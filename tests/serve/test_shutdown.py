@@ -19,7 +19,7 @@ from modelyard.serve.auth import KeyStore
 from tests.serve.conftest import wait_until
 
 # the serve command alone, so the test does not pay for importing every other command
-SERVE = "import typer; from modelyard.serve.cli import serve; typer.run(serve)"
+SERVE = "import typer; from modelyard.cli.serve import serve; typer.run(serve)"
 
 
 class Output:

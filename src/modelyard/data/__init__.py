@@ -1,4 +1,5 @@
-"""Reading, validating and splitting labelled text data.
+"""The data foundation: reading, validating, splitting, PII redaction and augmentation of
+labelled text. Curation tools (audit, active learning, labelling) live in `modelyard.curation`.
 
 ``load_data(recipe.data, seed)`` returns a DataBundle of train/dev/test splits with a
 DataReport of every row read, removed and found suspicious; ``read_table`` reads one file.

@@ -103,8 +103,8 @@ class SynonymSource:
 
         Raises BackboneError when the folder holds no loadable model or tokenizer.
         """
-        from modelyard.data.embed import load_encoder
         from modelyard.models import load_tokenizer
+        from modelyard.models.encoder import load_encoder
 
         vocab = load_tokenizer(folder).get_vocab()
         words = [""] * len(vocab)

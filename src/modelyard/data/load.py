@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from modelyard.errors import DataError
+from modelyard.fsutil import atomic_write_bytes, atomic_write_text
 
 SUFFIXES: dict[str, str] = {
     ".csv": "csv",
@@ -56,6 +57,21 @@ def read_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
             f"{path}: no data rows (columns found: {columns or 'none'}); {_expected(kind)}"
         )
     return frame
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    """Write `frame` atomically as CSV, TSV or JSONL (by the extension of `path`); return `path`.
+
+    Raises DataError for another extension.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        text = frame.to_csv(index=False, sep="," if suffix == ".csv" else "\t")
+        return atomic_write_text(path, text)
+    if suffix in (".jsonl", ".json"):
+        body = frame.to_json(orient="records", lines=True, force_ascii=False) or ""
+        return atomic_write_bytes(path, body.encode("utf-8"))
+    raise DataError(f"{path}: write .csv, .tsv or .jsonl, not '{path.suffix}'")
 
 
 def resolve_format(path: Path, fmt: str = "auto") -> str:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelyard.data.load import read_table
+from modelyard.data.load import read_table, write_table
 from modelyard.data.pii import find_pii, mask, redact
 from modelyard.errors import DataError
 from modelyard.recipe import PiiConfig
@@ -92,7 +92,5 @@ def scan_file(
         totals.update(per_column)
     scan.counts, scan.rows_with_pii = dict(totals), len(hit_rows)
     if redact_to is not None:
-        from modelyard.data.labeling import write_table
-
         scan.redacted_to = str(write_table(table, redact_to))
     return scan

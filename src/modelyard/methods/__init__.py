@@ -10,7 +10,7 @@ from __future__ import annotations
 from modelyard.methods import fewshot, freezing, peft_methods  # noqa: F401  (register methods)
 from modelyard.methods.adapters import merge_run
 from modelyard.methods.registry import METHODS, Method, register_method
-from modelyard.methods.zeroshot import build_zeroshot, zeroshot
+from modelyard.methods.zeroshot import build_zeroshot
 
 __all__ = [
     "METHODS",
@@ -18,5 +18,4 @@ __all__ = [
     "build_zeroshot",
     "merge_run",
     "register_method",
-    "zeroshot",
 ]

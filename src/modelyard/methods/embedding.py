@@ -18,19 +18,14 @@ from safetensors.torch import load_model, save_model
 from transformers import AutoConfig, AutoModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from modelyard.errors import ArtifactError, BackboneError
+from modelyard.errors import ArtifactError
 from modelyard.models import load_tokenizer
 from modelyard.models.build import quiet_transformers
+from modelyard.models.encoder import load_encoder, mean_pool
 from modelyard.registry.run import LABELS, LoadedRun, _read_labels, _read_recipe
 
 HEAD_CONFIG = "embedding_head.json"
 WEIGHTS = "model.safetensors"
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Return the mean of `hidden` over the positions where `mask` is 1."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
 
 
 class EmbeddingClassifier(torch.nn.Module):
@@ -80,15 +75,6 @@ class EmbeddingClassifier(torch.nn.Module):
         from modelyard.methods.session import enable_gradient_checkpointing
 
         enable_gradient_checkpointing(self.encoder)
-
-
-def load_encoder(folder: Path) -> Any:
-    """Return the bare encoder (no task head) stored in `folder`; raise BackboneError if unreadable."""
-    try:
-        with quiet_transformers():
-            return AutoModel.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise BackboneError(f"cannot load an encoder from {folder}: {exc}") from None
 
 
 def build_embedding_classifier(folder: Path, labels: list[str], recipe: Any = None) -> Any:

@@ -176,27 +176,3 @@ def build_zeroshot(
     extra = {"backbone": backbone, "method": "zeroshot", "temperature": temperature}
     write_manifest(tmp, kind=EMBEDDING, extra=extra)
     return replace_dir(tmp, out)
-
-
-def zeroshot(
-    labels_file: str | Path,
-    data: str | Path,
-    output: str | Path,
-    backbone: str = "minilm-l6",
-    max_length: int = 128,
-    temperature: float = 0.05,
-    text_column: str = "text",
-    label_column: str = "label",
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Build the zero-shot artifact at `output`, evaluate it on `data` and return the metrics.
-
-    The report goes to `output/evaluations/<data stem>/` as `modelyard evaluate` writes it.
-    Raises DataError, ArtifactError or BackboneError as `build_zeroshot` and `evaluate` do.
-    """
-    from modelyard.api import evaluate
-
-    path = build_zeroshot(labels_file, output, backbone, max_length, temperature, overwrite, data)
-    metrics = evaluate(path, data, text_column, label_column)
-    metrics["run_dir"] = str(path)
-    return metrics

@@ -169,7 +169,7 @@ def encrypt_artifact(
 
 
 def _outer_manifest(tmp: Path, inner: dict[str, Any], key: EncryptionKey) -> dict[str, Any]:
-    from modelyard import __version__
+    from modelyard._version import __version__
 
     names = [*inner["files"], ORIGINAL_MANIFEST]
     return {

@@ -55,7 +55,7 @@ def write_manifest(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Hash every artifact file under `root`, write `manifest.json` atomically, and return it."""
-    from modelyard import __version__
+    from modelyard._version import __version__
 
     files = {
         rel.as_posix(): {"sha256": sha256_file(root / rel), "size": (root / rel).stat().st_size}

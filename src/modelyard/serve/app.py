@@ -21,12 +21,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from modelyard import __version__
+from modelyard._version import __version__
 from modelyard.backends import load_backend
-from modelyard.explainability.http import router as explain_router
 from modelyard.registry.store import ModelStore
 from modelyard.serve.auth import Authenticator, KeyStore
 from modelyard.serve.errors import ServeError
+from modelyard.serve.explain_routes import router as explain_router
 from modelyard.serve.guard import PUBLIC_PATHS, GuardMiddleware, error_response
 from modelyard.serve.limits import RateLimiter
 from modelyard.serve.metrics import MetricsMiddleware, ServeMetrics

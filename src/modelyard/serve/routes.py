@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from modelyard import __version__
+from modelyard._version import __version__
 from modelyard.serve.engine import Prediction
 from modelyard.serve.errors import NotFoundError
 from modelyard.serve.limits import check_texts

@@ -138,8 +138,8 @@ def decrypt(
 
 def register() -> None:
     """Add the commands to the `keys` and `registry` groups (which the main app attaches)."""
-    from modelyard.registry.cli import registry_app
-    from modelyard.serve.cli import keys_app
+    from modelyard.cli.registry import registry_app
+    from modelyard.cli.serve import keys_app
 
     keys_app.command("gen-signing")(gen_signing)
     keys_app.command("gen-encryption")(gen_encryption)

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from modelyard.data.active import QueryContext, select
+from modelyard.curation.active import QueryContext, select
 from modelyard.errors import DataError
 
 
@@ -189,7 +189,7 @@ def simulate_files(
     Raises DataError for unreadable files, missing columns, test labels absent from the
     pool or a schedule beyond the pool, and UnknownPluginError for an unknown strategy.
     """
-    from modelyard.data.embed import Embedder
+    from modelyard.curation.embed import Embedder
     from modelyard.fsutil import atomic_write_json, atomic_write_text
 
     texts, labels = _read_labelled(data, text_column, label_column)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import modelyard
-from modelyard.data.selftrain import read_unlabelled, select_pseudo_labels
 from modelyard.errors import DataError
+from modelyard.methods.selftrain import read_unlabelled, select_pseudo_labels
 from modelyard.recipe import build_recipe
 from tests.conftest import make_rows, write_csv
 
@@ -70,7 +70,7 @@ def _self_train_stub(cfg: Any, pool_probs: np.ndarray) -> dict[str, Any]:
     """Run self_train with a fake model whose pool predictions are `pool_probs`."""
     import torch
 
-    from modelyard.data.selftrain import self_train
+    from modelyard.methods.selftrain import self_train
     from modelyard.models.encoding import Encoded
 
     def enc(n: int, start: int = 0) -> Encoded:

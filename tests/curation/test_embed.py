@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from modelyard.data.embed import Embedder, mean_pool
+from modelyard.curation.embed import Embedder
 from modelyard.errors import BackboneError
+from modelyard.models.encoder import mean_pool
 from tests.conftest import make_rows
 
 

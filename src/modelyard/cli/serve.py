@@ -150,7 +150,7 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     """Attach `serve`, `keys` and `registry` to the main command line."""
-    from modelyard.registry.cli import registry_app
+    from modelyard.cli.registry import registry_app
 
     app.command("serve")(serve)
     app.add_typer(keys_app, name="keys")

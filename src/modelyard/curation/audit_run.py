@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
-from modelyard.data import load_data
-from modelyard.data.audit import (
+from modelyard.curation.audit import (
     AuditReport,
     AuditRows,
     audit_rows,
@@ -22,7 +21,8 @@ from modelyard.data.audit import (
     embedding_oof_probs,
     write_report,
 )
-from modelyard.data.embed import Embedder
+from modelyard.curation.embed import Embedder
+from modelyard.data import load_data
 from modelyard.data.splits import Split
 from modelyard.models.device import select_device, select_dtype, torch_threads
 from modelyard.models.encoding import Encoded, encode_split

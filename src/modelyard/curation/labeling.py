@@ -9,26 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modelyard.data.active import NEEDS_EMBEDDINGS, QueryContext, select
-from modelyard.data.load import read_table
+from modelyard.curation.active import NEEDS_EMBEDDINGS, QueryContext, select
+from modelyard.data.load import read_table, write_table
 from modelyard.errors import DataError
-from modelyard.fsutil import atomic_write_bytes, atomic_write_text
 from modelyard.registry.run import LoadedRun
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> Path:
-    """Write `frame` atomically as CSV, TSV or JSONL (by the extension of `path`); return `path`.
-
-    Raises DataError for another extension.
-    """
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        text = frame.to_csv(index=False, sep="," if suffix == ".csv" else "\t")
-        return atomic_write_text(path, text)
-    if suffix in (".jsonl", ".json"):
-        body = frame.to_json(orient="records", lines=True, force_ascii=False) or ""
-        return atomic_write_bytes(path, body.encode("utf-8"))
-    raise DataError(f"{path}: write .csv, .tsv or .jsonl, not '{path.suffix}'")
 
 
 def _column(table: pd.DataFrame, column: str, source: Path, option: str) -> pd.Series:
@@ -101,7 +85,7 @@ def _context(
 
     ctx = QueryContext(predict_proba(run, texts).probs, np.random.default_rng(seed))
     if strategy in NEEDS_EMBEDDINGS:
-        from modelyard.data.embed import Embedder
+        from modelyard.curation.embed import Embedder
 
         backbone = run.recipe.get("model", {}).get("backbone", "minilm-l6")
         embedder = Embedder.from_backbone(backbone, run.max_length)

@@ -66,7 +66,7 @@ def zeroshot_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Classify by similarity to label descriptions, with no training; evaluate and save the artifact."""
-    from modelyard.methods import zeroshot
+    from modelyard.api import zeroshot
 
     metrics = zeroshot(
         labels,

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelyard.data.active import STRATEGIES, QueryContext, select
-from modelyard.data.embed import normalise
-from modelyard.data.simulate import (
+from modelyard.curation.active import STRATEGIES, QueryContext, select
+from modelyard.curation.embed import normalise
+from modelyard.curation.simulate import (
     label_schedule,
     labels_to_match,
     plot_curves,

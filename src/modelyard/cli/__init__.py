@@ -12,14 +12,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from modelyard.compress.cli import compress_command as _compress_command
-from modelyard.data.cli import attach as _attach_data_tools
+from modelyard.cli.compress import compress_command as _compress_command
+from modelyard.cli.curation import attach as _attach_data_tools
+from modelyard.cli.explain import explain_command as _explain_command
+from modelyard.cli.methods import register as _register_methods
+from modelyard.cli.privacy import register as _register_privacy
+from modelyard.cli.security import register as _register_security
+from modelyard.cli.serve import register as _register_serving
 from modelyard.errors import ModelyardError
-from modelyard.explainability.cli import explain_command as _explain_command
-from modelyard.methods.cli import register as _register_methods
-from modelyard.privacy.cli import register as _register_privacy
-from modelyard.registry.security_cli import register as _register_security
-from modelyard.serve.cli import register as _register_serving
 
 app = typer.Typer(
     help="modelyard: from data to a deployed, cheap, explainable and private model.",

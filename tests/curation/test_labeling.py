@@ -13,8 +13,8 @@ import pytest
 
 import modelyard
 from modelyard.cli import EXIT_USER_ERROR, main
-from modelyard.data.active import STRATEGIES
-from modelyard.data.api import label_import, label_next, scan_pii, simulate_al
+from modelyard.curation.active import STRATEGIES
+from modelyard.curation.api import label_import, label_next, scan_pii, simulate_al
 from modelyard.errors import DataError, RecipeError
 from modelyard.recipe import build_recipe
 from tests.conftest import make_rows, write_csv

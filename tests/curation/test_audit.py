@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from modelyard.cli import EXIT_USER_ERROR, main
-from modelyard.data.audit import check_folds, embedding_oof_probs, rank_label_issues
-from modelyard.data.audit_run import finetune_and_predict, finetuned_oof_probs, run_audit
-from modelyard.data.embed import normalise
-from modelyard.data.neighbours import leakage_pairs, near_duplicate_pairs, outlier_scores
+from modelyard.curation.audit import check_folds, embedding_oof_probs, rank_label_issues
+from modelyard.curation.audit_run import finetune_and_predict, finetuned_oof_probs, run_audit
+from modelyard.curation.embed import normalise
+from modelyard.curation.neighbours import leakage_pairs, near_duplicate_pairs, outlier_scores
 from modelyard.data.splits import Split
 from modelyard.errors import DataError
 from modelyard.recipe import build_recipe
@@ -187,7 +187,7 @@ def test_dynamics_learner_ranks_flipped_rows_first(tmp_path: Path, tiny_backbone
 def test_dynamics_averages_a_snapshot_per_interval_and_the_end(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import modelyard.data.audit_run as audit_run
+    import modelyard.curation.audit_run as audit_run
 
     recipe, _ = _noisy_recipe(tmp_path, tiny_backbone, learner="dynamics", snapshots=2)
     recipe.train.epochs, recipe.train.batch_size = 2, 10

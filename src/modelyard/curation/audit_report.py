@@ -9,7 +9,7 @@ import pandas as pd
 from modelyard.data.validate import _table
 
 if TYPE_CHECKING:
-    from modelyard.data.audit import AuditReport
+    from modelyard.curation.audit import AuditReport
 
 SHOWN = 20  # rows per table in the markdown; the CSV files hold all of them
 

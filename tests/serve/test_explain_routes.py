@@ -8,19 +8,20 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from modelyard.explainability.http import MAX_EXPLAIN_TEXTS
 from modelyard.registry.store import ModelStore
 from modelyard.serve.app import create_app
 from modelyard.serve.auth import KeyStore
+from modelyard.serve.explain_routes import MAX_EXPLAIN_TEXTS
 from modelyard.serve.settings import ServeSettings
-from tests.explainability.conftest import KEY
+from tests.explainability.conftest import KEY, key_run_dir  # noqa: F401  (a fixture)
 
 TEXT = f"my card {KEY} is late"
 
 
 @pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, key_run_dir: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    key_run_dir: Path,  # noqa: F811  (the imported fixture)
 ) -> tuple[ModelStore, KeyStore, str]:
     root = tmp_path_factory.mktemp("serve-explain")
     store = ModelStore(root / "registry")

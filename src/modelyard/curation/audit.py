@@ -153,7 +153,7 @@ def _describe(rows: AuditRows, i: int, prefix: str) -> dict[str, Any]:
 
 def find_duplicates(rows: AuditRows, vectors: np.ndarray, cfg: AuditConfig) -> pd.DataFrame:
     """Return near-duplicate pairs inside the training split (cosine >= the threshold)."""
-    from modelyard.data.neighbours import near_duplicate_pairs
+    from modelyard.curation.neighbours import near_duplicate_pairs
 
     train = np.array([s == "train" for s in rows.splits])
     at = np.nonzero(train)[0]
@@ -167,7 +167,7 @@ def find_duplicates(rows: AuditRows, vectors: np.ndarray, cfg: AuditConfig) -> p
 
 def find_leakage(rows: AuditRows, vectors: np.ndarray, cfg: AuditConfig) -> pd.DataFrame:
     """Return dev/test rows that (nearly) repeat a training row, most similar first."""
-    from modelyard.data.neighbours import leakage_pairs
+    from modelyard.curation.neighbours import leakage_pairs
 
     splits = np.asarray(rows.splits)
     train, held = np.nonzero(splits == "train")[0], np.nonzero(splits != "train")[0]
@@ -185,7 +185,7 @@ def find_leakage(rows: AuditRows, vectors: np.ndarray, cfg: AuditConfig) -> pd.D
 
 def find_outliers(rows: AuditRows, vectors: np.ndarray, cfg: AuditConfig) -> pd.DataFrame:
     """Return the `cfg.max_outliers` most atypical rows by cleanlab's outlier score."""
-    from modelyard.data.neighbours import outlier_scores
+    from modelyard.curation.neighbours import outlier_scores
 
     if len(vectors) < 3 or cfg.max_outliers == 0:
         return pd.DataFrame(columns=["outlier_score", "split", "row", "label", "text"])
@@ -232,7 +232,7 @@ def audit_rows(
 def write_report(report: AuditReport, out: Path) -> dict[str, str]:
     """Write label_issues.csv, near_duplicates.csv, leakage.csv, outliers.csv, audit.json and
     audit.md into `out`; return the paths written, by name."""
-    from modelyard.data.audit_report import audit_markdown
+    from modelyard.curation.audit_report import audit_markdown
     from modelyard.fsutil import atomic_write_json, atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""`modelyard data ...` and `modelyard label ...`: thin wrappers over modelyard.data.api."""
+"""`modelyard data ...` and `modelyard label ...`: thin wrappers over modelyard.curation.api."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ console = Console()
 
 
 def _api() -> Any:
-    import modelyard.data.api as api
+    import modelyard.curation.api as api
 
     return api
 

@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from modelyard.errors import BackboneError
 from modelyard.models import load_tokenizer, resolve_backbone
-from modelyard.models.build import quiet_transformers
 from modelyard.models.device import autocast, select_dtype
+from modelyard.models.encoder import load_encoder, mean_pool
 from modelyard.models.encoding import collate, encode_texts, eval_batches
 
 
@@ -67,26 +66,6 @@ class Embedder:
                 states = self.encoder(**batch).last_hidden_state.float()
                 out[index] = mean_pool(states, batch["attention_mask"]).numpy()
         return normalise(out)
-
-
-def load_encoder(folder: Path) -> Any:
-    """Return the bare encoder (no task head) stored in `folder`, in eval mode.
-
-    Raises BackboneError when the folder holds no loadable model.
-    """
-    try:
-        with quiet_transformers():  # a classifier folder has head weights the encoder skips
-            return AutoModel.from_pretrained(
-                str(folder), local_files_only=True, use_safetensors=True
-            ).eval()
-    except (OSError, ValueError) as exc:
-        raise BackboneError(f"cannot load an encoder from {folder}: {exc}") from None
-
-
-def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Return the mean of `states` (batch, tokens, hidden) over the tokens `mask` marks."""
-    weights = mask.unsqueeze(-1).to(states.dtype)
-    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
