@@ -175,6 +175,12 @@ def test_a_broken_artifact_kind_fails_naming_the_clause(kind: ArtifactKind, clau
         check_artifact_kind(kind)
 
 
+def test_an_artifact_of_a_kind_missing_from_the_table_fails(artifacts: dict[str, Path]) -> None:
+    kind = ArtifactKind("unlisted", "never added to the table", "modelyard.backends:TorchBackend")
+    with pytest.raises(AssertionError, match="'unlisted' breaks .*in the table of kinds"):
+        check_artifact_kind(kind, artifacts["classifier"])
+
+
 def test_an_artifact_of_another_kind_fails(artifacts: dict[str, Path]) -> None:
     with pytest.raises(AssertionError, match="manifest names this kind.*onnx-classifier"):
         check_artifact_kind("classifier", artifacts["onnx-classifier"])

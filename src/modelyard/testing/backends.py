@@ -13,7 +13,7 @@ import torch
 from modelyard.backends import Backend, load_backend
 from modelyard.errors import ArtifactError
 from modelyard.inference import predict_proba
-from modelyard.registry.kinds import ArtifactKind, artifact_kind, resolve
+from modelyard.registry.kinds import ArtifactKind, artifact_kind, artifact_kinds, resolve
 from modelyard.registry.manifest import read_manifest, verify_manifest
 from modelyard.registry.run import LoadedRun, load_run
 from modelyard.testing.contract import Contract
@@ -160,12 +160,15 @@ def check_artifact_kind(
     batch_atol: float | None = None,
 ) -> Backend | None:
     """Check an artifact kind: its summary, and that its backend and loader references
-    resolve to callables. Given an `artifact` of the kind, also that its manifest names the
-    kind, `load_backend` serves it under the backend contract (`check_backend` with `atol`
-    and `batch_atol`), and `load_run` loads it as a PyTorch run predicting what the backend
-    does (within `atol`) when the kind loads as one, and refuses it with ArtifactError when
-    it does not. Returns the artifact's backend (None without an artifact); raises
-    AssertionError naming the broken clause.
+    resolve to callables.
+
+    Given an `artifact` of the kind, also: the kind is in the table `load_backend` reads
+    (built in, or added by an entry point), the artifact's manifest names it, `load_backend`
+    serves it under the backend contract (`check_backend` with `atol` and `batch_atol`), and
+    `load_run` loads it as a PyTorch run predicting what the backend does (within `atol`)
+    when the kind loads as one, and refuses it with ArtifactError when it does not.
+    Returns the artifact's backend (None without an artifact); raises AssertionError naming
+    the broken clause.
     """
     spec = artifact_kind(kind) if isinstance(kind, str) else kind
     c = Contract("artifact kind", spec.name)
@@ -175,6 +178,11 @@ def check_artifact_kind(
             _check_reference(c, column, reference)
     if artifact is None:
         return None
+    c.require(
+        artifact_kinds().get(spec.name) == spec,
+        "load_backend finds it in the table of kinds (built in, or by entry point)",
+        f"the table holds {artifact_kinds().get(spec.name)}",
+    )
     root = Path(artifact)
     found = read_manifest(root).get("kind", "classifier")
     c.require(found == spec.name, "the artifact's manifest names this kind", f"it names {found}")
