@@ -16,6 +16,7 @@ from modelyard.compress.cli import compress_command as _compress_command
 from modelyard.data.cli import attach as _attach_data_tools
 from modelyard.errors import ModelyardError
 from modelyard.explainability.cli import explain_command as _explain_command
+from modelyard.jobs.cli import register as _register_jobs
 from modelyard.methods.cli import register as _register_methods
 from modelyard.privacy.cli import register as _register_privacy
 from modelyard.registry.security_cli import register as _register_security
@@ -184,6 +185,7 @@ _register_serving(app)
 _register_privacy(app)
 _register_security()
 _attach_data_tools(app)
+_register_jobs(app)
 
 
 def main() -> None:

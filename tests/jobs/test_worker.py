@@ -138,6 +138,15 @@ def test_a_job_waits_while_memory_is_short(queue: JobQueue, tmp_path: Path) -> N
     assert queue.get(job.id).state == "succeeded"
 
 
+def test_an_idle_worker_stops_even_if_a_job_is_too_big_for_it(
+    queue: JobQueue, tmp_path: Path
+) -> None:
+    big = queue.submit(py_job("pass", tmp_path, cpus=2))
+    small = queue.submit(py_job("pass", tmp_path, cpus=1))
+    run_until_idle(queue, cpus=1.0, max_seconds=30.0)
+    assert queue.get(small.id).state == "succeeded" and queue.get(big.id).state == "queued"
+
+
 def test_a_program_that_cannot_start_fails_clearly(queue: JobQueue, tmp_path: Path) -> None:
     program = tmp_path / "tool.sh"
     program.write_text("#!/bin/sh\nexit 0\n")

@@ -121,10 +121,11 @@ def _spec(info: Any) -> JobSpec:
         target=meta.get(f"{_PREFIX}target", info.entrypoint),
         args=tuple(json.loads(meta.get(f"{_PREFIX}args", "[]"))),
         cwd=meta.get(f"{_PREFIX}cwd", "."),
+        # JobDetails does not echo the entrypoint resources: they travel in the metadata
         resources=Resources(
-            float(info.entrypoint_num_cpus or 0),
-            int(info.entrypoint_memory or 0),
-            math.ceil(info.entrypoint_num_gpus or 0),
+            float(meta.get(f"{_PREFIX}cpus", 0)),
+            int(meta.get(f"{_PREFIX}memory", 0)),
+            int(meta.get(f"{_PREFIX}gpus", 0)),
         ),
         priority=int(meta.get(f"{_PREFIX}priority", 0)),
         name=meta.get(f"{_PREFIX}name", ""),
@@ -199,6 +200,8 @@ class RayJobs:
             f"{_PREFIX}stage": spec.stage, f"{_PREFIX}target": spec.target,
             f"{_PREFIX}args": json.dumps(list(spec.args)), f"{_PREFIX}cwd": spec.cwd,
             f"{_PREFIX}priority": str(spec.priority), f"{_PREFIX}name": spec.name,
+            f"{_PREFIX}cpus": f"{spec.resources.cpus:g}", f"{_PREFIX}memory": str(spec.resources.memory),
+            f"{_PREFIX}gpus": str(spec.resources.gpus),
         }  # fmt: skip
         submission_id = self._call(
             lambda: self.client.submit_job(

@@ -97,6 +97,13 @@ def waiting(queue: JobQueue, now: float) -> list[Waiting]:
     ]  # fmt: skip
 
 
+def runnable(queue: JobQueue, capacity: Resources) -> bool:
+    """Return True when a queued job (in back-off or not) could run within `capacity`."""
+    with queue.read() as conn:
+        rows = conn.execute("SELECT cpus, memory, gpus FROM jobs WHERE state = ?", (QUEUED,))
+        return any(Resources(r[0], r[1], r[2]).fits_in(capacity) for r in rows)
+
+
 def claim(queue: JobQueue, job_id: int, worker_id: str, now: float) -> Job | None:
     """Mark a queued job running on `worker_id` and count the attempt; None if it was taken."""
     with queue.write() as conn:

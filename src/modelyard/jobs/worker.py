@@ -31,7 +31,7 @@ from modelyard.jobs.process import Exit, Started, launch, reap, signal_group, wa
 from modelyard.jobs.queue import CHAOS_ENV, JobQueue
 from modelyard.jobs.resources import available_memory, machine_capacity
 from modelyard.jobs.scheduler import Policy, plan
-from modelyard.jobs.spec import QUEUED, Job, Resources
+from modelyard.jobs.spec import Job, Resources
 from modelyard.jobs.stages import job_argv
 
 EXIT_NOT_STARTED = 127
@@ -150,7 +150,7 @@ class Worker:
         o = self.options
         if o.max_seconds is not None and elapsed >= o.max_seconds:
             return True
-        return o.exit_when_idle and not self._running and self.queue.counts()[QUEUED] == 0
+        return o.exit_when_idle and not self._running and not tx.runnable(self.queue, self.capacity)
 
     def _free(self) -> Resources:
         used = Resources(0.0, 0, 0)
