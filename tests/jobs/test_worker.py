@@ -40,7 +40,7 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 def test_jobs_share_the_cores_they_fit_in(queue: JobQueue, tmp_path: Path) -> None:
     for name, cpus, priority in (("a", 1, 0), ("b", 1, 0), ("c", 2, 9)):
-        queue.submit(py_job(SPAN, tmp_path, cpus, priority, str(tmp_path / name), "0.6"))
+        queue.submit(py_job(SPAN, tmp_path, cpus, priority, str(tmp_path / name), "1.5"))
     run_until_idle(queue)
     a, b, c = (span(tmp_path / n) for n in "abc")
     assert all(job.state == "succeeded" for job in queue.list())
