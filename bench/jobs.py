@@ -143,7 +143,7 @@ def _as_job(spec: JobSpec, i: int) -> Any:
 
 def worker_cmd(queue: Path, *extra: str) -> list[str]:
     """Return the command line of a worker on `queue`."""
-    return [sys.executable, "-m", "modelyard.jobs", "worker", "--queue", str(queue),
+    return [sys.executable, "-m", "modelyard.cli.jobs", "worker", "--queue", str(queue),
             "--memory", "8G", "--gpus", "0", *extra]  # fmt: skip
 
 

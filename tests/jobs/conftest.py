@@ -83,7 +83,7 @@ def spawn_worker(queue: JobQueue) -> Iterator[Callable[..., subprocess.Popen[byt
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "modelyard.jobs", "worker", "--queue", str(queue.path),
+        cmd = [sys.executable, "-m", "modelyard.cli.jobs", "worker", "--queue", str(queue.path),
                "--cpus", "2", "--memory", "1G", "--gpus", "0", "--poll-s", "0.05",
                "--grace-s", "2", *args]  # fmt: skip
         proc = subprocess.Popen(

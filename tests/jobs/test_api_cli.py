@@ -12,7 +12,7 @@ import pytest
 
 from modelyard.errors import UnknownPluginError
 from modelyard.jobs import api
-from modelyard.jobs.__main__ import main
+from modelyard.cli.jobs import main
 from modelyard.jobs.errors import JobsError
 from modelyard.jobs.queue import JobQueue
 

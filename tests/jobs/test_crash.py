@@ -138,7 +138,7 @@ def test_kill_9_of_submitters_mid_transaction_leaves_a_sound_queue(
     env = child_env(**{CHAOS_ENV: "0.3"})
     for _ in range(6):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "modelyard.jobs", "submit", "--queue", str(queue.path),
+            [sys.executable, "-m", "modelyard.cli.jobs", "submit", "--queue", str(queue.path),
              "--stage", "command", sys.executable, "--", "-c", "pass"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -225,7 +225,7 @@ def test_sigterm_stops_the_worker_and_requeues_its_jobs(
 def test_the_worker_runs_from_the_command_line(queue: JobQueue, tmp_path: Path) -> None:
     job = queue.submit(py_job("print('hi')", tmp_path))
     done = subprocess.run(
-        [sys.executable, "-m", "modelyard.jobs", "worker", "--queue", str(queue.path),
+        [sys.executable, "-m", "modelyard.cli.jobs", "worker", "--queue", str(queue.path),
          "--exit-when-idle", "--poll-s", "0.05", "--max-seconds", "60"],
         env=child_env(), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
