@@ -59,7 +59,9 @@ class JobList(BaseModel):
 
 
 def _view(job: Job) -> JobView:
-    return JobView.model_validate({k: v for k, v in job.to_dict().items() if k in JobView.model_fields})
+    return JobView.model_validate(
+        {k: v for k, v in job.to_dict().items() if k in JobView.model_fields}
+    )
 
 
 def _get(jobs: LocalJobs, job_id: str) -> Job:
