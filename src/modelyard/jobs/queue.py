@@ -12,6 +12,7 @@ import builtins
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,14 +143,20 @@ class JobQueue:
         self.path = Path(path).expanduser() if path is not None else default_queue_path()
         self.logs = self.path.parent / "logs"
         self._ready = False
+        self._local = threading.local()
 
     def _connect(self) -> sqlite3.Connection:
+        # one connection per thread and process, kept open: closing the last connection to a
+        # WAL database checkpoints it, which would cost every operation several fsyncs
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
         if not self._ready:
             self._create()
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 60000")
-        conn.execute("PRAGMA synchronous = FULL")
+        self._local.conn, self._local.pid, self._local.durable = conn, os.getpid(), None
         return conn
 
     def _create(self) -> None:
@@ -183,28 +190,37 @@ class JobQueue:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """Yield a connection for reading (each statement sees a consistent snapshot)."""
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
+        """Yield this thread's connection for reading; fetch every row a statement returns."""
+        yield self._connect()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """Yield a connection inside `BEGIN IMMEDIATE`; commit at the end, roll back on error."""
+    def write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """Yield the connection inside `BEGIN IMMEDIATE`; commit at the end, roll back on error.
+
+        `durable=False` skips the fsync at commit (the change survives a killed process but
+        may be rolled back by a power cut); workers use it for the transitions that recovery
+        redoes anyway, users' submits, cancels and retries are always durable.
+        """
         conn = self._connect()
+        if self._local.durable is not durable:
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._local.durable = durable
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                chaos_pause()
-                conn.execute("COMMIT")
-            except BaseException:
+            yield conn
+            chaos_pause()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
                 conn.execute("ROLLBACK")
-                raise
-        finally:
+            raise
+
+    def close(self) -> None:
+        """Close this thread's connection (a later call opens a new one)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
             conn.close()
+            self._local.conn = None
 
     def log_path(self, job_id: str | int) -> Path:
         """Return the log file of a job (it exists once the job has started)."""
@@ -228,12 +244,12 @@ class JobQueue:
             return self._get(conn, job_id)
 
     def _get(self, conn: sqlite3.Connection, job_id: int) -> Job:
-        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
+        rows = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchall()
+        if not rows:
             raise JobNotFoundError(
                 f"no job {job_id} in the queue {self.path}; see `modelyard jobs list`"
             )
-        return row_to_job(row)
+        return row_to_job(rows[0])
 
     def get(self, job_id: str | int) -> Job:
         """Return the job `job_id`; raise JobNotFoundError if the queue has none."""

@@ -223,7 +223,11 @@ class RayJobs:
     def list(self, state: str | None = None, limit: int | None = None) -> list[Job]:
         """Return the cluster's jobs, newest first, optionally only those in `state`."""
         infos = self._call(self.client.list_jobs)
-        jobs = sorted((to_job(i, self.prices) for i in infos), key=lambda j: -(j.submitted_at or 0))
+        # drivers that connected to the cluster themselves are not submitted jobs: leave them out
+        submitted = [i for i in infos if i.submission_id]
+        jobs = sorted(
+            (to_job(i, self.prices) for i in submitted), key=lambda j: -(j.submitted_at or 0)
+        )
         jobs = [j for j in jobs if state is None or j.state == state]
         return jobs[:limit] if limit is not None else jobs
 

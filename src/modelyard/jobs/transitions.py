@@ -58,6 +58,10 @@ class Outcome:
     cancelled: bool = False
 
 
+def _row(conn: sqlite3.Connection, job_id: int) -> sqlite3.Row:
+    return conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchall()[0]
+
+
 def register_worker(queue: JobQueue, worker_id: str, pid: int, create_time: float,
                     capacity: Resources, now: float) -> None:  # fmt: skip
     """Record a worker that has started on this host."""
@@ -72,7 +76,7 @@ def register_worker(queue: JobQueue, worker_id: str, pid: int, create_time: floa
 
 def heartbeat(queue: JobQueue, worker_id: str, now: float) -> None:
     """Say the worker is alive now."""
-    with queue.write() as conn:
+    with queue.write(durable=False) as conn:
         conn.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
 
 
@@ -100,13 +104,15 @@ def waiting(queue: JobQueue, now: float) -> list[Waiting]:
 def runnable(queue: JobQueue, capacity: Resources) -> bool:
     """Return True when a queued job (in back-off or not) could run within `capacity`."""
     with queue.read() as conn:
-        rows = conn.execute("SELECT cpus, memory, gpus FROM jobs WHERE state = ?", (QUEUED,))
+        rows = conn.execute(
+            "SELECT cpus, memory, gpus FROM jobs WHERE state = ?", (QUEUED,)
+        ).fetchall()
         return any(Resources(r[0], r[1], r[2]).fits_in(capacity) for r in rows)
 
 
 def claim(queue: JobQueue, job_id: int, worker_id: str, now: float) -> Job | None:
     """Mark a queued job running on `worker_id` and count the attempt; None if it was taken."""
-    with queue.write() as conn:
+    with queue.write(durable=False) as conn:
         cursor = conn.execute(
             "UPDATE jobs SET state = ?, worker = ?, attempts = attempts + 1, started_at = ?,"
             " pid = NULL, pgid = NULL, proc_started = NULL WHERE id = ? AND state = ?",
@@ -114,14 +120,14 @@ def claim(queue: JobQueue, job_id: int, worker_id: str, now: float) -> Job | Non
         )
         if cursor.rowcount != 1:
             return None
-        job = row_to_job(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+        job = row_to_job(_row(conn, job_id))
         add_event(conn, job_id, "started", job.attempts, worker_id, now=now)
         return job
 
 
 def record_process(queue: JobQueue, job: Job, pid: int, create_time: float) -> None:
     """Remember the process group of a started attempt, so recovery can kill it."""
-    with queue.write() as conn:
+    with queue.write(durable=False) as conn:
         conn.execute(
             "UPDATE jobs SET pid = ?, pgid = ?, proc_started = ? WHERE id = ? AND worker = ?"
             " AND attempts = ? AND state = ?",
@@ -170,7 +176,7 @@ def finish(
     code = outcome.exit_code
     crashed = not outcome.cancelled and (code is None or code < 0)
     retried = outcome.exit_code == EXIT_RETRYABLE and state == QUEUED
-    with queue.write() as conn:
+    with queue.write(durable=False) as conn:
         cursor = conn.execute(
             "UPDATE jobs SET state = ?, not_before = ?, message = ?, exit_code = ?,"
             " finished_at = ?, crashes = crashes + ?, retries = retries + ?, wall_seconds ="
@@ -187,15 +193,13 @@ def finish(
             return None
         add_event(conn, int(job.id), state if state != QUEUED else "requeued", job.attempts,
                   job.worker, message.split("\n", 1)[0], now=now)  # fmt: skip
-        return row_to_job(
-            conn.execute("SELECT * FROM jobs WHERE id = ?", (int(job.id),)).fetchone()
-        )
+        return row_to_job(_row(conn, int(job.id)))
 
 
 def interrupt(queue: JobQueue, job: Job, wall_seconds: float, cpu_seconds: float,
               policy: RetryPolicy, now: float) -> None:  # fmt: skip
     """Queue a job again because its worker is stopping in order (not counted as a crash)."""
-    with queue.write() as conn:
+    with queue.write(durable=False) as conn:
         cursor = conn.execute(
             "UPDATE jobs SET state = ?, worker = NULL, pid = NULL, pgid = NULL,"
             " message = 'its worker stopped; queued again to resume', wall_seconds ="

@@ -2,7 +2,8 @@
 
 It denies by default: every path needs a valid key except the health probes listed in
 PUBLIC_PATHS, so a route added later is protected without anyone remembering to. Paths
-under ADMIN_PREFIX need an admin key. All checks run before the body is parsed.
+under ADMIN_PREFIXES (admin routes, job listings and logs) need an admin key. All checks run
+before the body is parsed.
 """
 
 from __future__ import annotations
