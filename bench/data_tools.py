@@ -664,7 +664,7 @@ def main() -> None:
         "fine-tune with the label-name head), audit_ref (learners "
         "trained on clean rows outside the SST-2 sample), al, al_ft (SST-2, fine-tuned learner), "
         "al_ft_head (the same, its head started from the label names), al_ft_words (the "
-        "same, random and margin on pool rows at least as long as 98% of the served texts), "
+        "same, random and margin on pool rows at least as long as 98%% of the served texts), "
         "selftrain, selftrain_head (the same with the label-name head); "
         "none re-renders the report from the saved figures",
     )

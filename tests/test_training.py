@@ -226,6 +226,7 @@ def _wait_for_checkpoint(
     raise AssertionError("no checkpoint appeared in time")
 
 
+@pytest.mark.slow  # a reference run, then two training subprocesses: about 30 s
 def test_resume_after_kill_matches_uninterrupted_run(tiny_recipe: dict, tmp_path: Path) -> None:
     tiny_recipe["train"].update(epochs=4, checkpoint_every=6)
     tiny_recipe["evaluate"]["speed"] = False

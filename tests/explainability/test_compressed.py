@@ -9,6 +9,7 @@ import pytest
 
 import modelyard
 from modelyard.explainability import ExplainError, as_subject
+from tests.compress.conftest import FAST
 from tests.conftest import write_csv
 from tests.explainability.conftest import KEY, key_rows
 
@@ -23,7 +24,10 @@ def variants(key_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     tmp = tmp_path_factory.mktemp("compressed")
     data = write_csv(tmp / "test.csv", key_rows(12, seed=7))
     methods = ["onnx", "int8-dynamic"]
-    result = compress(key_run_dir, methods=methods, data=data, output=tmp / "out", threads=1)
+    # FAST: the measurement settings of the compress tests; only the variants matter here
+    result = compress(
+        key_run_dir, methods=methods, data=data, output=tmp / "out", threads=1, overrides=FAST
+    )
     assert set(result.variants) == set(methods), result.report.get("failed")
     return result.variants
 

@@ -1,4 +1,4 @@
-"""`modelyard serve --backend ray` against a local Ray instance (marked: it takes about a minute)."""
+"""`modelyard serve --backend ray` against a local Ray instance (marked ray and slow: it takes half a minute to a minute)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from modelyard.registry.store import ModelStore
 from modelyard.serve.settings import ServeSettings
 from tests.serve.conftest import Keys, wait_until
 
-pytestmark = pytest.mark.ray
+# about half a minute to start Ray and a Serve deployment: out of the quick tier
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 

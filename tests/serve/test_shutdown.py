@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from modelyard.registry.store import ModelStore
 from modelyard.serve.auth import KeyStore
@@ -99,6 +100,7 @@ def test_sigterm_turns_readiness_off_and_finishes_requests_in_flight(
     assert answered_s < 8, "the drain should cut the 10 s batch window short"
 
 
+@pytest.mark.slow  # a supervisor and two workers, each importing torch: about 30 s
 def test_workers_share_the_port_and_all_stop_on_sigterm(
     tmp_path: Path, tiny_runs: list[Path]
 ) -> None:

@@ -11,6 +11,8 @@ from modelyard.recipe.base import Section
 
 
 class RunConfig(Section):
+    """Where the run is written and the seed everything random starts from."""
+
     name: str = Field(
         "run", min_length=1, description="Run name; the run directory is output_dir/name."
     )
@@ -21,6 +23,11 @@ class RunConfig(Section):
 
 
 class SplitConfig(Section):
+    """Dev and test rows split off the training file when no file of their own is given.
+
+    Fractions are of the whole file; the draw is stratified by label and seeded by `run.seed`.
+    """
+
     dev: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction held out for early stopping.")
     test: float = Field(
         0.1, ge=0.0, lt=1.0, description="Fraction held out for the final evaluation."
@@ -176,20 +183,28 @@ class AuditConfig(Section):
 
 
 class DataConfig(Section):
+    """The labelled data: one file split for you, or your own train/dev/test files."""
+
     path: Path | None = Field(None, description="One labelled file, split into train/dev/test.")
     train: Path | None = Field(None, description="Training file, when you bring your own splits.")
     dev: Path | None = Field(
         None, description="Dev file (early stopping); split off train if absent."
     )
     test: Path | None = Field(None, description="Test file; split off train if absent.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
-    text_column: str = "text"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
+        "auto",
+        description="File format; auto: from the extension (.csv, .tsv, .jsonl/.json, .parquet).",
+    )
+    text_column: str = Field("text", description="Column holding the text to classify.")
     text_pair_column: str | None = Field(None, description="Second text column for sentence pairs.")
-    label_column: str = "label"
+    label_column: str = Field("label", description="Column holding each row's label.")
     labels: list[str] | None = Field(
         None, description="Label set and order; taken from the data if absent."
     )
-    split: SplitConfig = Field(default_factory=SplitConfig)
+    split: SplitConfig = Field(
+        default_factory=SplitConfig,
+        description="Fractions split off for dev and test when data.dev or data.test is absent.",
+    )
     max_rows: int | None = Field(
         None, gt=0, description="Use a stratified sample of this many training rows."
     )

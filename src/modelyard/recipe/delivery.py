@@ -11,7 +11,14 @@ from modelyard.recipe.base import Section
 
 
 class EvaluateConfig(Section):
-    ece_bins: int = Field(15, ge=2, le=100)
+    """What `modelyard evaluate` (and the end of training) measures beyond the metrics."""
+
+    ece_bins: int = Field(
+        15,
+        ge=2,
+        le=100,
+        description="Equal-width confidence bins of the expected calibration error.",
+    )
     speed: bool = Field(True, description="Measure latency at batch 1 and throughput at batch 32.")
     speed_samples: int = Field(64, ge=8, description="Texts used for the latency measurement.")
 
@@ -194,6 +201,10 @@ class CompressConfig(Section):
         description="Measure each variant's memory in a fresh process (a few seconds each); "
         "false: an in-process estimate.",
     )
-    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
-    prune: PruneConfig = Field(default_factory=PruneConfig)
-    distill: DistillConfig = Field(default_factory=DistillConfig)
+    quantize: QuantizeConfig = Field(
+        default_factory=QuantizeConfig, description="ONNX export and int8 options."
+    )
+    prune: PruneConfig = Field(default_factory=PruneConfig, description="Pruning options.")
+    distill: DistillConfig = Field(
+        default_factory=DistillConfig, description="Distillation options."
+    )

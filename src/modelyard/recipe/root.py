@@ -17,14 +17,22 @@ from modelyard.recipe.training import ModelConfig, PrivacyConfig, TrainConfig
 class Recipe(Section):
     """A whole run: data, model, training and evaluation."""
 
-    run: RunConfig = Field(default_factory=RunConfig)
-    data: DataConfig
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    explain: ExplainConfig = Field(default_factory=ExplainConfig)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
-    compress: CompressConfig = Field(default_factory=CompressConfig)
+    run: RunConfig = Field(default_factory=RunConfig, description="Run name, folder and seed.")
+    data: DataConfig = Field(description="The labelled data and how it is read.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Backbone and head.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="How the model trains.")
+    evaluate: EvaluateConfig = Field(
+        default_factory=EvaluateConfig, description="What evaluation measures."
+    )
+    explain: ExplainConfig = Field(
+        default_factory=ExplainConfig, description="Defaults of `modelyard explain`."
+    )
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig, description="Defaults of `modelyard serve`."
+    )
+    compress: CompressConfig = Field(
+        default_factory=CompressConfig, description="Defaults of `modelyard compress`."
+    )
     privacy: PrivacyConfig | None = Field(
         None, description="Differentially private training (DP-SGD); null: not private."
     )

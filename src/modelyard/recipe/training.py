@@ -43,6 +43,8 @@ def _has_text(value: str | list[str]) -> bool:
 
 
 class ModelConfig(Section):
+    """The backbone, how long an input may be, and what the classification head reads."""
+
     backbone: str = Field(
         "minilm-l6", description="A registered backbone name or a local Hugging Face model folder."
     )
@@ -74,8 +76,12 @@ EVALS_PER_EPOCH = 4
 
 
 class EarlyStoppingConfig(Section):
+    """When training stops on the dev metric; the best weights on dev are kept."""
+
     metric: Literal["accuracy", "macro_f1", "loss"] = Field(
-        "macro_f1", description="The dev metric that decides the best checkpoint and the plateau."
+        "macro_f1",
+        description="Dev metric that picks the best weights and tells a plateau (loss: lower is "
+        "better).",
     )
     patience: int | Literal["auto"] | None = Field(
         "auto",
@@ -228,6 +234,8 @@ class ContinualConfig(Section):
 
 
 class TrainConfig(Section):
+    """How the model is trained: method, schedule, optimizer, precision, checkpoints and extras."""
+
     method: str = Field("full", description="Training method (see `modelyard methods`).")
     epochs: float | Literal["auto"] = Field(
         "auto",
@@ -276,17 +284,35 @@ class TrainConfig(Section):
             "down to end within it; a fixed number of epochs stops when it is spent."
         ),
     )
-    batch_size: int = Field(32, gt=0)
+    batch_size: int = Field(
+        32,
+        gt=0,
+        description="Texts per micro-batch (under privacy: the expected Poisson batch size).",
+    )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
-    lr: float = Field(5e-5, gt=0, le=10)
+    lr: float = Field(
+        5e-5,
+        gt=0,
+        le=10,
+        description="Peak learning rate, reached after warmup; it decays linearly to 0 over a "
+        "fixed number of epochs, or in the cool-down of epochs auto.",
+    )
     optimizer: Literal["adamw", "sgd"] = Field(
         "adamw",
         description="adamw, or sgd with momentum: under DP-SGD, AdamW's per-coordinate scaling "
         "turns noise-only coordinates into full-size steps; SGD moves them by the noise alone.",
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum of the sgd optimizer.")
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    weight_decay: float = Field(
+        0.01, ge=0, description="Decoupled weight decay; biases and norm weights are not decayed."
+    )
+    warmup_ratio: float = Field(
+        0.06,
+        ge=0,
+        lt=1,
+        description="Share of all optimizer steps spent warming the lr up from 0 (epochs auto: "
+        "of the steps of train.fallback_epochs).",
+    )
     max_grad_norm: float | None = Field(
         1.0, gt=0, description="Clip gradients to this norm; null disables."
     )
@@ -306,7 +332,9 @@ class TrainConfig(Section):
         200, gt=0, description="Checkpoint every N steps; null: each epoch."
     )
     keep_checkpoints: bool = Field(False, description="Keep checkpoints after a successful run.")
-    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    early_stopping: EarlyStoppingConfig = Field(
+        default_factory=EarlyStoppingConfig, description="When to stop on the dev metric."
+    )
     num_threads: int | None = Field(
         None, gt=0, description="CPU threads for torch; null: all cores."
     )

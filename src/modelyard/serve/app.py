@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 
 from modelyard._version import __version__
 from modelyard.backends import load_backend
+from modelyard.jobs.http import jobs_router
 from modelyard.registry.store import ModelStore
 from modelyard.serve.auth import Authenticator, KeyStore
 from modelyard.serve.errors import ServeError
@@ -71,6 +72,7 @@ def create_app(
         routes=[
             *router.routes,
             *explain_router.routes,
+            *(jobs_router(settings.jobs_queue).routes if settings.jobs_queue else []),
         ],  # flat, so route templates can be matched and enumerated
     )
     app.state.serve = state

@@ -1,0 +1,60 @@
+"""The FLOP counter and the GEMM peak probe behind every MFU figure."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import BertConfig, LlamaConfig
+
+from modelyard.evaluation.utilisation import (
+    TransformerShape,
+    available_formats,
+    gemm_peak_gflops,
+    mfu,
+    model_flops,
+)
+
+MINILM = BertConfig(
+    hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+)
+
+
+def test_minilm_flops_match_the_hand_count() -> None:
+    shape = TransformerShape.from_config(MINILM)
+    # 6 layers x (8·d² + 4·d·ff + 4·T·d) x T, the figures NOTES.md gives (1.40 / 2.87 GFLOP)
+    assert shape.forward_flops(64) / 1e9 == pytest.approx(1.40, abs=0.01)
+    assert shape.forward_flops(128) / 1e9 == pytest.approx(2.87, abs=0.01)
+
+
+def test_grouped_query_attention_and_gated_mlp_are_counted() -> None:
+    config = LlamaConfig(
+        hidden_size=576,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        intermediate_size=1536,
+    )
+    shape = TransformerShape.from_config(config)
+    assert shape.kv_hidden == 192 and shape.gated_mlp
+    dense = TransformerShape(30, 576, 1536, 576, gated_mlp=True)
+    assert shape.forward_flops(100) < dense.forward_flops(100)
+
+
+def test_padding_is_not_work_and_training_costs_three_passes() -> None:
+    shape = TransformerShape.from_config(MINILM)
+    real = model_flops(shape, [10, 20])
+    assert real == pytest.approx(shape.forward_flops(10) + shape.forward_flops(20))
+    assert real < model_flops(shape, [20, 20])  # the same batch padded to its longest row
+    assert model_flops(shape, [10, 20], training=True) == pytest.approx(3 * real)
+
+
+@pytest.mark.parametrize("fmt", available_formats())
+def test_peak_probe_measures_every_native_format(fmt: str) -> None:
+    assert gemm_peak_gflops(fmt, threads=1, repeats=1) > 0
+
+
+def test_probe_and_mfu_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="fp32"):
+        gemm_peak_gflops("int3")
+    with pytest.raises(ValueError):
+        mfu(1e9, 0.0, 100.0)
+    assert mfu(50e9, 1.0, 100.0) == pytest.approx(0.5)
