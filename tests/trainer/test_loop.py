@@ -287,10 +287,13 @@ def test_auto_without_enough_dev_rows_trains_the_fallback_length(
 ) -> None:
     train, names = _data(tiny_backbone, 80)
     dev, _ = _data(tiny_backbone, n_dev, seed=2)
-    tuner = _tuner(tiny_backbone, names, tmp_path, {"fallback_epochs": 2})
+    weights = _Weights()
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"fallback_epochs": 2}, observers=[weights])
     result = tuner.fit(train, dev)
     assert (result.stop_reason, result.steps, result.stopped_early) == ("fallback", 20, False)
     assert why in result.stopped_because and "train.fallback_epochs=2" in result.stopped_because
+    if n_dev == 0:  # nothing to pick by: the final weights are kept
+        assert torch.equal(weights.at[20]["classifier.weight"], tuner.model.classifier.weight)
 
 
 def test_resume_during_the_cool_down_matches_an_uninterrupted_run(

@@ -235,6 +235,7 @@ class FineTuner:
                 raise ArtifactError(f"--resume: no complete checkpoint under {self.ckpt_dir}")
             state = load_checkpoint(path, self.model, optimizer, scheduler)
             return state, state.step
+        self.best_path.unlink(missing_ok=True)  # an earlier fit's best is not this one's
         return TrainingState(history=[]), None
 
     def _epoch(self, run: _Run) -> None:
@@ -396,8 +397,7 @@ class FineTuner:
         state = run.state
         state.last_eval_step = state.step
         if len(run.dev) == 0:
-            self._save_best()
-            return
+            return  # nothing to choose by: the final weights stay
         metrics = dev_metrics(
             predict_logits(self.model, run.dev, self.pad_id, self.device, self.dtype),
             run.dev.labels,
