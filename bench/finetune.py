@@ -277,7 +277,7 @@ def markdown(fig: dict[str, Any]) -> str:
         f"- ratios: {sp['ratios']}; **median speed-up {sp['median_ratio']}x** (`train_speedup_vs_trainer`)",
         f"- full-run ratio for reference: {fig.get('full_run_speedup_vs_trainer')}x",
         "",
-        "## Defaults: 3 epochs, max length 128, 10% dev split for early stopping",
+        "## Recipe defaults: max length 128, 10% dev split for early stopping",
         "",
         "| dataset | training rows | test accuracy | macro-F1 | samples/s |",
         "|---|---|---|---|---|",

@@ -125,6 +125,21 @@ def test_train_predict_evaluate_through_the_cli(
     assert code == EXIT_USER_ERROR and "UTF-8" in err and "Traceback" not in err
 
 
+def test_train_says_why_training_stopped(
+    tmp_path: Path,
+    tiny_recipe: dict,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tiny_recipe["evaluate"]["speed"] = False
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe))
+    args = ["train", str(recipe), "train.epochs=1", "--no-progress"]
+    code, out, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0, err
+    assert "training stopped: trained the fixed length (train.epochs=1), at step 12" in out
+
+
 def test_loading_a_non_run_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -83,6 +83,17 @@ def test_init_template_is_a_valid_recipe(tmp_path: Path) -> None:
     assert recipe.data.path == tmp_path / "data.csv"
 
 
+def test_init_template_writes_the_default_stopping_rule(tmp_path: Path) -> None:
+    from modelyard.recipe import TrainConfig
+
+    written = load_recipe(write(tmp_path, RECIPE_TEMPLATE)).train
+    default = TrainConfig()
+    for name in ("epochs", "max_epochs", "fallback_epochs", "cooldown", "eval_every"):
+        assert getattr(written, name) == getattr(default, name), name
+    assert written.early_stopping == default.early_stopping
+    assert written.epochs == "auto" and "# max_minutes:" in RECIPE_TEMPLATE
+
+
 def test_resolved_recipe_round_trips(tmp_path: Path) -> None:
     import yaml
 

@@ -89,6 +89,48 @@ def test_model_card_and_recipe_are_saved(trained: Any) -> None:
     assert saved["train"]["lr"] == 5e-3
 
 
+def test_report_and_model_card_say_why_training_stopped(trained: Any) -> None:
+    why = "trained the fixed length (train.epochs=4), at step"
+    assert (
+        trained.training["stop_reason"] == "epochs" and why in trained.training["stopped_because"]
+    )
+    assert f"**Training stopped:** {why}" in (trained.run_dir / "report.md").read_text()
+    card = (trained.run_dir / "MODEL_CARD.md").read_text()
+    assert "- Epochs 4: 4.0 epochs trained" in card and f"Why training stopped: {why}" in card
+    saved = json.loads((trained.run_dir / "metrics.json").read_text())["training"]
+    assert saved["stopping"]["mode"] == "fixed" and saved["wall_seconds"] > 0
+
+
+def test_default_length_stops_on_a_plateau(tiny_recipe: dict, tmp_path: Path) -> None:
+    tiny_recipe["data"]["path"] = str(write_csv(tmp_path / "more.csv", make_rows(300)))
+    tiny_recipe["train"].pop("epochs")  # the default: auto
+    tiny_recipe["evaluate"]["speed"] = False
+    result = modelyard.train(build_recipe(tiny_recipe), progress=False)
+    training = result.training
+    assert training["stopping"]["mode"] == "plateau" and training["stop_reason"] == "plateau"
+    card = (result.run_dir / "MODEL_CARD.md").read_text()
+    assert "Epochs auto (until the dev macro_f1 plateaus, at most 20)" in card
+    assert "Why training stopped: the dev macro_f1 stopped improving" in card
+    assert (
+        "**Training stopped:** the dev macro_f1 stopped improving"
+        in (result.run_dir / "report.md").read_text()
+    )
+    assert not result.metrics["warnings"]
+
+
+def test_too_few_dev_rows_fall_back_and_say_so(tiny_recipe: dict) -> None:
+    tiny_recipe["train"].pop("epochs")  # auto, but 120 rows leave 12 dev rows
+    tiny_recipe["evaluate"]["speed"] = False
+    result = modelyard.train(build_recipe(tiny_recipe), progress=False)
+    assert result.training["stop_reason"] == "fallback"
+    assert result.training["steps"] == 3 * result.training["stopping"]["steps_per_epoch"]
+    [warning] = result.metrics["warnings"]
+    assert "trained a fixed 3 epochs because 12 dev rows are too few" in warning
+    assert "hold out at least 20 dev rows" in warning
+    assert f"**Warning:** {warning}." in (result.run_dir / "report.md").read_text()
+    assert warning in (result.run_dir / "MODEL_CARD.md").read_text()
+
+
 def test_predict_and_evaluate_round_trip(trained: Any, tmp_path: Path) -> None:
     [pred] = modelyard.predict(trained.run_dir, "refund my invoice payment please")
     assert pred["label"] == "billing"

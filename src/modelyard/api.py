@@ -176,7 +176,7 @@ def quickstart_recipe(output_dir: str | Path = "runs") -> Recipe:
             "run": {"name": "quickstart", "output_dir": str(output_dir), "seed": 42},
             "data": {"path": str(demo_data_path()), "split": {"dev": 0.1, "test": 0.15}},
             "model": {"backbone": "minilm-l6", "max_length": 64},
-            "train": {"epochs": 4, "batch_size": 16, "lr": 8e-5, "checkpoint_every": None},
+            "train": {"batch_size": 16, "lr": 8e-5, "checkpoint_every": None},
         }
     )
 

@@ -50,6 +50,21 @@ def _data_tools_lines(recipe: Recipe, data: dict[str, Any], training: dict[str, 
     return "\n".join(lines)
 
 
+def _length_line(recipe: Recipe, training: dict[str, Any]) -> str:
+    """Return how long training was asked to be and how long it ran, in epochs."""
+    train = recipe.train
+    per_epoch = (training.get("stopping") or {}).get("steps_per_epoch")
+    ran = f"{training['steps'] / per_epoch:.1f} epochs trained" if per_epoch else ""
+    if train.epochs == "auto":
+        asked = (
+            f"Epochs auto (until the dev {train.early_stopping.metric} plateaus, "
+            f"at most {train.max_epochs:g})"
+        )
+    else:
+        asked = f"Epochs {train.epochs:g}"
+    return f"{asked}: {ran}" if ran else asked
+
+
 def _warnings(warnings: list[str]) -> str:
     return "".join(f"**Warning:** {w}.\n\n" for w in warnings)
 
@@ -87,10 +102,11 @@ def render_model_card(
 {_data_tools_lines(recipe, data, training)}
 
 ## Training
-- Epochs {recipe.train.epochs}, batch size {recipe.train.batch_size} x {recipe.train.grad_accum} accumulation,
+- {_length_line(recipe, training)}, batch size {recipe.train.batch_size} x {recipe.train.grad_accum} accumulation,
   learning rate {recipe.train.lr}, weight decay {recipe.train.weight_decay}, seed {recipe.run.seed}
 - Precision: {training.get("precision")}, device: {training.get("device")}
 - Optimizer steps: {training.get("steps")}, stopped early: {training.get("stopped_early")}
+- Why training stopped: {training.get("stopped_because") or "not recorded"}
 {_privacy_section(training.get("privacy"))}
 
 ## Evaluation (held-out test split, n = {metrics.get("n")})

@@ -130,9 +130,10 @@ def write_reports(
     atomic_write_json(run_dir / "data_report.json", data)
     atomic_write_text(run_dir / "data_report.md", bundle.report.to_markdown())
     plot_confusion(metrics["confusion_matrix"], bundle.labels, run_dir / "confusion.png")
-    atomic_write_text(
-        run_dir / "report.md", metrics_markdown(metrics, f"{recipe.run.name}: test set", training)
-    )
+    stopped = training.get("stopped_because")
+    notes = [("Training stopped", stopped)] if stopped else []
+    report = metrics_markdown(metrics, f"{recipe.run.name}: test set", training, notes)
+    atomic_write_text(run_dir / "report.md", report)
     atomic_write_text(
         run_dir / "MODEL_CARD.md", render_model_card(recipe, bundle.labels, data, metrics, training)
     )
@@ -217,12 +218,31 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
         model, tokenizer, eval_data, bundle.labels, recipe, eval_split.texts, device
     )
     metrics["evaluated_on"] = held_out
+    warning = fallback_warning(recipe, result)
+    if warning:
+        metrics.setdefault("warnings", []).append(warning)
     extra = session.save(run_dir, tokenizer, bundle, train, training)
     write_reports(run_dir, recipe, bundle, metrics, training)
     if not recipe.train.keep_checkpoints:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     write_manifest(run_dir, kind=session.kind, extra={"backbone": recipe.model.backbone, **extra})
     return RunResult(run_dir, metrics, training, bundle.report.to_dict())
+
+
+def fallback_warning(recipe: Recipe, result: TrainResult) -> str | None:
+    """Return a warning when `epochs: auto` fell back to a fixed length for want of dev data,
+    or None (a plateau decided, the user fixed the length, or DP-SGD needed it fixed)."""
+    train = recipe.train
+    if result.stop_reason != "fallback" or recipe.privacy is not None:
+        return None
+    if train.early_stopping.patience is None:
+        return None
+    return (
+        f"train.epochs auto trained a fixed {train.fallback_epochs:g} epochs because "
+        f"{result.stopping.get('fallback')}; hold out at least "
+        f"{train.early_stopping.min_dev_rows} dev rows (data.split.dev, or data.dev) so the "
+        "dev metric can decide when to stop"
+    )
 
 
 def _held_out(bundle: DataBundle) -> str:

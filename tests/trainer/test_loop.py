@@ -83,3 +83,235 @@ def test_observers_see_every_optimizer_step_and_training_stays_in_train_mode(
     assert steps_per_epoch(40, cfg) == 3  # 5 batches of 8, two per step
     assert result.steps == 6 and seen == [1, 2, 3, 4, 5, 6]
     assert len(modes) == 10 and all(modes)  # dropout stays on after every observer
+
+
+# --- stopping: plateau, budgets, the best checkpoint, the fallback, resume -------------------
+
+
+class _Weights:
+    """Records the model's weights and the learning rate after every optimizer step."""
+
+    def __init__(self, tuner: FineTuner | None = None, fail_at: int | None = None) -> None:
+        self.at: dict[int, dict[str, torch.Tensor]] = {}
+        self.lr: dict[int, float] = {}
+        self.fail_at = fail_at
+        self.tuner = tuner
+
+    def after_step(self, model: torch.nn.Module, step: int) -> None:
+        if step == self.fail_at:
+            raise KeyboardInterrupt  # as a kill after the last checkpoint
+        self.at[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _data(tiny_backbone: Path, n: int, seed: int = 1) -> tuple[Any, list[str]]:
+    from modelyard.models import load_tokenizer
+    from modelyard.models.encoding import encode_split
+
+    rows = make_rows(n, seed=seed)
+    names = sorted({label for _, label in rows})
+    split = Split([t for t, _ in rows], [names.index(label) for _, label in rows])
+    return encode_split(load_tokenizer(tiny_backbone), split, 32), names
+
+
+def _tuner(
+    tiny_backbone: Path, names: list[str], work: Path, train: dict[str, Any], **kwargs: Any
+) -> FineTuner:
+    from modelyard.methods.session import build_task_model
+
+    cfg = build_recipe(
+        {"data": {"path": "x.csv"}, "train": {"batch_size": 8, "lr": 5e-3, **train}}
+    ).train
+    torch.manual_seed(0)
+    model = build_task_model(tiny_backbone, names, "cls")
+    return FineTuner(model, cfg, torch.device("cpu"), None, 0, 0, work, False, **kwargs)
+
+
+def _scripted(monkeypatch: pytest.MonkeyPatch, values: dict[int, float], default: float) -> None:
+    """Make the dev metric a function of the step: `values[step]`, else `default`."""
+    import modelyard.trainer.loop as loop
+
+    def metric(logits: Any, labels: Any) -> dict[str, float]:
+        step = metric.step  # type: ignore[attr-defined]
+        value = values.get(step, default)
+        return {"loss": 1 - value, "accuracy": value, "macro_f1": value}
+
+    real_evaluate = loop.FineTuner._evaluate
+
+    def evaluate(self: FineTuner, run: Any, decide: bool = True) -> None:
+        metric.step = run.state.step  # type: ignore[attr-defined]
+        real_evaluate(self, run, decide)
+
+    monkeypatch.setattr(loop, "dev_metrics", metric)
+    monkeypatch.setattr(loop.FineTuner, "_evaluate", evaluate)
+
+
+def test_a_plateau_cools_down_stops_and_restores_the_best_weights(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)  # 10 steps an epoch, evaluated once an epoch
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7}, default=0.6)
+    weights = _Weights()
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None}, observers=[weights])
+    result = tuner.fit(train, dev)
+    # best at step 20; steps 30 and 40 do not beat it (patience 2): the cool-down starts at
+    # step 40 and lasts 0.2 * 40 = 8 steps
+    assert result.stopping["patience_evals"] == 2 and result.stopping["eval_every_steps"] == 10
+    assert (result.stop_reason, result.steps, result.stopped_early) == ("plateau", 48, True)
+    assert result.stopping["best_step"] == 20 and result.best_metric == 0.8
+    assert [h["step"] for h in result.history] == [10, 20, 30, 40, 48]
+    assert "stopped improving" in result.stopped_because and "step 20" in result.stopped_because
+    final = tuner.model.state_dict()
+    for key, value in weights.at[20].items():
+        assert torch.equal(final[key], value), key
+    assert not torch.equal(final["classifier.weight"], weights.at[48]["classifier.weight"])
+
+
+def test_no_cool_down_stops_at_the_plateau(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    _scripted(monkeypatch, {10: 0.9}, default=0.5)
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"cooldown": 0, "checkpoint_every": None})
+    result = tuner.fit(train, dev)
+    assert (result.stop_reason, result.steps, result.stopping["best_step"]) == ("plateau", 30, 10)
+
+
+def test_a_tie_keeps_the_later_weights_but_is_no_improvement(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    _scripted(monkeypatch, {}, default=1.0)
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"cooldown": 0, "checkpoint_every": None})
+    result = tuner.fit(train, dev)
+    assert result.steps == 30 and result.stopping["best_step"] == 30
+
+
+def test_the_step_budget_cools_down_to_end_at_max_steps(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    _scripted(monkeypatch, {s: s / 100 for s in range(100)}, default=0.0)  # always improving
+    lrs: list[float] = []
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"max_steps": 36, "checkpoint_every": None})
+
+    class Rate:
+        def after_step(self, model: torch.nn.Module, step: int) -> None:
+            lrs.append(tuner_optimizer_lr())
+
+    def tuner_optimizer_lr() -> float:
+        return float(_Spy.optimizer.param_groups[0]["lr"])
+
+    class _Spy:
+        optimizer: Any = None
+
+    real = torch.optim.lr_scheduler.LambdaLR.__init__
+
+    def spy(self: Any, optimizer: Any, *args: Any, **kwargs: Any) -> None:
+        _Spy.optimizer = optimizer
+        real(self, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.LambdaLR, "__init__", spy)
+    tuner.observers.append(Rate())
+    result = tuner.fit(train, dev)
+    assert (result.stop_reason, result.steps) == ("max_steps", 36)
+    start = 36 - round(36 * 0.2 / 1.2)  # 30: 30 steps, then a cool-down of 6
+    assert result.stopping["ceiling_steps"] == 36
+    assert lrs[start - 1] == pytest.approx(5e-3)  # constant until the cool-down
+    assert lrs[-1] == 0.0 and lrs[start:] == sorted(lrs[start:], reverse=True)
+    assert "train.max_steps=36" in result.stopped_because
+
+
+class _FakeClock:
+    """A clock that moves only when told: `per_step` seconds at every optimizer step."""
+
+    def __init__(self, per_step: float) -> None:
+        self.now, self.per_step = 1000.0, per_step
+
+    def __call__(self) -> float:
+        return self.now
+
+    def after_step(self, model: torch.nn.Module, step: int) -> None:
+        self.now += self.per_step
+
+
+@pytest.mark.parametrize(("epochs", "steps"), [("auto", 10), (8, 10)])
+def test_the_time_budget_is_honoured(
+    tmp_path: Path,
+    tiny_backbone: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    epochs: Any,
+    steps: int,
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    _scripted(monkeypatch, {s: s / 100 for s in range(100)}, default=0.0)
+    clock = _FakeClock(per_step=6.0)  # a minute is 10 steps
+    tuner = _tuner(
+        tiny_backbone,
+        names,
+        tmp_path,
+        {"epochs": epochs, "max_minutes": 1, "checkpoint_every": None},
+        observers=[clock],
+        clock=clock,
+    )
+    result = tuner.fit(train, dev)
+    assert (result.stop_reason, result.steps) == ("max_minutes", steps)
+    assert result.wall_seconds == pytest.approx(60.0)
+    assert "train.max_minutes=1 (1.0 min)" in result.stopped_because
+
+
+def test_auto_starts_the_cool_down_in_time_for_the_budget(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    _scripted(monkeypatch, {s: s / 100 for s in range(100)}, default=0.0)
+    clock = _FakeClock(per_step=6.0)
+    weights = _Weights()
+    cfg = {"max_minutes": 1, "checkpoint_every": None, "warmup_ratio": 0.0}
+    tuner = _tuner(tiny_backbone, names, tmp_path, cfg, observers=[clock, weights], clock=clock)
+    result = tuner.fit(train, dev)
+    # after step 8 (48 s) one more step and a cool-down of 20% would pass 60 s: steps 9 and 10
+    # decay the rate, and step 10 ends at the budget
+    assert result.steps == 10
+    assert torch.equal(weights.at[10]["classifier.weight"], tuner.model.classifier.weight)
+
+
+@pytest.mark.parametrize(("n_dev", "why"), [(0, "no dev rows"), (12, "12 dev rows are too few")])
+def test_auto_without_enough_dev_rows_trains_the_fallback_length(
+    tmp_path: Path, tiny_backbone: Path, n_dev: int, why: str
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, n_dev, seed=2)
+    weights = _Weights()
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"fallback_epochs": 2}, observers=[weights])
+    result = tuner.fit(train, dev)
+    assert (result.stop_reason, result.steps, result.stopped_early) == ("fallback", 20, False)
+    assert why in result.stopped_because and "train.fallback_epochs=2" in result.stopped_because
+    if n_dev == 0:  # nothing to pick by: the final weights are kept
+        assert torch.equal(weights.at[20]["classifier.weight"], tuner.model.classifier.weight)
+
+
+def test_resume_during_the_cool_down_matches_an_uninterrupted_run(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    # the budget's cool-down runs from step 25 to 30; checkpoints at 24 and 27; killed at 28
+    opts = {"checkpoint_every": 3, "max_steps": 30}
+    reference = _tuner(tiny_backbone, names, tmp_path / "ref", opts)
+    whole = reference.fit(train, dev)
+    work = tmp_path / "killed"
+    killed = _tuner(tiny_backbone, names, work, opts, observers=[_Weights(fail_at=28)])
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(train, dev)
+    resumed = _tuner(tiny_backbone, names, work, opts)
+    again = resumed.fit(train, dev, resume=True)
+    assert again.resumed_from_step == 27 and again.steps == whole.steps == 30
+    assert (again.stop_reason, again.history) == (whole.stop_reason, whole.history)
+    for key, value in reference.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key

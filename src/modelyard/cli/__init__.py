@@ -104,6 +104,9 @@ def train(
         f"{result.run_dir} (test set)",
     )
     if not as_json:
+        stopped = result.training.get("stopped_because")
+        if stopped:
+            console.print(f"training stopped: {stopped}", highlight=False)
         console.print(f"run saved to {result.run_dir}")
 
 

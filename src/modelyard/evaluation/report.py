@@ -83,19 +83,24 @@ def _annotate_cells(ax: Any, counts: np.ndarray) -> None:
 
 
 def metrics_markdown(
-    metrics: dict[str, Any], title: str, extra: dict[str, Any] | None = None
+    metrics: dict[str, Any],
+    title: str,
+    extra: dict[str, Any] | None = None,
+    notes: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Render a metrics dict from ``classification_metrics`` as a markdown report.
 
-    Sections: headline table, per-class table, confusion matrix, then speed figures (any of
-    ``latency_p50_ms``, ``latency_p95_ms``, ``throughput_b<N>_per_s``, ``batch_size``,
-    ``peak_rss_mb`` present in ``metrics``) and a table of ``extra`` key/values, each
-    only when there is something to show. Missing headline metrics are skipped.
+    Sections: headline table, warnings, ``notes`` (label, sentence) pairs, per-class table,
+    confusion matrix, then speed figures (any of ``latency_p50_ms``, ``latency_p95_ms``,
+    ``throughput_b<N>_per_s``, ``batch_size``, ``peak_rss_mb`` present in ``metrics``) and
+    a table of ``extra`` key/values, each only when there is something to show. Missing
+    headline metrics are skipped.
     Returns the markdown text, ending with a newline.
     Raises ValueError if the confusion matrix does not have one row per label.
     """
     sections = [f"# {title}", _headline_section(metrics)]
     sections += [f"**Warning:** {w}." for w in metrics.get("warnings", [])]
+    sections += [f"**{label}:** {text}." for label, text in notes]
     sections.append(_per_class_section(metrics.get("per_class", {})))
     sections.append(_confusion_section(metrics.get("confusion_matrix"), metrics.get("labels")))
     sections.append(_speed_section(metrics))

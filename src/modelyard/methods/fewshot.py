@@ -135,6 +135,11 @@ def fit_setfit(
         stopped_early=False,
         resumed_from_step=None,
         history=[{"step": steps, "contrastive_loss": loss}],
+        stop_reason="epochs",
+        stopped_because=(
+            f"SetFit trains a fixed train.setfit.pair_epochs={opts.pair_epochs} over its pairs, "
+            "then fits the head; train.epochs does not apply"
+        ),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from modelyard.recipe.base import Section
 from modelyard.recipe.data import SelfTrainingConfig
@@ -69,15 +69,57 @@ class ModelConfig(Section):
     )
 
 
+# the rule behind `train.eval_every: auto`: an evaluation about every EVAL_ROWS training rows,
+# but at least once and at most EVALS_PER_EPOCH times an epoch
+EVAL_ROWS = 1000
+EVALS_PER_EPOCH = 4
+
+
 class EarlyStoppingConfig(Section):
-    """Stop training when the dev metric stops improving; the best weights are kept."""
+    """When training stops on the dev metric; the best weights on dev are kept."""
 
     metric: Literal["accuracy", "macro_f1", "loss"] = Field(
-        "macro_f1", description="Dev metric that picks the best weights (loss: lower is better)."
+        "macro_f1",
+        description="Dev metric that picks the best weights and tells a plateau (loss: lower is "
+        "better).",
     )
-    patience: int | None = Field(
-        2, ge=1, description="Evaluations without improvement; null disables."
+    patience: int | Literal["auto"] | None = Field(
+        "auto",
+        description=(
+            "Evaluations without improvement that make a plateau. auto: with train.epochs auto, "
+            "the evaluations of about one epoch and at least 2; with a number of epochs, off "
+            "(that many epochs are trained). null: off."
+        ),
     )
+    min_dev_rows: int = Field(
+        20,
+        ge=1,
+        description=(
+            "With fewer dev rows a plateau cannot be told from noise: train.epochs auto then "
+            "trains train.fallback_epochs, and the report says so."
+        ),
+    )
+
+    @field_validator("patience", mode="before")
+    @classmethod
+    def _patience_auto_or_positive(cls, value: object) -> object:
+        return auto_or_positive(value, "a whole number above 0, or null")
+
+
+def auto_or_positive(value: object, expected: str) -> object:
+    """Return `value` unchanged when it is auto or a number above 0 (whole, or null, when
+    `expected` says so).
+
+    Raises ValueError otherwise, in one message rather than one per member of the union.
+    """
+    if value == "auto" or (value is None and "null" in expected):
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not isinstance(value, (int, float)) or not number or value <= 0:
+        raise ValueError(f"must be auto or {expected}")
+    if "whole" in expected and value != int(value):
+        raise ValueError(f"must be auto or {expected}")
+    return value
 
 
 class LoraOptions(Section):
@@ -195,8 +237,53 @@ class TrainConfig(Section):
     """How the model is trained: method, schedule, optimizer, precision, checkpoints and extras."""
 
     method: str = Field("full", description="Training method (see `modelyard methods`).")
-    epochs: float = Field(3, gt=0, description="Passes over the training data (fractions allowed).")
-    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
+    epochs: float | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "auto: train until the dev metric plateaus (early_stopping.patience evaluations "
+            "without improvement), then let the learning rate cool down to zero and stop, at most "
+            "max_epochs; the best checkpoint on dev is kept. A number: exactly that many passes "
+            "(fractions allowed), the learning rate decaying linearly to zero over them."
+        ),
+    )
+    max_epochs: float = Field(
+        20, gt=0, description="The ceiling of epochs auto, in passes over the training data."
+    )
+    fallback_epochs: float = Field(
+        3,
+        gt=0,
+        description=(
+            "Passes epochs auto trains when nothing can tell a plateau: fewer dev rows than "
+            "early_stopping.min_dev_rows, patience null, or DP-SGD (its noise is planned for a "
+            "fixed number of steps). epochs auto also warms up as a run of this length would."
+        ),
+    )
+    cooldown: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description=(
+            "epochs auto: on a plateau (or before the ceiling or a budget) the learning rate "
+            "decays linearly to zero over this fraction of the steps trained so far, then "
+            "training stops; 0 stops at once."
+        ),
+    )
+    max_steps: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "A step budget: at most this many optimizer steps. It replaces the epoch count "
+            "(epochs auto: the max_epochs ceiling)."
+        ),
+    )
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "A time budget in minutes of training (evaluations included): epochs auto cools "
+            "down to end within it; a fixed number of epochs stops when it is spent."
+        ),
+    )
     batch_size: int = Field(
         32,
         gt=0,
@@ -207,7 +294,8 @@ class TrainConfig(Section):
         5e-5,
         gt=0,
         le=10,
-        description="Peak learning rate, reached after warmup, then decayed linearly to 0.",
+        description="Peak learning rate, reached after warmup; it decays linearly to 0 over a "
+        "fixed number of epochs, or in the cool-down of epochs auto.",
     )
     optimizer: Literal["adamw", "sgd"] = Field(
         "adamw",
@@ -219,7 +307,11 @@ class TrainConfig(Section):
         0.01, ge=0, description="Decoupled weight decay; biases and norm weights are not decayed."
     )
     warmup_ratio: float = Field(
-        0.06, ge=0, lt=1, description="Share of all optimizer steps spent warming the lr up from 0."
+        0.06,
+        ge=0,
+        lt=1,
+        description="Share of all optimizer steps spent warming the lr up from 0 (epochs auto: "
+        "of the steps of train.fallback_epochs).",
     )
     max_grad_norm: float | None = Field(
         1.0, gt=0, description="Clip gradients to this norm; null disables."
@@ -229,8 +321,12 @@ class TrainConfig(Section):
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     group_by_length: bool = Field(True, description="Batch texts of similar length (less padding).")
-    eval_every: int | None = Field(
-        None, gt=0, description="Evaluate every N steps; null: each epoch."
+    eval_every: int | Literal["auto"] | None = Field(
+        "auto",
+        description=(
+            f"Evaluate on dev every N optimizer steps. auto: about every {EVAL_ROWS:,} training "
+            f"rows, at least once and at most {EVALS_PER_EPOCH} times an epoch. null: each epoch."
+        ),
     )
     checkpoint_every: int | None = Field(
         200, gt=0, description="Checkpoint every N steps; null: each epoch."
@@ -268,6 +364,16 @@ class TrainConfig(Section):
     def _method_options_match(self) -> TrainConfig:
         check_method_options(self)
         return self
+
+    @field_validator("epochs", mode="before")
+    @classmethod
+    def _epochs_auto_or_positive(cls, value: object) -> object:
+        return auto_or_positive(value, "a number above 0")
+
+    @field_validator("eval_every", mode="before")
+    @classmethod
+    def _eval_every_auto_or_positive(cls, value: object) -> object:
+        return auto_or_positive(value, "a whole number above 0, or null")
 
 
 class PrivacyConfig(Section):

@@ -31,9 +31,14 @@ class TrainingState:
     batch_in_epoch: int = 0
     step: int = 0
     best_metric: float | None = None
+    best_step: int | None = None
     evals_without_improvement: int = 0
+    last_eval_step: int | None = None
     history: list[dict[str, Any]] | None = None
-    stopped_early: bool = False
+    stopped_early: bool = False  # the dev metric ended the run (patience or a plateau)
+    stop_reason: str | None = None  # why the run stopped or is cooling down to stop
+    stop_now: bool = False  # end the run at this step (patience, time budget spent)
+    elapsed_seconds: float = 0.0  # wall time of the loop, over resumes too
 
 
 def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""The fine-tuning loop: AdamW, warmup then linear decay, clipping, accumulation,
-early stopping on a dev metric, atomic checkpoints and exact resume."""
+"""The fine-tuning loop: AdamW, the learning-rate schedule and stopping rule of
+`trainer.stopping`, clipping, accumulation, the best checkpoint on dev, atomic checkpoints
+and exact resume."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 from sklearn.metrics import f1_score
-from transformers import get_linear_schedule_with_warmup
 
 from modelyard.errors import ArtifactError
 from modelyard.fsutil import fsync_dir
@@ -29,6 +29,13 @@ from modelyard.trainer.checkpoint import (
     save_checkpoint,
 )
 from modelyard.trainer.progress import TrainingProgress
+from modelyard.trainer.stopping import (
+    LrSchedule,
+    StoppingPlan,
+    plan_stopping,
+    stop_sentence,
+)
+from modelyard.trainer.stopping import steps_per_epoch as steps_per_epoch  # re-exported
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -80,6 +87,37 @@ class TrainResult:
     stopped_early: bool
     resumed_from_step: int | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str = ""  # plateau, patience, max_epochs, max_steps, max_minutes, epochs, fallback
+    stopped_because: str = ""  # the same as a sentence for reports
+    stopping: dict[str, Any] = field(default_factory=dict)  # the resolved plan
+    wall_seconds: float = 0.0  # the whole loop (steps, evaluations, checkpoints), over resumes
+
+
+@dataclass
+class _Run:
+    """What the steps of one `fit` call share."""
+
+    train: Encoded
+    dev: Encoded
+    plan: StoppingPlan
+    schedule: LrSchedule
+    optimizer: Any
+    scheduler: Any
+    state: TrainingState
+    bar: TrainingProgress
+    mark: float  # clock reading at the last step boundary
+    samples: int = 0
+    seconds: float = 0.0  # time in training steps alone, for samples/s
+
+    def end(self) -> int:
+        """Return the step the run ends at: the cool-down's end once one has started."""
+        if self.plan.mode == "plateau" and self.schedule.decay_end is not None:
+            return self.schedule.decay_end
+        return self.plan.total
+
+    def finished(self) -> bool:
+        """Whether the run has reached its end or was told to stop."""
+        return self.state.stop_now or self.state.step >= self.end()
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -115,11 +153,6 @@ def dev_metrics(logits: np.ndarray, labels: list[int]) -> dict[str, float]:
     }
 
 
-def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
-    """Return the optimizer steps one epoch over `n_train` examples takes (DP-SGD aside)."""
-    return math.ceil(math.ceil(n_train / cfg.batch_size) / cfg.grad_accum)
-
-
 class FineTuner:
     """Runs the loop for one model; `fit` returns a TrainResult and leaves the best weights loaded."""
 
@@ -136,48 +169,61 @@ class FineTuner:
         hooks: Sequence[TrainingHook] = (),
         policy: StepPolicy | None = None,
         observers: Sequence[StepObserver] = (),
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
         self.observers = list(observers)
         self.policy = policy
+        self.clock = clock  # seconds; the time budget reads it (tests pass a fake one)
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
 
-    def plan(self, n_train: int) -> tuple[int, int]:
-        """Return (optimizer steps per epoch, total optimizer steps)."""
-        per_epoch = steps_per_epoch(n_train, self.cfg)
-        total = self.cfg.max_steps or math.ceil(self.cfg.epochs * per_epoch)
-        return per_epoch, max(total, 1)
+    def plan(self, n_train: int, n_dev: int) -> StoppingPlan:
+        """Return how a run on `n_train` training and `n_dev` dev rows will stop."""
+        # DP-SGD calibrates its noise to the planned number of steps
+        fixed = "DP-SGD plans its noise for a fixed number of steps" if self.policy else None
+        return plan_stopping(self.cfg, n_train, n_dev, fixed)
 
     def fit(self, train: Encoded, dev: Encoded, resume: bool = False) -> TrainResult:
-        """Train on `train`, early-stop on `dev`, checkpoint as configured; return what was measured."""
-        per_epoch, total = self.plan(len(train))
+        """Train on `train`, stop as the plan says (a plateau on `dev`, a budget, the planned
+        length), keep the best checkpoint on dev; return what was measured.
+
+        Raises ArtifactError when `resume` finds no usable checkpoint.
+        """
+        plan = self.plan(len(train), len(dev))
         self.model.to(self.device)
         optimizer = make_optimizer(self.model, self.cfg)
         if self.policy is not None:
-            optimizer = self.policy.wrap_optimizer(self.model, optimizer, total)
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(self.cfg.warmup_ratio * total), total
-        )
+            optimizer = self.policy.wrap_optimizer(self.model, optimizer, plan.total)
+        schedule = LrSchedule.for_plan(plan)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         state, resumed = self._start(optimizer, scheduler, resume)
-        clock: dict[str, float] = {"seconds": 0.0, "samples": 0}
-        with TrainingProgress(total, state.step, self.progress) as bar:
-            while state.step < total and not state.stopped_early:
-                self._epoch(train, dev, state, optimizer, scheduler, (total, per_epoch), bar, clock)
+        with TrainingProgress(plan.total, state.step, self.progress) as bar:
+            run = _Run(train, dev, plan, schedule, optimizer, scheduler, state, bar, self.clock())
+            if state.step:
+                bar.set_total(run.end())
+            while not run.finished():
+                self._epoch(run)
+            if state.last_eval_step != state.step:
+                self._evaluate(run, decide=False)  # the final weights always get a say
+            state.elapsed_seconds += self.clock() - run.mark
         self._restore_best()
-        history = state.history or []
         return TrainResult(
             steps=state.step,
             epochs_run=state.epoch,
-            train_samples=int(clock["samples"]),
-            train_seconds=round(clock["seconds"], 3),
-            samples_per_s=round(clock["samples"] / max(clock["seconds"], 1e-9), 2),
+            train_samples=run.samples,
+            train_seconds=round(run.seconds, 3),
+            samples_per_s=round(run.samples / max(run.seconds, 1e-9), 2),
             best_metric=state.best_metric,
             stopped_early=state.stopped_early,
             resumed_from_step=resumed,
-            history=history,
+            history=state.history or [],
+            stop_reason=state.stop_reason or ("fallback" if plan.fallback else "epochs"),
+            stopped_because=stop_sentence(self.cfg, plan, state),
+            stopping={**plan.summary(), "best_step": state.best_step},
+            wall_seconds=round(state.elapsed_seconds, 3),
         )
 
     def _start(
@@ -189,25 +235,16 @@ class FineTuner:
                 raise ArtifactError(f"--resume: no complete checkpoint under {self.ckpt_dir}")
             state = load_checkpoint(path, self.model, optimizer, scheduler)
             return state, state.step
+        self.best_path.unlink(missing_ok=True)  # an earlier fit's best is not this one's
         return TrainingState(history=[]), None
 
-    def _epoch(
-        self,
-        train: Encoded,
-        dev: Encoded,
-        state: TrainingState,
-        optimizer: Any,
-        scheduler: Any,
-        plan: tuple[int, int],
-        bar: TrainingProgress,
-        clock: dict[str, Any],
-    ) -> None:
-        total, _ = plan
+    def _epoch(self, run: _Run) -> None:
+        state = run.state
         batches = (
             self.policy.batches(state.epoch)
             if self.policy is not None
             else epoch_batches(
-                train.lengths(),
+                run.train.lengths(),
                 self.cfg.batch_size,
                 self.seed,
                 state.epoch,
@@ -219,29 +256,31 @@ class FineTuner:
         losses: list[float] = []
         for b in range(state.batch_in_epoch, len(batches)):
             start = time.perf_counter()
-            losses.append(self._backward(train, batches[b], accum))
-            clock["samples"] += len(batches[b])
+            losses.append(self._backward(run.train, batches[b], accum))
+            run.samples += len(batches[b])
             boundary = (b + 1) % accum == 0 or b + 1 == len(batches)
             if boundary:
-                self._optimizer_step(optimizer, scheduler)
+                self._optimizer_step(run.optimizer, run.scheduler)
                 state.step += 1
                 state.batch_in_epoch = b + 1
-            clock["seconds"] += time.perf_counter() - start
+            run.seconds += time.perf_counter() - start
             if boundary:
-                bar.step(float(np.mean(losses)))
+                run.bar.step(float(np.mean(losses)))
                 losses = []
                 self._observe(state.step)
-                if self._after_step(dev, state, optimizer, scheduler, bar) or state.step >= total:
+                self._after_step(run)
+                if run.finished():
                     break
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
-            self._end_of_epoch(dev, state, optimizer, scheduler, bar)
+            self._end_of_epoch(run)
             return
-        if state.step >= total and not state.stopped_early:
-            # a run capped by max_steps or fractional epochs still gets its final evaluation
+        if not state.stop_now:
+            # a run that ends mid-epoch (max_steps, fractional epochs, a cool-down) counts
+            # the part it trained and still gets its end-of-epoch evaluation
             state.epoch += 1
-            self._end_of_epoch(dev, state, optimizer, scheduler, bar)
+            self._end_of_epoch(run)
 
     def _observe(self, step: int) -> None:
         for observer in self.observers:
@@ -294,40 +333,74 @@ class FineTuner:
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def _after_step(
-        self,
-        dev: Encoded,
-        state: TrainingState,
-        optimizer: Any,
-        scheduler: Any,
-        bar: TrainingProgress,
-    ) -> bool:
-        stop = False
-        if self.cfg.eval_every and state.step % self.cfg.eval_every == 0:
-            stop = self._evaluate(dev, state, bar)
-        if self.cfg.checkpoint_every and state.step % self.cfg.checkpoint_every == 0:
-            save_checkpoint(self.ckpt_dir, self.model, optimizer, scheduler, state)
-        return stop
+    def _after_step(self, run: _Run) -> None:
+        state, cfg = run.state, self.cfg
+        now = self.clock()
+        state.elapsed_seconds += now - run.mark
+        run.mark = now
+        if run.plan.eval_every and state.step % run.plan.eval_every == 0:
+            self._evaluate(run)
+        self._check_limits(run)
+        if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+            save_checkpoint(self.ckpt_dir, self.model, run.optimizer, run.scheduler, state)
 
-    def _end_of_epoch(
-        self,
-        dev: Encoded,
-        state: TrainingState,
-        optimizer: Any,
-        scheduler: Any,
-        bar: TrainingProgress,
-    ) -> None:
-        if self.cfg.eval_every is None:
-            self._evaluate(dev, state, bar)
-        save_checkpoint(self.ckpt_dir, self.model, optimizer, scheduler, state)
+    def _check_limits(self, run: _Run) -> None:
+        """Stop or cool down for the time budget; cool down in time for the ceiling."""
+        state, plan = run.state, run.plan
+        cooling = run.schedule.decaying and plan.mode == "plateau"
+        budget = None if self.cfg.max_minutes is None else self.cfg.max_minutes * 60
+        if budget is not None and state.elapsed_seconds >= budget:
+            state.stop_reason, state.stop_now = "max_minutes", True
+            return
+        if plan.mode != "plateau" or cooling or state.stop_now:
+            self._show_budget(run, budget)
+            return
+        # cool down now if one more step would leave a cool-down ending after the budget
+        per_step = state.elapsed_seconds / max(state.step, 1)
+        if budget is not None and (state.elapsed_seconds + per_step) * (1 + plan.cooldown) > budget:
+            self._cool_down(run, "max_minutes")
+        elif state.step >= plan.ceiling_cooldown_start():
+            self._cool_down(run, "max_steps" if self.cfg.max_steps else "max_epochs", plan.total)
+        self._show_budget(run, budget)
 
-    def _evaluate(self, dev: Encoded, state: TrainingState, bar: TrainingProgress) -> bool:
-        """Evaluate on dev, keep the best weights, and return True when early stopping fires."""
-        if len(dev) == 0:
-            self._save_best()
-            return False
+    def _show_budget(self, run: _Run, budget: float | None) -> None:
+        """Let the progress bar's total (and ETA) end where the time budget will."""
+        state = run.state
+        end = run.end()
+        if budget is not None and state.step and state.elapsed_seconds > 0:
+            per_step = state.elapsed_seconds / state.step
+            end = min(end, state.step + math.ceil((budget - state.elapsed_seconds) / per_step))
+        run.bar.set_total(max(end, state.step))
+
+    def _cool_down(self, run: _Run, reason: str, end: int | None = None) -> None:
+        """Start the final decay of the learning rate (or stop at once when it has no steps)."""
+        state = run.state
+        if end is None:
+            end = min(run.plan.total, state.step + run.plan.cooldown_steps(state.step))
+        state.stop_reason = reason
+        state.stopped_early = reason == "plateau"
+        if end <= state.step:
+            state.stop_now = True
+            return
+        run.schedule.decay(state.step, end)
+        run.bar.set_total(end)
+        run.bar.phase("cool-down")
+
+    def _end_of_epoch(self, run: _Run) -> None:
+        if run.plan.eval_every is None:
+            self._evaluate(run)
+        save_checkpoint(self.ckpt_dir, self.model, run.optimizer, run.scheduler, run.state)
+
+    def _evaluate(self, run: _Run, decide: bool = True) -> None:
+        """Evaluate on dev and keep the best weights; with `decide`, a plateau starts the
+        cool-down (epochs auto) or ends the run (a fixed length with patience)."""
+        state = run.state
+        state.last_eval_step = state.step
+        if len(run.dev) == 0:
+            return  # nothing to choose by: the final weights stay
         metrics = dev_metrics(
-            predict_logits(self.model, dev, self.pad_id, self.device, self.dtype), dev.labels
+            predict_logits(self.model, run.dev, self.pad_id, self.device, self.dtype),
+            run.dev.labels,
         )
         self.model.train()
         name = self.cfg.early_stopping.metric
@@ -335,18 +408,24 @@ class FineTuner:
         (state.history if state.history is not None else []).append(
             {"step": state.step, "epoch": state.epoch, **metrics}
         )
-        bar.dev(name, value)
-        better = state.best_metric is None or (
-            value < state.best_metric if name == "loss" else value > state.best_metric
-        )
-        if better:
-            state.best_metric, state.evals_without_improvement = value, 0
+        run.bar.dev(name, value)
+        best = state.best_metric
+        improved = best is None or (value < best if name == "loss" else value > best)
+        tied = best is not None and value == best
+        if improved or tied:  # on a tie the later, longer-trained weights are kept
+            state.best_metric, state.best_step = value, state.step
             self._save_best()
-            return False
+        if improved:
+            state.evals_without_improvement = 0
+            return
         state.evals_without_improvement += 1
-        patience = self.cfg.early_stopping.patience
-        state.stopped_early = patience is not None and state.evals_without_improvement >= patience
-        return state.stopped_early
+        patience = run.plan.patience
+        if not decide or patience is None or state.evals_without_improvement < patience:
+            return
+        if run.plan.mode == "fixed":
+            state.stop_reason, state.stopped_early, state.stop_now = "patience", True, True
+        elif not run.schedule.decaying:
+            self._cool_down(run, "plateau")
 
     def _save_best(self) -> None:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)

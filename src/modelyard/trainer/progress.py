@@ -25,6 +25,7 @@ class TrainingProgress:
         self._task = self._progress.add_task("train", total=total_steps, completed=done, status="")
         self._loss: float | None = None
         self._dev = ""
+        self._phase = ""
 
     def __enter__(self) -> TrainingProgress:
         self._progress.start()
@@ -48,6 +49,15 @@ class TrainingProgress:
         self._dev = f"dev {name} {value:.4f}"
         self._progress.update(self._task, status=self._status())
 
+    def set_total(self, total_steps: int) -> None:
+        """Move the end of the bar (and so the ETA): a cool-down started, a budget nears."""
+        self._progress.update(self._task, total=total_steps)
+
+    def phase(self, name: str) -> None:
+        """Show which phase training is in (e.g. cool-down)."""
+        self._phase = name
+        self._progress.update(self._task, status=self._status())
+
     def _status(self) -> str:
         loss = f"loss {self._loss:.4f}" if self._loss is not None else ""
-        return f"{loss}  {self._dev}".strip()
+        return f"{loss}  {self._dev}  {self._phase}".strip()
