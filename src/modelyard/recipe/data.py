@@ -182,8 +182,13 @@ class DataConfig(Section):
         None, description="Dev file (early stopping); split off train if absent."
     )
     test: Path | None = Field(None, description="Test file; split off train if absent.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
-    text_column: str = "text"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "text"] = Field(
+        "auto",
+        description="File format; auto: by extension (.txt is plain text, language-modeling only).",
+    )
+    text_column: str = Field(
+        "text", description="Column of the texts (classification, and language-modeling tables)."
+    )
     text_pair_column: str | None = Field(None, description="Second text column for sentence pairs.")
     label_column: str = "label"
     labels: list[str] | None = Field(

@@ -54,6 +54,72 @@ class StepObserver(Protocol):
         ...
 
 
+class TrainData(Protocol):
+    """What the loop needs of a training set: its size and each example's real token count."""
+
+    def __len__(self) -> int: ...
+
+    def lengths(self) -> np.ndarray:
+        """Return the number of real (non-padding) tokens of every example."""
+        ...
+
+
+class Objective(Protocol):
+    """What the loop minimises and how it scores dev data: classification, language modelling.
+
+    `metric` names the dev metric early stopping watches; `loss` is lower-is-better, any
+    other name higher-is-better.
+    """
+
+    metric: str
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        data: Any,
+        index: np.ndarray,
+        device: torch.device,
+        dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        """Return the mean training loss of the examples `index` of `data`."""
+        ...
+
+    def evaluate(
+        self, model: torch.nn.Module, data: Any, device: torch.device, dtype: torch.dtype | None
+    ) -> dict[str, float]:
+        """Return the dev metrics of `data` (at least `loss` and `metric`)."""
+        ...
+
+
+class ClassificationObjective:
+    """Cross-entropy over a classifier's logits; dev loss, accuracy and macro-F1."""
+
+    def __init__(self, pad_id: int, metric: str) -> None:
+        self.pad_id, self.metric = pad_id, metric
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        data: Encoded,
+        index: np.ndarray,
+        device: torch.device,
+        dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        """Return the mean cross-entropy of the examples `index` of `data`."""
+        batch = collate(data.input_ids, data.token_type_ids, index, self.pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        labels = torch.tensor([data.labels[i] for i in index], device=device)
+        with autocast(device, dtype):
+            logits = model(**batch).logits
+        return torch.nn.functional.cross_entropy(logits.float(), labels)
+
+    def evaluate(
+        self, model: torch.nn.Module, data: Encoded, device: torch.device, dtype: torch.dtype | None
+    ) -> dict[str, float]:
+        """Return dev loss, accuracy and macro-F1."""
+        return dev_metrics(predict_logits(model, data, self.pad_id, device, dtype), data.labels)
+
+
 class StepPolicy(Protocol):
     """Takes over batch sampling and the optimizer step without forking the loop (DP-SGD)."""
 
@@ -79,6 +145,8 @@ class TrainResult:
     stopped_early: bool
     resumed_from_step: int | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    train_tokens: int = 0
+    tokens_per_s: float = 0.0
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -156,12 +224,16 @@ class FineTuner:
         hooks: Sequence[TrainingHook] = (),
         policy: StepPolicy | None = None,
         observers: Sequence[StepObserver] = (),
+        objective: Objective | None = None,
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
         self.observers = list(observers)
         self.policy = policy
+        self.objective: Objective = objective or ClassificationObjective(
+            pad_id, cfg.early_stopping.metric
+        )
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
 
@@ -171,7 +243,7 @@ class FineTuner:
         total = self.cfg.max_steps or math.ceil(self.cfg.epochs * per_epoch)
         return per_epoch, max(total, 1)
 
-    def fit(self, train: Encoded, dev: Encoded, resume: bool = False) -> TrainResult:
+    def fit(self, train: TrainData, dev: TrainData, resume: bool = False) -> TrainResult:
         """Train on `train`, early-stop on `dev`, checkpoint as configured; return what was measured."""
         per_epoch, total = self.plan(len(train))
         self.model.to(self.device)
@@ -182,7 +254,7 @@ class FineTuner:
             optimizer, int(self.cfg.warmup_ratio * total), total
         )
         state, resumed = self._start(optimizer, scheduler, resume)
-        clock: dict[str, float] = {"seconds": 0.0, "samples": 0}
+        clock: dict[str, float] = {"seconds": 0.0, "samples": 0, "tokens": 0}
         with TrainingProgress(total, state.step, self.progress) as bar:
             while state.step < total and not state.stopped_early:
                 self._epoch(train, dev, state, optimizer, scheduler, (total, per_epoch), bar, clock)
@@ -198,6 +270,8 @@ class FineTuner:
             stopped_early=state.stopped_early,
             resumed_from_step=resumed,
             history=history,
+            train_tokens=int(clock["tokens"]),
+            tokens_per_s=round(clock["tokens"] / max(clock["seconds"], 1e-9), 2),
         )
 
     def _start(
@@ -213,8 +287,8 @@ class FineTuner:
 
     def _epoch(
         self,
-        train: Encoded,
-        dev: Encoded,
+        train: TrainData,
+        dev: TrainData,
         state: TrainingState,
         optimizer: Any,
         scheduler: Any,
@@ -237,10 +311,12 @@ class FineTuner:
         accum = self.cfg.grad_accum
         self.model.train()
         losses: list[float] = []
+        lengths = train.lengths()
         for b in range(state.batch_in_epoch, len(batches)):
             start = time.perf_counter()
             losses.append(self._backward(train, batches[b], accum))
             clock["samples"] += len(batches[b])
+            clock["tokens"] += int(lengths[batches[b]].sum())
             boundary = (b + 1) % accum == 0 or b + 1 == len(batches)
             if boundary:
                 self._optimizer_step(optimizer, scheduler)
@@ -269,17 +345,17 @@ class FineTuner:
         if self.observers:
             self.model.train()
 
-    def _chunks(self, train: Encoded, index: np.ndarray) -> list[np.ndarray]:
+    def _chunks(self, train: TrainData, index: np.ndarray) -> list[np.ndarray]:
         """Return the batch as one piece, or in length-sorted pieces no larger than the policy's limit."""
         size = getattr(self.policy, "physical_batch_size", None)
         if size is None or len(index) <= size:
             return [index]
-        lengths = np.fromiter((len(train.input_ids[i]) for i in index), np.int64, len(index))
+        lengths = train.lengths()[index]
         # sorted, each piece pads only to its own longest row
         order = index[np.argsort(lengths, kind="stable")]
         return [order[i : i + size] for i in range(0, len(order), size)]
 
-    def _backward(self, train: Encoded, index: np.ndarray, accum: int) -> float:
+    def _backward(self, train: TrainData, index: np.ndarray, accum: int) -> float:
         if len(index) == 0:
             return 0.0  # an empty Poisson-sampled batch: the policy's step adds noise only
         pieces = self._chunks(train, index)
@@ -289,15 +365,9 @@ class FineTuner:
         total = sum(self._backward_piece(train, p, accum) * len(p) for p in pieces)
         return total / len(index)
 
-    def _backward_piece(self, train: Encoded, index: np.ndarray, accum: int) -> float:
-        batch = collate(train.input_ids, train.token_type_ids, index, self.pad_id)
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        labels = torch.tensor([train.labels[i] for i in index], device=self.device)
-
+    def _backward_piece(self, train: TrainData, index: np.ndarray, accum: int) -> float:
         def compute_loss() -> torch.Tensor:
-            with autocast(self.device, self.dtype):
-                logits = self.model(**batch).logits
-            return torch.nn.functional.cross_entropy(logits.float(), labels)
+            return self.objective.loss(self.model, train, index, self.device, self.dtype)
 
         loss = compute_loss()
         for hook in self.hooks:
@@ -316,7 +386,7 @@ class FineTuner:
 
     def _after_step(
         self,
-        dev: Encoded,
+        dev: TrainData,
         state: TrainingState,
         optimizer: Any,
         scheduler: Any,
@@ -331,7 +401,7 @@ class FineTuner:
 
     def _end_of_epoch(
         self,
-        dev: Encoded,
+        dev: TrainData,
         state: TrainingState,
         optimizer: Any,
         scheduler: Any,
@@ -341,16 +411,14 @@ class FineTuner:
             self._evaluate(dev, state, bar)
         save_checkpoint(self.ckpt_dir, self.model, optimizer, scheduler, state)
 
-    def _evaluate(self, dev: Encoded, state: TrainingState, bar: TrainingProgress) -> bool:
+    def _evaluate(self, dev: TrainData, state: TrainingState, bar: TrainingProgress) -> bool:
         """Evaluate on dev, keep the best weights, and return True when early stopping fires."""
         if len(dev) == 0:
             self._save_best()
             return False
-        metrics = dev_metrics(
-            predict_logits(self.model, dev, self.pad_id, self.device, self.dtype), dev.labels
-        )
+        metrics = self.objective.evaluate(self.model, dev, self.device, self.dtype)
         self.model.train()
-        name = self.cfg.early_stopping.metric
+        name = self.objective.metric
         value = metrics[name]
         (state.history if state.history is not None else []).append(
             {"step": state.step, "epoch": state.epoch, **metrics}
