@@ -25,7 +25,10 @@ ANIMALS = ["cat", "dog", "horse", "bird", "fish", "cow"]
 def corpus(n: int = 200, seed: int = 0) -> list[str]:
     """Return n short sentences about animals and colours."""
     rng = random.Random(seed)
-    return [f"the {rng.choice(COLOURS)} {rng.choice(ANIMALS)} sees the {rng.choice(ANIMALS)}." for _ in range(n)]
+    return [
+        f"the {rng.choice(COLOURS)} {rng.choice(ANIMALS)} sees the {rng.choice(ANIMALS)}."
+        for _ in range(n)
+    ]
 
 
 def qa_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
@@ -34,7 +37,13 @@ def qa_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
     rows = []
     for _ in range(n):
         animal = rng.choice(ANIMALS)
-        rows.append({"instruction": f"what colour is the {animal}?", "input": "", "output": f"the {animal} is {COLOURS[ANIMALS.index(animal)]}."})
+        rows.append(
+            {
+                "instruction": f"what colour is the {animal}?",
+                "input": "",
+                "output": f"the {animal} is {COLOURS[ANIMALS.index(animal)]}.",
+            }
+        )
     return rows
 
 
@@ -43,10 +52,23 @@ def build_tokenizer(template: str | None = CHATML) -> PreTrainedTokenizerFast:
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    texts = corpus() + [json.dumps(r) for r in qa_rows(50)] + ["what colour is the ? user assistant system"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    texts = (
+        corpus()
+        + [json.dumps(r) for r in qa_rows(50)]
+        + ["what colour is the ? user assistant system"]
+    )
     core.train_from_iterator(texts, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token="<|im_start|>",
+    )
     tok.chat_template = template
     return tok
 
@@ -100,7 +122,14 @@ def sft_recipe(tmp_path: Path, tiny_llama: Path) -> dict:
         "run": {"name": "sft", "output_dir": str(tmp_path / "runs"), "seed": 3},
         "data": {"path": str(data), "split": {"dev": 0.1, "test": 0.1}},
         "model": {"backbone": str(tiny_llama), "max_length": 64},
-        "train": {"epochs": 2, "batch_size": 8, "lr": 5e-3, "precision": "fp32", "num_threads": 1, "checkpoint_every": 4},
+        "train": {
+            "epochs": 2,
+            "batch_size": 8,
+            "lr": 5e-3,
+            "precision": "fp32",
+            "num_threads": 1,
+            "checkpoint_every": 4,
+        },
         "generation": {"max_new_tokens": 8, "eval_samples": 2},
     }
 
@@ -115,5 +144,12 @@ def clm_recipe(tmp_path: Path, tiny_llama: Path) -> dict:
         "run": {"name": "clm", "output_dir": str(tmp_path / "runs"), "seed": 3},
         "data": {"path": str(text), "split": {"dev": 0.1, "test": 0.1}},
         "model": {"backbone": str(tiny_llama), "max_length": 48},
-        "train": {"epochs": 2, "batch_size": 4, "lr": 3e-3, "precision": "fp32", "num_threads": 1, "checkpoint_every": None},
+        "train": {
+            "epochs": 2,
+            "batch_size": 4,
+            "lr": 3e-3,
+            "precision": "fp32",
+            "num_threads": 1,
+            "checkpoint_every": None,
+        },
     }

@@ -56,7 +56,7 @@ def split_documents(text: str, separator: str) -> list[str]:
     elif separator == "line":
         parts = text.split("\n")
     else:
-        parts = re.split(r"\n[ \t]*\n", text)
+        parts = re.split(r"\n(?:[ \t]*\n)+", text)
     return [p.strip("\n") for p in parts if p.strip()]
 
 
@@ -176,15 +176,16 @@ def read_conversations(
     return out
 
 
-def _split_off(
-    items: list[Any], fraction: float, seed: int, salt: int
-) -> tuple[list[Any], list[Any]]:
-    if fraction <= 0 or len(items) < 2:
+def _split_off(items: list[Any], n: int, seed: int, salt: int) -> tuple[list[Any], list[Any]]:
+    if n <= 0 or len(items) < 2:
         return items, []
-    n = max(1, round(len(items) * fraction))
     order = np.random.default_rng([seed, salt]).permutation(len(items))
-    taken = set(order[:n].tolist())
+    taken = set(order[: min(n, len(items) - 1)].tolist())
     return [x for i, x in enumerate(items) if i not in taken], [items[i] for i in sorted(taken)]
+
+
+def _share(total: int, fraction: float) -> int:
+    return max(1, round(total * fraction)) if fraction > 0 else 0
 
 
 def load_lm_data(recipe: Recipe) -> LMSplits:
@@ -200,11 +201,12 @@ def load_lm_data(recipe: Recipe) -> LMSplits:
         parts[name] = reader(path, recipe, report)
         report["files"][str(path)] = len(parts[name])
     train = parts["train"]
-    seed = recipe.run.seed
+    seed, total, fractions = recipe.run.seed, len(train), recipe.data.split
+    # fractions are of the whole training file, as for classification data
     if "test" not in parts:
-        train, parts["test"] = _split_off(train, recipe.data.split.test, seed, 1)
+        train, parts["test"] = _split_off(train, _share(total, fractions.test), seed, 1)
     if "dev" not in parts:
-        train, parts["dev"] = _split_off(train, recipe.data.split.dev, seed, 2)
+        train, parts["dev"] = _split_off(train, _share(total, fractions.dev), seed, 2)
     if not train:
         raise DataError("no training rows left after splitting off dev and test")
     if recipe.data.max_rows is not None and len(train) > recipe.data.max_rows:

@@ -37,14 +37,16 @@ def masked_examples(
 
     Labels are the ids themselves; which tokens are masked is drawn at every step.
     """
-    inner = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    head = [t for t in (tokenizer.cls_token_id,) if t is not None]
+    tail = [t for t in (tokenizer.sep_token_id,) if t is not None]
+    inner = max_length - len(head) - len(tail)
     encoded = tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"]
     out = []
     for ids in encoded:
         if len(ids) > inner:
             counts["documents_split"] = counts.get("documents_split", 0) + 1
         for i in range(0, max(len(ids), 1), inner):
-            piece = tokenizer.build_inputs_with_special_tokens(list(ids[i : i + inner]))
+            piece = [*head, *ids[i : i + inner], *tail]
             out.append(Example(piece, piece))
     return out
 

@@ -83,19 +83,28 @@ def _until_stop(ids: list[int], stops: list[int]) -> list[int]:
     return ids
 
 
+@dataclass
+class Generated:
+    """Generated texts, the number of tokens each took, and the generation speed."""
+
+    texts: list[str]
+    tokens: list[int]
+    speed: dict[str, float]
+
+
 def chat(
     model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], options: SamplingOptions
-) -> tuple[list[str], dict[str, float]]:
-    """Return the assistant's next answer to each conversation, and the generation speed."""
+) -> Generated:
+    """Return the assistant's next answer to each conversation."""
     prompts = [prompt_ids(tokenizer, messages) for messages in conversations]
     ids, speed = generate_ids(model, tokenizer, prompts, options)
-    return [tokenizer.decode(x, skip_special_tokens=True).strip() for x in ids], speed
+    texts = [tokenizer.decode(x, skip_special_tokens=True).strip() for x in ids]
+    return Generated(texts, [len(x) for x in ids], speed)
 
 
-def complete(
-    model: Any, tokenizer: Any, texts: list[str], options: SamplingOptions
-) -> tuple[list[str], dict[str, float]]:
-    """Return the continuation of each plain text (no chat template), and the generation speed."""
+def complete(model: Any, tokenizer: Any, texts: list[str], options: SamplingOptions) -> Generated:
+    """Return the continuation of each plain text (no chat template)."""
     prompts = [list(tokenizer(t, add_special_tokens=True)["input_ids"]) for t in texts]
     ids, speed = generate_ids(model, tokenizer, prompts, options)
-    return [tokenizer.decode(x, skip_special_tokens=True) for x in ids], speed
+    decoded = [tokenizer.decode(x, skip_special_tokens=True) for x in ids]
+    return Generated(decoded, [len(x) for x in ids], speed)

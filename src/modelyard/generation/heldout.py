@@ -68,7 +68,8 @@ def score_generations(
         zip(*(split_reference(m) for m in rows), strict=True) if rows else ((), ())
     )
     options = SamplingOptions(cfg.max_new_tokens, cfg.temperature, cfg.top_p, 0)
-    answers, speed = chat(model, tokenizer, list(prompts), options)
+    generated = chat(model, tokenizer, list(prompts), options)
+    answers, speed = generated.texts, generated.speed
     samples = [
         {"prompt": p[-1]["content"], "reference": r, "generated": a}
         for p, r, a in list(zip(prompts, references, answers, strict=True))[: cfg.eval_samples]

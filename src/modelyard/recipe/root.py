@@ -47,14 +47,21 @@ class Recipe(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _generation_defaults_to_lora(cls, data: object) -> object:
-        # instruction fine-tuning trains LoRA adapters unless the recipe names a method
-        if isinstance(data, dict) and data.get("task") == "generation":
-            train = data.get("train")
-            train = dict(train) if isinstance(train, dict) else {}
+    def _generation_defaults(cls, data: object) -> object:
+        # language models early-stop on the dev loss; instruction fine-tuning trains LoRA
+        # adapters on the packaged chat model unless the recipe names a method and a backbone
+        if not isinstance(data, dict) or data.get("task") not in ("language-modeling", "generation"):
+            return data
+        train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
+        stopping = train.get("early_stopping")
+        stopping = dict(stopping) if isinstance(stopping, dict) else {}
+        stopping.setdefault("metric", "loss")
+        train["early_stopping"] = stopping
+        model = dict(data["model"]) if isinstance(data.get("model"), dict) else {}
+        if data.get("task") == "generation":
             train.setdefault("method", "lora")
-            return {**data, "train": train}
-        return data
+            model.setdefault("backbone", "smollm2-135m")
+        return {**data, "train": train, "model": model}
 
     @model_validator(mode="after")
     def _task_fits_backbone(self) -> Recipe:
@@ -73,9 +80,7 @@ class Recipe(Section):
                 f"task '{self.task}' trains with train.method {', '.join(LM_METHODS)}; "
                 f"got '{self.train.method}'"
             )
-        if "metric" in self.train.early_stopping.model_fields_set and (
-            self.train.early_stopping.metric != "loss"
-        ):
+        if self.train.early_stopping.metric != "loss":
             problems.append(
                 f"task '{self.task}' early-stops on the dev loss; set "
                 "train.early_stopping.metric loss (or leave it out)"
