@@ -31,27 +31,28 @@ from common import base_parser, machine, read_csv, run_json_subprocess, write_re
 
 SEED = 42
 PARTS = ("clm", "mlm", "sft", "speed")
+# sized for a shared 2-core machine (the whole run in well under an hour when it is quiet)
 FULL = {
-    "clm": {"steps": 60, "batch": 8, "max_length": 128, "test_docs": 400, "lr": 1e-4},
+    "clm": {"steps": 30, "batch": 8, "max_length": 128, "test_docs": 150, "lr": 2e-4},
     "mlm": {
-        "steps": 150,
+        "steps": 80,
         "batch": 32,
         "max_length": 64,
         "labels": 300,
-        "test_rows": 2000,
-        "seeds": 3,
+        "test_rows": 1000,
+        "seeds": 2,
     },
     "sft": {
-        "steps": 60,
+        "steps": 30,
         "batch": 4,
         "accum": 2,
         "max_length": 256,
-        "train_rows": 3000,
-        "test_rows": 60,
-        "new_tokens": 64,
+        "train_rows": 1000,
+        "test_rows": 40,
+        "new_tokens": 48,
         "lr": 5e-4,
     },
-    "speed": {"steps": 8, "batch": 4, "accum": 2, "max_length": 256, "rows": 200, "repeats": 2},
+    "speed": {"steps": 4, "batch": 4, "accum": 2, "max_length": 256, "rows": 200, "repeats": 2},
 }
 QUICK = {
     "clm": {"steps": 8, "batch": 8, "max_length": 128, "test_docs": 60, "lr": 1e-4},

@@ -34,7 +34,9 @@ def test_merged_folder_predicts_like_the_adapter_run(lora_run: Path) -> None:
     assert manifest["kind"] == "causal-lm" and manifest["parent"] == str(lora_run.resolve())
     assert manifest["parent_manifest_sha256"] and "model.safetensors" in manifest["files"]
     ids = torch.tensor([[5, 9, 30, 41, 7]])
-    assert torch.allclose(_logits(load_lm_run(lora_run).model, ids), _logits(load_lm_run(out).model, ids), atol=1e-5)
+    assert torch.allclose(
+        _logits(load_lm_run(lora_run).model, ids), _logits(load_lm_run(out).model, ids), atol=1e-5
+    )
     with pytest.raises(ArtifactError, match="already exists"):
         api.export(lora_run, "hf")
 

@@ -161,3 +161,46 @@ def test_template_missing_is_an_error_and_a_recipe_template_fixes_it(
         api.train(build_recipe(sft_recipe), progress=False)
     sft_recipe["generation"]["chat_template"] = CHATML
     assert api.train(build_recipe(sft_recipe), progress=False).metrics["after"]["n"] > 0
+
+
+def test_cli_predict_evaluate_and_export_a_generation_run(sft_recipe: dict, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+    from tests.generation.conftest import qa_rows, write_jsonl
+
+    run = api.train(build_recipe(sft_recipe), progress=False).run_dir
+    runner = CliRunner()
+    out = runner.invoke(
+        app,
+        [
+            "predict",
+            str(run),
+            "what colour is the cow?",
+            "--max-tokens",
+            "4",
+            "--temperature",
+            "0.8",
+            "--seed",
+            "2",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["tokens"] <= 4
+    held = write_jsonl(tmp_path / "held.jsonl", qa_rows(4, seed=5))
+    out = runner.invoke(app, ["evaluate", str(run), "--data", str(held)])
+    assert out.exit_code == 0 and "rougeL" in out.output, out.output
+    out = runner.invoke(
+        app,
+        [
+            "export",
+            str(run),
+            "--format",
+            "gguf",
+            "--quant",
+            "q8_0",
+            "--output",
+            str(tmp_path / "g"),
+        ],
+    )
+    assert out.exit_code == 0 and (tmp_path / "g" / "model-q8_0.gguf").is_file(), out.output

@@ -50,7 +50,10 @@ class Recipe(Section):
     def _generation_defaults(cls, data: object) -> object:
         # language models early-stop on the dev loss; instruction fine-tuning trains LoRA
         # adapters on the packaged chat model unless the recipe names a method and a backbone
-        if not isinstance(data, dict) or data.get("task") not in ("language-modeling", "generation"):
+        if not isinstance(data, dict) or data.get("task") not in (
+            "language-modeling",
+            "generation",
+        ):
             return data
         train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
         stopping = train.get("early_stopping")
