@@ -192,7 +192,17 @@ def predict_file(
     text_column: str = "text",
     batch_size: int = 32,
 ) -> Path:
-    """Predict every row of `source` and write CSV or JSONL to `output`; return its path."""
+    """Predict every row of `source` and write CSV or JSONL to `output`; return its path.
+
+    Raises ArtifactError for a language-model run (generate from prompts with `generate`).
+    """
+    if _lm_kind(run):
+        from modelyard.errors import ArtifactError
+
+        raise ArtifactError(
+            f"{run} is a language-model run: file prediction classifies rows; generate with "
+            "`modelyard predict RUN \"prompt\"` (or modelyard.api.generate)"
+        )
     model = _backend(run) or _as_run(run)
     return _predict_file(model, Path(source), Path(output), text_column, batch_size)
 

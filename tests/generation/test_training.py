@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import modelyard.api as api
-from modelyard.errors import DataError, RecipeError
+from modelyard.errors import ArtifactError, DataError, RecipeError
 from modelyard.recipe import build_recipe
 
 
@@ -38,6 +38,8 @@ def test_lora_is_the_default_and_saves_only_the_adapter(sft_recipe: dict) -> Non
     assert result.training["trainable_parameters"] < result.training["parameters"] / 5
     out = api.predict(result.run_dir, "what colour is the cat?")
     assert out[0]["prompt"] == "what colour is the cat?" and isinstance(out[0]["text"], str)
+    with pytest.raises(ArtifactError, match="language-model run: file prediction classifies"):
+        api.predict_file(result.run_dir, "in.csv", "out.csv")
 
 
 def test_sampling_is_seeded(sft_recipe: dict) -> None:

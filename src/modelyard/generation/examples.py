@@ -16,6 +16,8 @@ def causal_examples(
     A document longer than the context is cut into consecutive pieces (counted in
     `counts["documents_split"]`); no token is dropped.
     """
+    if not docs:
+        return []
     eos = tokenizer.eos_token_id
     encoded = tokenizer(docs, add_special_tokens=True, verbose=False)["input_ids"]
     out = []
@@ -40,6 +42,8 @@ def masked_examples(
     head = [t for t in (tokenizer.cls_token_id,) if t is not None]
     tail = [t for t in (tokenizer.sep_token_id,) if t is not None]
     inner = max_length - len(head) - len(tail)
+    if not docs:
+        return []
     encoded = tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"]
     out = []
     for ids in encoded:

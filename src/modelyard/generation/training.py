@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from modelyard.errors import DataError, RecipeError
 from modelyard.evaluation import peak_rss_mb
 from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.generation.artifacts import artifact_kind, is_adapter, save_lm_files
@@ -84,8 +85,6 @@ class LMRun:
     def _held_out(self) -> tuple[list[Any], str]:
         if self.splits.test:
             return self.splits.test, "test"
-        from modelyard.errors import DataError
-
         if self.splits.dev:
             return self.splits.dev, "dev"
         raise DataError(
@@ -131,8 +130,6 @@ def objective_pad(tokenizer: Any) -> int:
 
 
 def _packing(recipe: Recipe, kind: str) -> bool:
-    from modelyard.errors import RecipeError
-
     packing = recipe.generation.packing
     if packing and kind == "encoder":
         raise RecipeError(
@@ -159,8 +156,6 @@ def prepare_lm_run(recipe: Recipe) -> LMRun:
     counts: dict[str, int] = {}
     train_rows = encode_items(tokenizer, splits.train, spec, counts)
     if len(train_rows) == 0:
-        from modelyard.errors import DataError
-
         raise DataError(f"no training example is left after encoding ({counts})")
     dev_rows = encode_items(tokenizer, splits.dev, spec, {})
     torch.manual_seed(recipe.run.seed)
