@@ -119,7 +119,9 @@ def evaluate(
         from modelyard.generation import load_lm_run
         from modelyard.generation.use import evaluate_lm_run
 
-        return evaluate_lm_run(load_lm_run(run), Path(data), Path(output) if output else None)
+        return evaluate_lm_run(
+            load_lm_run(Path(str(run))), Path(data), Path(output) if output else None
+        )
     backend = _backend(run)
     if backend is not None:
         from modelyard.compress.measure import evaluate_artifact
@@ -201,7 +203,7 @@ def predict_file(
 
         raise ArtifactError(
             f"{run} is a language-model run: file prediction classifies rows; generate with "
-            "`modelyard predict RUN \"prompt\"` (or modelyard.api.generate)"
+            '`modelyard predict RUN "prompt"` (or modelyard.api.generate)'
         )
     model = _backend(run) or _as_run(run)
     return _predict_file(model, Path(source), Path(output), text_column, batch_size)

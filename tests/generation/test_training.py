@@ -74,6 +74,10 @@ def test_clm_run_on_plain_text_lowers_perplexity(clm_recipe: dict) -> None:
     assert json.loads((result.run_dir / "manifest.json").read_text())["kind"] == "causal-lm"
     text = api.predict(result.run_dir, "the red")[0]["text"]
     assert isinstance(text, str)
+    held = Path(clm_recipe["data"]["path"]).with_name("held.txt")
+    held.write_text("the red cat sees the dog.\n\nthe blue cow sees the bird.\n", encoding="utf-8")
+    metrics = api.evaluate(result.run_dir, held)
+    assert metrics["n"] == 2 and metrics["perplexity"] > 1 and "rougeL" not in metrics
 
 
 def test_mlm_on_an_encoder_then_a_classifier_on_top(

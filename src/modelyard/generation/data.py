@@ -158,7 +158,8 @@ def read_conversations(
     columns = [str(c) for c in table.columns]
     fmt = _chat_format(columns, recipe, path)
     out = []
-    for number, row in enumerate(table.to_dict("records"), start=1):
+    for number, record in enumerate(table.to_dict("records"), start=1):
+        row = {str(k): str(v) for k, v in record.items()}
         messages = _row_messages(row, fmt, recipe, f"{path} row {number}")
         if not has_assistant_turn(messages):
             report["dropped_no_assistant_turn"] = report.get("dropped_no_assistant_turn", 0) + 1

@@ -20,7 +20,7 @@ def causal_examples(
         return []
     eos = tokenizer.eos_token_id
     encoded = tokenizer(docs, add_special_tokens=True, verbose=False)["input_ids"]
-    out = []
+    out: list[Example] = []
     for ids in encoded:
         ids = list(ids) + ([eos] if eos is not None else [])
         if len(ids) > max_length:

@@ -86,9 +86,8 @@ def _tensor_payload(gguf: Any, name: str, data: np.ndarray, quant: str) -> tuple
 def _add_hparams(writer: Any, config: Any, quant: str, gguf: Any) -> None:
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    theta = (getattr(config, "rope_parameters", None) or {}).get("rope_theta") or getattr(
-        config, "rope_theta", 10000.0
-    )
+    rope = getattr(config, "rope_parameters", None) or {}
+    theta = rope.get("rope_theta") or getattr(config, "rope_theta", None) or 10000.0
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_block_count(config.num_hidden_layers)
