@@ -30,6 +30,37 @@ def _as_recipe(recipe: Recipe | str | Path, overrides: list[str] | None) -> Reci
     return load_recipe(recipe, overrides)
 
 
+def _lm_kind(run: Any) -> bool:
+    """Return True when `run` is a path to a language-model run (causal or masked LM)."""
+    if not isinstance(run, str | Path) or not (Path(run) / "manifest.json").is_file():
+        return False
+    from modelyard.generation import LM_KINDS
+    from modelyard.registry.manifest import read_manifest
+
+    return read_manifest(Path(run)).get("kind") in LM_KINDS
+
+
+def generate(
+    run: str | Path,
+    prompts: list[str] | str,
+    max_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Return the text a language-model run generates for each prompt (greedy at temperature 0).
+
+    A chat run (task generation) answers each prompt as a user message; a continued
+    pre-training run continues it. Raises ArtifactError for a run that cannot generate.
+    """
+    from modelyard.generation import SamplingOptions, load_lm_run
+    from modelyard.generation.use import generate_text
+
+    batch = [prompts] if isinstance(prompts, str) else list(prompts)
+    options = SamplingOptions(max_tokens, temperature, top_p, seed)
+    return generate_text(load_lm_run(run), batch, options)
+
+
 def _as_run(run: LoadedRun | str | Path) -> LoadedRun:
     return run if isinstance(run, LoadedRun) else load_run(run)
 
@@ -84,6 +115,13 @@ def evaluate(
     from modelyard.models.encoding import encode_split
     from modelyard.recipe import Recipe as _Recipe
 
+    if _lm_kind(run):
+        from modelyard.generation import load_lm_run
+        from modelyard.generation.use import evaluate_lm_run
+
+        return evaluate_lm_run(
+            load_lm_run(Path(str(run))), Path(data), Path(output) if output else None
+        )
     backend = _backend(run)
     if backend is not None:
         from modelyard.compress.measure import evaluate_artifact
@@ -135,8 +173,13 @@ def _default_recipe(data: str | Path) -> Recipe:
 def predict(
     run: LoadedRun | str | Path, texts: list[str] | str, batch_size: int = 32
 ) -> list[dict[str, Any]]:
-    """Return, for each text, its predicted label, score and every class's probability."""
+    """Return, for each text, its predicted label, score and every class's probability.
+
+    For a language-model run, the generated text of each prompt (see `generate`).
+    """
     batch = [texts] if isinstance(texts, str) else list(texts)
+    if _lm_kind(run):
+        return generate(Path(str(run)), batch)
     backend = _backend(run)
     if backend is not None:
         return backend_predictions(backend, batch).records()
@@ -151,7 +194,17 @@ def predict_file(
     text_column: str = "text",
     batch_size: int = 32,
 ) -> Path:
-    """Predict every row of `source` and write CSV or JSONL to `output`; return its path."""
+    """Predict every row of `source` and write CSV or JSONL to `output`; return its path.
+
+    Raises ArtifactError for a language-model run (generate from prompts with `generate`).
+    """
+    if _lm_kind(run):
+        from modelyard.errors import ArtifactError
+
+        raise ArtifactError(
+            f"{run} is a language-model run: file prediction classifies rows; generate with "
+            '`modelyard predict RUN "prompt"` (or modelyard.api.generate)'
+        )
     model = _backend(run) or _as_run(run)
     return _predict_file(model, Path(source), Path(output), text_column, batch_size)
 
@@ -205,7 +258,34 @@ def init_project(directory: str | Path, overwrite: bool = False) -> Path:
     return recipe
 
 
-__all__ = ["evaluate", "init_project", "predict", "predict_file", "quickstart", "train"]
+def export(
+    run: str | Path,
+    format: str = "hf",
+    quant: str = "f16",
+    output: str | Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export a language-model run: `hf` (adapters merged into a standalone Hugging Face folder,
+    itself a run whose manifest names its parent) or `gguf` (one llama.cpp file, f16 or q8_0).
+
+    Returns the path written. Raises ArtifactError for a run that cannot be exported there.
+    """
+    from modelyard.generation.export import export_run
+
+    return export_run(Path(run), format, quant, Path(output) if output else None, overwrite)
+
+
+__all__ = [
+    "evaluate",
+    "export",
+    "generate",
+    "init_project",
+    "predict",
+    "predict_file",
+    "quickstart",
+    "train",
+    "zeroshot",
+]
 
 
 def zeroshot(

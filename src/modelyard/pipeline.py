@@ -163,10 +163,23 @@ def run_training(
 ) -> RunResult:
     """Train, evaluate and save one run; return its directory and figures.
 
-    Raises RecipeError, DataError, BackboneError or ArtifactError for a user's mistake.
+    The recipe's task picks the run: a classifier, or a language model (continued
+    pre-training, instruction fine-tuning). Raises RecipeError, DataError, BackboneError or
+    ArtifactError for a user's mistake.
     """
     with torch_threads(recipe.train.num_threads):
+        if recipe.task != "classification":
+            return _run_language_model(recipe, resume, overwrite, progress)
         return _run(recipe, resume, overwrite, progress)
+
+
+def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    from modelyard.generation import prepare_lm_run
+
+    prepared = prepare_lm_run(recipe)  # every user mistake surfaces before the run directory exists
+    run_dir = prepare_run_dir(recipe, resume, overwrite)
+    out = prepared.train(run_dir, resume=resume, progress=progress)
+    return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
 
 
 def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:

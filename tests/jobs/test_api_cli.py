@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from modelyard.cli.jobs import main
 from modelyard.errors import UnknownPluginError
 from modelyard.jobs import api
-from modelyard.cli.jobs import main
 from modelyard.jobs.errors import JobsError
 from modelyard.jobs.queue import JobQueue
 

@@ -46,6 +46,10 @@ def _headline(metrics: dict[str, Any], title: str) -> None:
     table.add_column("value", justify="right")
     for key in (
         "n",
+        "loss",
+        "perplexity",
+        "rougeL",
+        "exact_match",
         "accuracy",
         "macro_f1",
         "weighted_f1",
@@ -65,8 +69,13 @@ def _headline(metrics: dict[str, Any], title: str) -> None:
 def _emit(payload: dict[str, Any], as_json: bool, title: str) -> None:
     if as_json:
         console.print_json(json.dumps(payload, default=str))
-    else:
-        _headline(payload.get("test", payload), title)
+        return
+    shown = payload.get("test", payload)
+    if isinstance(shown.get("after"), dict):  # a language-model run: before and after training
+        if isinstance(shown.get("before"), dict):
+            _headline(shown["before"], f"{title}, before training")
+        shown = shown["after"]
+    _headline(shown, title)
 
 
 @app.command()
@@ -147,10 +156,24 @@ def predict(
     ] = None,
     text_column: Annotated[str, typer.Option(help="Text column of --input.")] = "text",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 32,
+    max_tokens: Annotated[
+        int, typer.Option(min=1, help="Language-model runs: most tokens to generate.")
+    ] = 128,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="Language-model runs: sampling temperature (0: greedy).")
+    ] = 0.0,
+    top_p: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Language-model runs: nucleus sampling mass.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Language-model runs: sampling seed.")] = 0,
 ) -> None:
-    """Classify one text, or every row of a file."""
+    """Classify one text, or every row of a file; a language-model run generates from a prompt."""
     if (text is None) == (input is None):
         raise ModelyardError("give either one TEXT or --input FILE (with --output FILE)")
+    if text is not None and _api()._lm_kind(run):
+        out = _api().generate(run, [text], max_tokens, temperature, top_p, seed)[0]
+        console.print_json(json.dumps(out))
+        return
     if input is not None:
         if output is None:
             raise ModelyardError("--input needs --output FILE.csv or FILE.jsonl")
@@ -179,6 +202,21 @@ def quickstart(
     console.print(
         f'run saved to {result.run_dir}\ntry: modelyard predict {result.run_dir} "I was charged twice"'
     )
+
+
+@app.command("export")
+def export_run(
+    run: Annotated[Path, typer.Argument(help="Language-model run directory.")],
+    format: Annotated[
+        str, typer.Option("--format", help="hf: merged Hugging Face folder; gguf: llama.cpp file.")
+    ] = "hf",
+    quant: Annotated[str, typer.Option(help="GGUF weight type: f16 or q8_0.")] = "f16",
+    output: Annotated[Path | None, typer.Option(help="Folder to write.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Export a language-model run as a standalone Hugging Face folder or a GGUF file."""
+    path = _api().export(run, format, quant, output, overwrite)
+    console.print(f"exported to {path}")
 
 
 app.command("explain")(_explain_command)

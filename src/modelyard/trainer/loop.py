@@ -62,6 +62,72 @@ class StepObserver(Protocol):
         ...
 
 
+class TrainData(Protocol):
+    """What the loop needs of a training set: its size and each example's real token count."""
+
+    def __len__(self) -> int: ...
+
+    def lengths(self) -> np.ndarray:
+        """Return the number of real (non-padding) tokens of every example."""
+        ...
+
+
+class Objective(Protocol):
+    """What the loop minimises and how it scores dev data: classification, language modelling.
+
+    `metric` names the dev metric early stopping watches; `loss` is lower-is-better, any
+    other name higher-is-better.
+    """
+
+    metric: str
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        data: Any,
+        index: np.ndarray,
+        device: torch.device,
+        dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        """Return the mean training loss of the examples `index` of `data`."""
+        ...
+
+    def evaluate(
+        self, model: torch.nn.Module, data: Any, device: torch.device, dtype: torch.dtype | None
+    ) -> dict[str, float]:
+        """Return the dev metrics of `data` (at least `loss` and `metric`)."""
+        ...
+
+
+class ClassificationObjective:
+    """Cross-entropy over a classifier's logits; dev loss, accuracy and macro-F1."""
+
+    def __init__(self, pad_id: int, metric: str) -> None:
+        self.pad_id, self.metric = pad_id, metric
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        data: Encoded,
+        index: np.ndarray,
+        device: torch.device,
+        dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        """Return the mean cross-entropy of the examples `index` of `data`."""
+        batch = collate(data.input_ids, data.token_type_ids, index, self.pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        labels = torch.tensor([data.labels[i] for i in index], device=device)
+        with autocast(device, dtype):
+            logits = model(**batch).logits
+        return torch.nn.functional.cross_entropy(logits.float(), labels)
+
+    def evaluate(
+        self, model: torch.nn.Module, data: Encoded, device: torch.device, dtype: torch.dtype | None
+    ) -> dict[str, float]:
+        """Return dev loss, accuracy and macro-F1."""
+        return dev_metrics(predict_logits(model, data, self.pad_id, device, dtype), data.labels)
+
+
 class StepPolicy(Protocol):
     """Takes over batch sampling and the optimizer step without forking the loop (DP-SGD)."""
 
@@ -91,14 +157,16 @@ class TrainResult:
     stopped_because: str = ""  # the same as a sentence for reports
     stopping: dict[str, Any] = field(default_factory=dict)  # the resolved plan
     wall_seconds: float = 0.0  # the whole loop (steps, evaluations, checkpoints), over resumes
+    train_tokens: int = 0
+    tokens_per_s: float = 0.0
 
 
 @dataclass
 class _Run:
     """What the steps of one `fit` call share."""
 
-    train: Encoded
-    dev: Encoded
+    train: TrainData
+    dev: TrainData
     plan: StoppingPlan
     schedule: LrSchedule
     optimizer: Any
@@ -107,6 +175,7 @@ class _Run:
     bar: TrainingProgress
     mark: float  # clock reading at the last step boundary
     samples: int = 0
+    tokens: int = 0  # real (non-padding) tokens trained on
     seconds: float = 0.0  # time in training steps alone, for samples/s
 
     def end(self) -> int:
@@ -170,6 +239,7 @@ class FineTuner:
         policy: StepPolicy | None = None,
         observers: Sequence[StepObserver] = (),
         clock: Callable[[], float] = time.perf_counter,
+        objective: Objective | None = None,
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
@@ -177,6 +247,9 @@ class FineTuner:
         self.observers = list(observers)
         self.policy = policy
         self.clock = clock  # seconds; the time budget reads it (tests pass a fake one)
+        self.objective: Objective = objective or ClassificationObjective(
+            pad_id, cfg.early_stopping.metric
+        )
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
 
@@ -186,7 +259,7 @@ class FineTuner:
         fixed = "DP-SGD plans its noise for a fixed number of steps" if self.policy else None
         return plan_stopping(self.cfg, n_train, n_dev, fixed)
 
-    def fit(self, train: Encoded, dev: Encoded, resume: bool = False) -> TrainResult:
+    def fit(self, train: TrainData, dev: TrainData, resume: bool = False) -> TrainResult:
         """Train on `train`, stop as the plan says (a plateau on `dev`, a budget, the planned
         length), keep the best checkpoint on dev; return what was measured.
 
@@ -224,6 +297,8 @@ class FineTuner:
             stopped_because=stop_sentence(self.cfg, plan, state),
             stopping={**plan.summary(), "best_step": state.best_step},
             wall_seconds=round(state.elapsed_seconds, 3),
+            train_tokens=run.tokens,
+            tokens_per_s=round(run.tokens / max(run.seconds, 1e-9), 2),
         )
 
     def _start(
@@ -254,10 +329,12 @@ class FineTuner:
         accum = self.cfg.grad_accum
         self.model.train()
         losses: list[float] = []
+        lengths = run.train.lengths()
         for b in range(state.batch_in_epoch, len(batches)):
             start = time.perf_counter()
             losses.append(self._backward(run.train, batches[b], accum))
             run.samples += len(batches[b])
+            run.tokens += int(lengths[batches[b]].sum())
             boundary = (b + 1) % accum == 0 or b + 1 == len(batches)
             if boundary:
                 self._optimizer_step(run.optimizer, run.scheduler)
@@ -288,17 +365,17 @@ class FineTuner:
         if self.observers:
             self.model.train()
 
-    def _chunks(self, train: Encoded, index: np.ndarray) -> list[np.ndarray]:
+    def _chunks(self, train: TrainData, index: np.ndarray) -> list[np.ndarray]:
         """Return the batch as one piece, or in length-sorted pieces no larger than the policy's limit."""
         size = getattr(self.policy, "physical_batch_size", None)
         if size is None or len(index) <= size:
             return [index]
-        lengths = np.fromiter((len(train.input_ids[i]) for i in index), np.int64, len(index))
+        lengths = train.lengths()[index]
         # sorted, each piece pads only to its own longest row
         order = index[np.argsort(lengths, kind="stable")]
         return [order[i : i + size] for i in range(0, len(order), size)]
 
-    def _backward(self, train: Encoded, index: np.ndarray, accum: int) -> float:
+    def _backward(self, train: TrainData, index: np.ndarray, accum: int) -> float:
         if len(index) == 0:
             return 0.0  # an empty Poisson-sampled batch: the policy's step adds noise only
         pieces = self._chunks(train, index)
@@ -308,15 +385,9 @@ class FineTuner:
         total = sum(self._backward_piece(train, p, accum) * len(p) for p in pieces)
         return total / len(index)
 
-    def _backward_piece(self, train: Encoded, index: np.ndarray, accum: int) -> float:
-        batch = collate(train.input_ids, train.token_type_ids, index, self.pad_id)
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        labels = torch.tensor([train.labels[i] for i in index], device=self.device)
-
+    def _backward_piece(self, train: TrainData, index: np.ndarray, accum: int) -> float:
         def compute_loss() -> torch.Tensor:
-            with autocast(self.device, self.dtype):
-                logits = self.model(**batch).logits
-            return torch.nn.functional.cross_entropy(logits.float(), labels)
+            return self.objective.loss(self.model, train, index, self.device, self.dtype)
 
         loss = compute_loss()
         for hook in self.hooks:
@@ -398,12 +469,9 @@ class FineTuner:
         state.last_eval_step = state.step
         if len(run.dev) == 0:
             return  # nothing to choose by: the final weights stay
-        metrics = dev_metrics(
-            predict_logits(self.model, run.dev, self.pad_id, self.device, self.dtype),
-            run.dev.labels,
-        )
+        metrics = self.objective.evaluate(self.model, run.dev, self.device, self.dtype)
         self.model.train()
-        name = self.cfg.early_stopping.metric
+        name = self.objective.metric
         value = metrics[name]
         (state.history if state.history is not None else []).append(
             {"step": state.step, "epoch": state.epoch, **metrics}
