@@ -55,6 +55,15 @@ class StepObserver(Protocol):
         ...
 
 
+class HistoryListener(Protocol):
+    """Receives the figures the loop measures, as it measures them (a live training log)."""
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Take one entry: `{"step", "epoch", "loss"}` after each optimizer step, or
+        `{"step", "epoch", "dev": {metric: value}}` after each dev evaluation."""
+        ...
+
+
 class StepPolicy(Protocol):
     """Takes over batch sampling and the optimizer step without forking the loop (DP-SGD)."""
 
@@ -136,11 +145,13 @@ class FineTuner:
         hooks: Sequence[TrainingHook] = (),
         policy: StepPolicy | None = None,
         observers: Sequence[StepObserver] = (),
+        listeners: Sequence[HistoryListener] = (),
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
         self.observers = list(observers)
+        self.listeners = list(listeners)
         self.policy = policy
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
@@ -229,6 +240,8 @@ class FineTuner:
             clock["seconds"] += time.perf_counter() - start
             if boundary:
                 bar.step(float(np.mean(losses)))
+                loss = float(np.mean(losses))
+                self._record({"step": state.step, "epoch": state.epoch, "loss": loss})
                 losses = []
                 self._observe(state.step)
                 if self._after_step(dev, state, optimizer, scheduler, bar) or state.step >= total:
@@ -242,6 +255,10 @@ class FineTuner:
             # a run capped by max_steps or fractional epochs still gets its final evaluation
             state.epoch += 1
             self._end_of_epoch(dev, state, optimizer, scheduler, bar)
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener.record(entry)
 
     def _observe(self, step: int) -> None:
         for observer in self.observers:
@@ -336,6 +353,7 @@ class FineTuner:
             {"step": state.step, "epoch": state.epoch, **metrics}
         )
         bar.dev(name, value)
+        self._record({"step": state.step, "epoch": state.epoch, "dev": metrics})
         better = state.best_metric is None or (
             value < state.best_metric if name == "loss" else value > state.best_metric
         )
