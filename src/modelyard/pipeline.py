@@ -37,7 +37,6 @@ from modelyard.registry.manifest import MANIFEST, write_manifest
 from modelyard.registry.run import RECIPE
 from modelyard.trainer.loop import FineTuner, TrainResult
 
-
 HISTORY = "history.jsonl"
 
 

@@ -110,6 +110,11 @@ def test_reliability_bins_hand_computed() -> None:
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]])
     bins = reliability_bins(probs, np.array([0, 1, 1]), n_bins=2)
     assert bins == [
-        {"lo": 0.5, "hi": 1.0, "count": 3, "confidence": pytest.approx(0.7667, abs=1e-4),
-         "accuracy": pytest.approx(2 / 3)},
+        {
+            "lo": 0.5,
+            "hi": 1.0,
+            "count": 3,
+            "confidence": pytest.approx(0.7667, abs=1e-4),
+            "accuracy": pytest.approx(2 / 3),
+        },
     ]
