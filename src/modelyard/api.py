@@ -209,7 +209,18 @@ def init_project(directory: str | Path, overwrite: bool = False) -> Path:
     return recipe
 
 
-__all__ = ["evaluate", "init_project", "predict", "predict_file", "quickstart", "train"]
+__all__ = [
+    "evaluate",
+    "init_project",
+    "label_import",
+    "label_next",
+    "predict",
+    "predict_file",
+    "quickstart",
+    "relabel",
+    "train",
+    "undo_label",
+]
 
 
 def zeroshot(

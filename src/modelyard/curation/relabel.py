@@ -127,7 +127,7 @@ def set_label(
                 "(someone else changed it); reload the page and decide again"
             )
         if action != "reject" and new != current:
-            table.iloc[row - 1, table.columns.get_loc(label_column)] = new
+            table.loc[table.index[row - 1], label_column] = new
             write_table(table, path)
         change = LabelChange(
             uuid.uuid4().hex[:12], action, str(path), row, text, current,
