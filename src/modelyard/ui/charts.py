@@ -117,6 +117,7 @@ def scatter(
         {**p, "cx": xa.at(float(p[x_key])), "cy": ya.at(float(p[y_key]))}
         for p in sorted(usable, key=lambda p: float(p[x_key]))
     ]
+    _place_labels(placed, (LEFT + WIDTH - RIGHT) / 2)
     return {
         "width": WIDTH,
         "height": HEIGHT,
@@ -131,6 +132,19 @@ def scatter(
         "points": placed,
         "front": [(p["cx"], p["cy"]) for p in placed if p.get("pareto")],
     }
+
+
+def _place_labels(points: list[dict[str, Any]], middle: float) -> None:
+    """Set each point's label position: beside it, toward the middle, stacked below the
+    labels of points drawn at (nearly) the same place so that none overlaps."""
+    taken: list[tuple[float, float]] = []
+    for p in points:
+        right = p["cx"] < middle
+        x, y = p["cx"] + (10 if right else -10), p["cy"] - 9
+        while any(abs(x - tx) < 60 and abs(y - ty) < 13 for tx, ty in taken):
+            y += 14
+        taken.append((x, y))
+        p.update(lx=round(x, 1), ly=round(y, 1), anchor="start" if right else "end")
 
 
 def reliability(bins: list[dict[str, Any]]) -> dict[str, Any]:

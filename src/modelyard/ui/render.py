@@ -30,13 +30,43 @@ def as_json(value: Any) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-def number(value: Any, digits: int = 3) -> str:
-    """Return a figure for a table: rounded floats, thousands separators, an en dash for none."""
+NAMES = {
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro-F1",
+    "weighted_f1": "Weighted F1",
+    "ece": "ECE",
+    "log_loss": "Log loss",
+    "latency_p50_ms": "p50 latency (ms)",
+    "throughput_b32_per_s": "Texts/s (batch 32)",
+    "steps": "Steps",
+    "epochs_run": "Epochs",
+    "train_seconds": "Training seconds",
+    "samples_per_s": "Samples/s",
+    "best_metric": "Best dev metric",
+    "stopped_early": "Stopped early",
+    "device": "Device",
+    "precision": "Precision",
+    "parameters": "Parameters",
+    "trainable_parameters": "Trainable parameters",
+    "peak_rss_mb": "Peak memory (MB)",
+}
+
+
+def name_of(key: str) -> str:
+    """Return the display name of a metric or training figure."""
+    return NAMES.get(key, key.replace("_", " "))
+
+
+def number(value: Any, digits: int | None = None) -> str:
+    """Return a figure for a table: floats to `digits` decimals (by default 3 below 100, 1
+    below 1,000, none above), thousands separators, an en dash for none."""
     if isinstance(value, bool) or value is None:
         return "–" if value is None else str(value)
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
+        if digits is None:
+            digits = 3 if abs(value) < 100 else 1 if abs(value) < 1000 else 0
         return f"{value:,.{digits}f}"
     return str(value)
 
@@ -48,7 +78,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(markdown=markdown, as_json=as_json, number=number)
+    env.filters.update(markdown=markdown, as_json=as_json, number=number, name=name_of)
     env.globals["version"] = __version__
     return env
 

@@ -100,7 +100,10 @@ def summarise(ref: str, path: Path, source: str) -> RunSummary:
     metrics = read_json(path / "metrics.json")
     test = metrics.get("test", metrics) if isinstance(metrics, dict) else {}
     kind = str((manifest or {}).get("kind", "classifier"))
-    method = (manifest or {}).get("method") or (recipe.get("train") or {}).get("method") or ""
+    compressed = read_json(path / "compression.json")  # a compressed variant names its method
+    method = ((compressed or {}).get("method") if isinstance(compressed, dict) else None) or (
+        (manifest or {}).get("method") or (recipe.get("train") or {}).get("method") or ""
+    )
     created = str((manifest or {}).get("created", ""))
     if not created:
         created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(path.stat().st_mtime))
