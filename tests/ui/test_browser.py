@@ -263,3 +263,29 @@ def test_axe_finds_no_serious_violation_on_any_page(
     assert {v["id"] for v in axe_violations(page)} >= {"image-alt", "label"}
     context.close()
     assert found == {}
+
+
+def test_curves_update_live_while_a_run_trains(
+    page: Any, ui_server: LiveServer, workspace: Workspace
+) -> None:
+    import shutil
+    import time
+
+    live = workspace.runs / "live"
+    live.mkdir()
+    try:
+        shutil.copy(workspace.run / "recipe.yaml", live / "recipe.yaml")
+        history = live / "history.jsonl"
+        lines = [json.dumps({"step": s, "epoch": 0, "loss": 1.0 / s, "time": time.time()})
+                 for s in range(1, 4)]  # fmt: skip
+        history.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        page.goto(f"{ui_server.url}/runs/live")
+        assert "training" in page.locator("h1 .badge").inner_text()
+        assert page.locator("[data-points-of='loss-chart']").inner_text() == "(3 points)"
+        with history.open("a", encoding="utf-8") as handle:  # the trainer appends a step
+            handle.write(json.dumps({"step": 4, "epoch": 0, "loss": 0.2}) + "\n")
+        page.locator("[data-points-of='loss-chart']", has_text="(4 points)").wait_for(
+            timeout=15_000
+        )
+    finally:
+        shutil.rmtree(live)

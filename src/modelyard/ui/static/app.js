@@ -38,6 +38,8 @@
     function tick() {
       fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (body) {
         var chart = body[key];
+        var count = document.querySelector('[data-points-of="' + node.id + '"]');
+        if (count && chart) { count.textContent = "(" + chart.data[0].length + " points)"; }
         if (chart && chart.data[0].length) {
           if (plot && plot.series.length === chart.labels.length + 1) { plot.setData(chart.data); }
           else {
