@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from modelyard.errors import BackboneError
-from modelyard.models import build_classifier, resolve_backbone
+from modelyard.models import build_classifier, load_tokenizer, resolve_backbone
 
 
 def test_local_folder_resolves(tiny_backbone: Path) -> None:
@@ -23,6 +24,15 @@ def test_incomplete_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}", encoding="utf-8")
     with pytest.raises(BackboneError, match="missing \\*.safetensors"):
         resolve_backbone(str(tmp_path))
+
+
+def test_a_folder_without_tokenizer_files_is_refused(tiny_backbone: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(tiny_backbone, tmp_path / "tiny")
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (copy / name).unlink(missing_ok=True)
+    assert len(load_tokenizer(tiny_backbone)) > 5
+    with pytest.raises(BackboneError, match="holds no tokenizer files"):
+        load_tokenizer(copy)
 
 
 def test_classifier_head_has_label_names(tiny_backbone: Path) -> None:

@@ -134,12 +134,15 @@ def serve(
     runs: Annotated[Path, typer.Option(help="Runs folder the dashboard shows (--ui).")] = Path(
         "runs"
     ),
+    jobs_queue: Annotated[
+        Path | None, typer.Option(help="Also show this job queue, read-only, at /v1/jobs.")
+    ] = None,
 ) -> None:
     """Serve registry models over HTTP: /v1/predict, Open Inference Protocol v2, /metrics."""
     options = {
         "host": host, "port": port, "workers": workers, "backend": backend, "auth": auth,
         "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "rate_limit": rate_limit,
-        "registry": registry, "keys_file": keys_file,
+        "registry": registry, "keys_file": keys_file, "jobs_queue": jobs_queue,
     }  # fmt: skip
     settings = build_settings(models, recipe, options)
     for module in ("fastapi", "uvicorn", "prometheus_client"):

@@ -3,7 +3,8 @@
 A method takes a subject, a text cut into words, the class index to explain and the explain
 options, and returns word scores (plus word-piece scores where it has them). To add one:
 write it beside its siblings, decorate it with `@method("name", needs_gradients=...)`, and
-it joins the contract test in tests/explainability/test_methods.py.
+it joins the tests in tests/explainability/test_methods.py and the contract sweep
+(`modelyard.testing.check_explainer`) in tests/testing/test_explainers.py.
 """
 
 from __future__ import annotations

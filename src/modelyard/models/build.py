@@ -29,11 +29,23 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
-    """Return the tokenizer stored in `folder`; raise BackboneError if it cannot be read."""
+    """Return the tokenizer stored in `folder`.
+
+    Raises BackboneError if it cannot be read, or if the folder holds no tokenizer files.
+    """
     try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise BackboneError(f"cannot load a tokenizer from {folder}: {exc}") from None
+    # without tokenizer files, transformers 5 builds one from config.json alone that knows
+    # only its special tokens: every word would silently become [UNK]
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        raise BackboneError(
+            f"{folder} holds no tokenizer files (tokenizer.json, vocab.txt, ...): a tokenizer "
+            "built without them knows only its special tokens. Save the model's tokenizer into "
+            "the folder (tokenizer.save_pretrained(folder))."
+        )
+    return tokenizer
 
 
 def build_classifier(folder: Path, labels: list[str]) -> Any:

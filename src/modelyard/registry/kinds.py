@@ -98,6 +98,12 @@ def artifact_kind(name: str) -> ArtifactKind:
     return ARTIFACT_KINDS[name]
 
 
+def artifact_kinds() -> dict[str, ArtifactKind]:
+    """Return every artifact kind by name: the built-in ones and those of installed plug-ins."""
+    _load_plugins()
+    return dict(ARTIFACT_KINDS)
+
+
 def resolve(reference: str) -> Any:
     """Return the object a "module:attribute" reference names, importing its module."""
     module, _, attribute = reference.partition(":")

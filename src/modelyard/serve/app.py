@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 
 from modelyard._version import __version__
 from modelyard.backends import load_backend
+from modelyard.jobs.http import jobs_router
 from modelyard.registry.store import ModelStore
 from modelyard.serve.auth import Authenticator, KeyStore
 from modelyard.serve.errors import ServeError
@@ -77,6 +78,7 @@ def create_app(
         routes=[
             *router.routes,
             *explain_router.routes,
+            *(jobs_router(settings.jobs_queue).routes if settings.jobs_queue else []),
             *(Mount(prefix, app=sub) for prefix, sub in (mounts or {}).items()),
         ],  # flat, so route templates can be matched and enumerated
     )

@@ -25,6 +25,8 @@ from modelyard.serve.limits import RateLimiter
 
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 ADMIN_PREFIX = "/v1/admin/"
+# job listings and logs name data, paths and errors: operator data, not for prediction keys
+ADMIN_PREFIXES = (ADMIN_PREFIX, "/v1/jobs")
 KEY_HINT = "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
@@ -43,8 +45,8 @@ def presented_key(headers: Headers) -> str | None:
 
 
 def needed_scope(path: str) -> KeyScope:
-    """Return the key scope a path needs: admin under ADMIN_PREFIX, predict elsewhere."""
-    return "admin" if path.startswith(ADMIN_PREFIX) else "predict"
+    """Return the key scope a path needs: admin under ADMIN_PREFIXES, predict elsewhere."""
+    return "admin" if path.startswith(ADMIN_PREFIXES) else "predict"
 
 
 class GuardMiddleware:

@@ -31,6 +31,9 @@ class ServeSettings(ServeConfig):
     keys_file: Path | None = Field(
         None, description="API key file; null: $MODELYARD_HOME/keys.json or ~/.modelyard/keys.json."
     )
+    jobs_queue: Path | None = Field(
+        None, description="Job queue shown read-only at /v1/jobs (admin keys); null: no job routes."
+    )
 
     @field_validator("models")
     @classmethod
