@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from modelyard.jobs.__main__ import main
 
 from modelyard.errors import UnknownPluginError
 from modelyard.jobs import api
-from modelyard.jobs.__main__ import main
 from modelyard.jobs.errors import JobsError
 from modelyard.jobs.queue import JobQueue
 

@@ -35,7 +35,10 @@ def ui_app(ws: Workspace) -> Any:
     """Return the dashboard app over a workspace."""
     from modelyard.ui import UiSettings, create_ui_app
 
-    return create_ui_app(UiSettings(runs=ws.runs, keys_file=ws.keys_file, data=ws.data))
+    settings = UiSettings(
+        runs=ws.runs, keys_file=ws.keys_file, data=ws.data, jobs_queue=ws.jobs_queue
+    )
+    return create_ui_app(settings)
 
 
 @pytest.fixture(scope="session")

@@ -233,6 +233,8 @@ PAGES = (
     "/labels",
     "/labels/audit/tiny",
     "/playground?model=tiny&text=where+is+my+parcel",
+    "/jobs",
+    "/jobs/1",
 )
 
 
@@ -289,3 +291,25 @@ def test_curves_update_live_while_a_run_trains(
         )
     finally:
         shutil.rmtree(live)
+
+
+def test_jobs_page_shows_logs_and_cancels_and_retries(
+    page: Any, ui_server: LiveServer, workspace: Workspace, tmp_path: Path
+) -> None:
+    from modelyard.jobs import api as jobs
+
+    listed = {j.spec.name: j for j in jobs.list_jobs(queue=workspace.jobs_queue)}
+    page.goto(f"{ui_server.url}/jobs")
+    for title, name in (("Finished", "say done"), ("Finished", "fail"), ("Queued", "waiting")):
+        section = page.locator("section", has=page.get_by_role("heading", name=title))
+        assert name in section.inner_text()
+    shoot(page, "jobs", tmp_path)
+    page.get_by_role("link", name=listed["say done"].id, exact=True).click()
+    assert "step 1 of 2" in page.locator("pre.log").inner_text()
+    page.goto(f"{ui_server.url}/jobs/{listed['fail'].id}")
+    page.get_by_role("button", name="Retry").click()
+    page.locator(".notice").wait_for()
+    assert jobs.show(listed["fail"].id, queue=workspace.jobs_queue).state == "queued"
+    page.get_by_role("button", name="Cancel").click()
+    page.locator(".notice", has_text="cancelled").wait_for()
+    assert jobs.show(listed["fail"].id, queue=workspace.jobs_queue).state == "cancelled"

@@ -32,7 +32,9 @@ def csrf_of(client: TestClient) -> str:
     return html[html.index(marker) + len(marker) :].split('"', 1)[0]
 
 
-@pytest.mark.parametrize("path", ["/runs", "/runs/tiny", "/labels", "/playground", "/compare"])
+@pytest.mark.parametrize(
+    "path", ["/runs", "/runs/tiny", "/labels", "/playground", "/compare", "/jobs", "/jobs/1"]
+)
 def test_every_page_without_a_session_redirects_to_login(client: TestClient, path: str) -> None:
     answer = client.get(path, follow_redirects=False)
     assert answer.status_code == 303
@@ -127,3 +129,14 @@ def test_a_run_outside_the_runs_folder_is_not_found(
     login(client, workspace.admin_key)
     for ref in ("%2e%2e/keys.json", "tiny%2F..%2F..%2Fdata", "audit"):
         assert client.get(f"/runs/{ref}").status_code == 404
+
+
+def test_cancelling_a_job_needs_an_admin_key(client: TestClient, workspace: Workspace) -> None:
+    from modelyard.jobs import api as jobs
+
+    waiting = next(j for j in jobs.list_jobs(queue=workspace.jobs_queue) if j.state == "queued")
+    login(client, workspace.predict_key)
+    answer = client.post(f"/jobs/{waiting.id}/cancel", data={"csrf_token": csrf_of(client)})
+    assert answer.status_code == 403
+    assert "admin key" in answer.text
+    assert jobs.show(waiting.id, queue=workspace.jobs_queue).state == "queued"

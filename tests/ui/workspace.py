@@ -29,6 +29,7 @@ class Workspace:
     run: Path
     other: Path
     train_csv: Path
+    jobs_queue: Path
 
 
 def _noisy_rows(n: int) -> list[tuple[str, str]]:
@@ -58,6 +59,23 @@ def recipe(root: Path, backbone: Path, train_csv: Path, name: str = "tiny") -> d
     }  # fmt: skip
 
 
+def make_jobs(queue: Path) -> Path:
+    """Run a job that succeeds and one that fails through a real worker, then queue a third
+    that waits (no worker is left running); return the queue file."""
+    import sys
+
+    from modelyard.jobs import api as jobs
+
+    queue.parent.mkdir(parents=True, exist_ok=True)
+    ok = "print('loading'); print('step 1 of 2'); print('done')"
+    jobs.submit(sys.executable, ["-c", ok], stage="command", name="say done", queue=queue)
+    bad = "import sys; print('about to fail'); sys.exit(3)"
+    jobs.submit(sys.executable, ["-c", bad], stage="command", name="fail", queue=queue)
+    jobs.run_worker(queue, cpus=1, exit_when_idle=True, max_seconds=120, poll_s=0.1)
+    jobs.submit(sys.executable, ["-c", ok], stage="command", name="waiting", queue=queue)
+    return queue
+
+
 def build_workspace(root: Path, backbone: Path) -> Workspace:
     """Train, compress, explain and audit a tiny run under `root`; return where it all is."""
     from modelyard.api import evaluate_explanations, train
@@ -79,10 +97,11 @@ def build_workspace(root: Path, backbone: Path) -> Workspace:
     compress(result.run_dir, methods=["torch-int8", "fp16"])
     evaluate_explanations(result.run_dir, test_csv, methods=["occlusion"], max_rows=8)
     audit(spec)
+    queue = make_jobs(root / "jobs" / "queue.db")
     keys = KeyStore(root / "keys.json")
     _, admin = keys.create("admin", "ana")
     _, predict = keys.create("predict", "bo")
     return Workspace(
         root, root / "runs", data, keys.path, admin, predict, result.run_dir, other.run_dir,
-        train_csv,
+        train_csv, queue,
     )  # fmt: skip

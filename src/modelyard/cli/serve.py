@@ -153,7 +153,11 @@ def serve(
 
         if settings.backend == "ray":
             raise RecipeError("--ui works with the local backend; run `modelyard ui` beside Ray")
-        mounts = mounted_ui(ui_settings(runs, settings.registry, settings.keys_file, None))
+        mounts = mounted_ui(
+            ui_settings(
+                runs, settings.registry, settings.keys_file, None, jobs_queue=settings.jobs_queue
+            )
+        )
     if settings.backend == "ray":
         from modelyard.serve.ray_backend import run_ray
 

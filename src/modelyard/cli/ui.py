@@ -49,6 +49,9 @@ def ui(
     data: Annotated[
         Path | None, typer.Option(help="Folder of pool files for active learning (default: .).")
     ] = None,
+    jobs_queue: Annotated[
+        Path | None, typer.Option(help="Job queue the jobs page shows (default: the usual one).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
     allow_public: Annotated[
@@ -56,7 +59,9 @@ def ui(
     ] = False,
 ) -> None:
     """Serve the dashboard: runs, comparisons, compression, explanations, labelling, playground."""
-    settings = ui_settings(runs, registry, keys_file, data, host=host, port=port)
+    settings = ui_settings(
+        runs, registry, keys_file, data, host=host, port=port, jobs_queue=jobs_queue
+    )
     from modelyard.ui.server import run_ui
 
     run_ui(settings, allow_public)

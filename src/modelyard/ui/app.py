@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from modelyard.serve.auth import Authenticator, KeyStore
 from modelyard.serve.errors import RateLimitedError
-from modelyard.ui import labelling, pages, tools
+from modelyard.ui import jobs, labelling, pages, tools
 from modelyard.ui.models import ModelCache
 from modelyard.ui.render import STATIC, base_url, page
 from modelyard.ui.runs import RunIndex
@@ -132,6 +132,9 @@ def routes() -> list[Route | Mount]:
         Route("/labels/batch/{run}/{file}/save", labelling.save_label, methods=["POST"]),
         Route("/labels/batch/{run}/{file}/undo", labelling.undo, methods=["POST"]),
         Route("/labels/batch/{run}/{file}/import", labelling.import_batch, methods=["POST"]),
+        Route("/jobs", jobs.jobs_page),
+        Route("/jobs/{job_id}", jobs.job_page),
+        Route("/jobs/{job_id}/{action}", jobs.job_action, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

@@ -71,6 +71,15 @@ def number(value: Any, digits: int | None = None) -> str:
     return str(value)
 
 
+def when(seconds: float | None) -> str:
+    """Return a Unix time as UTC `YYYY-MM-DD HH:MM:SS`, or an en dash for none."""
+    if seconds is None:
+        return "–"
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -78,7 +87,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(markdown=markdown, as_json=as_json, number=number, name=name_of)
+    env.filters.update(markdown=markdown, as_json=as_json, number=number, name=name_of, when=when)
     env.globals["version"] = __version__
     return env
 

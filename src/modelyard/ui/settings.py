@@ -19,7 +19,8 @@ class UiSettings:
     `runs` is the folder `modelyard train` writes runs into (recipe `run.output_dir`);
     `registry` and `keys_file` default as for `modelyard serve`; `data` is the folder whose
     CSV/TSV/JSONL files the labelling page offers as pools; audits are read from
-    `runs/audit/` and labelling batches are written to `runs/labeling/`.
+    `runs/audit/` and labelling batches are written to `runs/labeling/`. `jobs_queue` is
+    the job queue the jobs page shows (default: `modelyard jobs`'s own, when it exists).
     """
 
     runs: Path = Path("runs")
@@ -29,6 +30,7 @@ class UiSettings:
     host: str = "127.0.0.1"
     port: int = 8765
     idle_hours: float = 8.0
+    jobs_queue: Path | None = None
 
     @property
     def audits(self) -> Path:
