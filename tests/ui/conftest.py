@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.serve.conftest import LiveServer, start_server, stop_server
+from tests.serve.conftest import LiveServer, keys, start_server, stop_server, store, tiny_runs  # noqa: F401  (the serve fixtures)
 from tests.ui.workspace import Workspace, build_workspace
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,18 +8,17 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from modelyard.cli import app as cli_app
+from modelyard.registry.store import ModelStore
 from modelyard.serve.app import create_app
 from modelyard.serve.settings import ServeSettings
 from modelyard.ui import UiSettings, create_ui_app
 from modelyard.ui.security import LOGIN_COOKIE
-from tests.serve.conftest import Keys, keys, store, tiny_runs  # noqa: F401  (fixtures)
+from tests.serve.conftest import Keys
 from tests.ui.workspace import Workspace
 
 
 def test_serve_mounts_the_dashboard_under_ui_behind_the_same_keys(
-    store,
-    keys: Keys,
-    workspace: Workspace,  # noqa: F811
+    store: ModelStore, keys: Keys, workspace: Workspace
 ) -> None:
     ui = create_ui_app(UiSettings(runs=workspace.runs, keys_file=keys.store.path))
     settings = ServeSettings.model_validate(
