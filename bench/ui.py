@@ -29,7 +29,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import base_parser, machine, write_results  # noqa: E402
+from common import base_parser, machine, write_results
 
 PAGES = (
     ("login", "/login"),
@@ -72,9 +72,10 @@ def load_average() -> str:
 
 def train_long(root: Path, backbone: Path, train_csv: Path, steps: int) -> Path:
     """Train a run of about `steps` optimizer steps (batch 4): a curve of thousands of points."""
+    from tests.ui.workspace import recipe
+
     from modelyard.api import train
     from modelyard.recipe import build_recipe
-    from tests.ui.workspace import recipe
 
     spec = recipe(root, backbone, train_csv, "long")
     spec["train"].update(batch_size=4, max_steps=steps, epochs=1000, eval_every=50, lr=1e-3)
@@ -148,7 +149,6 @@ def axe_serious(page: Any, axe: str) -> list[dict[str, Any]]:
 def run_browser(ws: Any, url: str, repeats: int, shots: Path | None) -> dict[str, Any]:
     """Time and check every page; save the screenshots; return the figures."""
     from playwright.sync_api import sync_playwright
-
     from tests.ui.conftest import AXE, CHROMIUM, CHROMIUM_ARGS, log_in
 
     axe = AXE.read_text(encoding="utf-8")

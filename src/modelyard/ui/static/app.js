@@ -26,7 +26,7 @@
   function draw(node) {
     var chart = readChart(node);
     if (!chart || !chart.data[0].length || typeof uPlot === "undefined") { return null; }
-    var width = Math.max(320, Math.min(node.clientWidth || 620, 620));
+    var width = Math.max(320, Math.min(node.clientWidth || 600, 600));
     var plot = new uPlot(options(chart, width), chart.data, node);
     plot.root.querySelectorAll("canvas").forEach(function (c) { c.setAttribute("aria-hidden", "true"); });
     return plot;
