@@ -227,3 +227,17 @@ def test_history_jsonl_records_every_step_and_dev_evaluation(tiny_recipe: dict) 
     assert [e["step"] for e in devs] == [h["step"] for h in result.training["history"]]
     assert devs[0]["dev"]["accuracy"] == result.training["history"][0]["accuracy"]
     assert HISTORY in read_manifest(result.run_dir)["files"]
+
+
+def test_history_writer_keeps_every_line_strict_json(tmp_path) -> None:
+    import json
+
+    from modelyard.pipeline import HISTORY, HistoryWriter
+
+    writer = HistoryWriter(tmp_path)
+    writer.record({"step": 1, "epoch": 0, "loss": float("nan")})
+    writer.record({"step": 1, "epoch": 0, "dev": {"loss": float("inf"), "accuracy": 0.5}})
+    lines = (tmp_path / HISTORY).read_text(encoding="utf-8").splitlines()
+    first, second = (json.loads(line, parse_constant=lambda c: 1 / 0) for line in lines)
+    assert first["loss"] is None and first["step"] == 1 and "time" in first
+    assert second["dev"] == {"loss": None, "accuracy": 0.5}

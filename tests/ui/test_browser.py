@@ -21,7 +21,8 @@ from tests.serve.conftest import LiveServer
 from tests.ui.conftest import AXE, log_in
 from tests.ui.workspace import Workspace
 
-pytestmark = pytest.mark.browser
+# the shared workspace takes about a minute to build: out of the quick tier
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SERIOUS = ("serious", "critical")
 
 

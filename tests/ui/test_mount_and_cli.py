@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from tests.serve.conftest import Keys
 from tests.ui.workspace import Workspace
 
 
+@pytest.mark.slow  # the shared workspace
 def test_serve_mounts_the_dashboard_under_ui_behind_the_same_keys(
     store: ModelStore, keys: Keys, workspace: Workspace
 ) -> None:

@@ -20,6 +20,7 @@ from tests.ui.test_security import csrf_of, login
 from tests.ui.workspace import Workspace
 
 
+@pytest.mark.slow  # the shared workspace
 def test_summaries_come_from_the_run_files(workspace: Workspace) -> None:
     runs = {r.ref: r for r in RunIndex(workspace.runs).all()}
     assert set(runs) == {"tiny", "tiny-quick"}
@@ -31,6 +32,7 @@ def test_summaries_come_from_the_run_files(workspace: Workspace) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.slow  # the shared workspace
 def test_filters_and_sorting(workspace: Workspace) -> None:
     runs = RunIndex(workspace.runs).all()
     by_accuracy = filter_runs(runs, {"sort": "accuracy", "order": "desc"})
@@ -80,6 +82,7 @@ def test_scatter_labels_do_not_overlap() -> None:
     assert len({p["ly"] for p in placed}) == 3
 
 
+@pytest.mark.slow  # the shared workspace
 def test_two_people_deciding_at_once_both_land(workspace: Workspace) -> None:
     import pandas as pd
 

@@ -12,6 +12,9 @@ from modelyard.ui.security import CSP, LOGIN_COOKIE, SESSION_COOKIE
 from tests.ui.conftest import ui_app
 from tests.ui.workspace import Workspace
 
+# the shared workspace takes about a minute to build: out of the quick tier
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture()
 def client(workspace: Workspace) -> TestClient:

@@ -34,7 +34,8 @@ LOGIN_COOKIE = "modelyard_login"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC_PREFIXES = ("/login", "/static/")
+PUBLIC_PATHS = frozenset({"/login"})
+PUBLIC_PREFIXES = ("/static/",)
 MAX_FORM_BYTES = 1 << 20
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -145,7 +146,7 @@ class SessionMiddleware:
         jar = cookies(headers)
         session = self.sessions.get(jar.get(SESSION_COOKIE))
         scope.setdefault("state", {})["session"] = session
-        if path.startswith(PUBLIC_PREFIXES):
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             if method not in SAFE_METHODS:
                 receive, token = await _form_token(scope, receive, headers)
                 if token is None or not same(token, jar.get(LOGIN_COOKIE)):
