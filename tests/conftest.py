@@ -79,7 +79,12 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT with hidden size 32 and a word-level vocabulary, saved as a model folder."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def build_tiny_backbone(folder: Path) -> Path:
+    """Save the tiny BERT (and its tokenizer) of the `tiny_backbone` fixture into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab += sorted({w for ws in WORDS.values() for w in ws} | set(FILLER))
     vocab += [str(i) for i in range(10)] + ["##" + str(i) for i in range(10)]

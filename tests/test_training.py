@@ -250,3 +250,36 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_recipe: dict, tmp_path
     assert a.keys() == b.keys()
     for key in a:
         assert (a[key] == b[key]).all(), key
+
+
+def test_history_jsonl_records_every_step_and_dev_evaluation(tiny_recipe: dict) -> None:
+    import json
+
+    from modelyard.pipeline import HISTORY, run_training
+    from modelyard.recipe import build_recipe
+    from modelyard.registry.manifest import read_manifest
+
+    tiny_recipe["train"].update(epochs=1, eval_every=4)
+    result = run_training(build_recipe(tiny_recipe), progress=False)
+    lines = (result.run_dir / HISTORY).read_text(encoding="utf-8").splitlines()
+    entries = [json.loads(line) for line in lines]
+    losses = [e for e in entries if "loss" in e]
+    devs = [e for e in entries if "dev" in e]
+    assert [e["step"] for e in losses] == list(range(1, result.training["steps"] + 1))
+    assert [e["step"] for e in devs] == [h["step"] for h in result.training["history"]]
+    assert devs[0]["dev"]["accuracy"] == result.training["history"][0]["accuracy"]
+    assert HISTORY in read_manifest(result.run_dir)["files"]
+
+
+def test_history_writer_keeps_every_line_strict_json(tmp_path) -> None:
+    import json
+
+    from modelyard.pipeline import HISTORY, HistoryWriter
+
+    writer = HistoryWriter(tmp_path)
+    writer.record({"step": 1, "epoch": 0, "loss": float("nan")})
+    writer.record({"step": 1, "epoch": 0, "dev": {"loss": float("inf"), "accuracy": 0.5}})
+    lines = (tmp_path / HISTORY).read_text(encoding="utf-8").splitlines()
+    first, second = (json.loads(line, parse_constant=lambda c: 1 / 0) for line in lines)
+    assert first["loss"] is None and first["step"] == 1 and "time" in first
+    assert second["dev"] == {"loss": None, "accuracy": 0.5}

@@ -7,6 +7,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelyard.curation.api import label_import as label_import
+from modelyard.curation.api import label_next as label_next
+from modelyard.curation.relabel import set_label as relabel
+from modelyard.curation.relabel import undo_last as undo_label
 from modelyard.data.labelled import labelled_split
 from modelyard.errors import DataError
 from modelyard.explainability.api import evaluate_explanations as evaluate_explanations
@@ -280,10 +284,14 @@ __all__ = [
     "export",
     "generate",
     "init_project",
+    "label_import",
+    "label_next",
     "predict",
     "predict_file",
     "quickstart",
+    "relabel",
     "train",
+    "undo_label",
     "zeroshot",
 ]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,35 @@ from modelyard.recipe import Recipe
 from modelyard.registry.manifest import MANIFEST, write_manifest
 from modelyard.registry.run import RECIPE
 from modelyard.trainer.loop import FineTuner, TrainResult
+
+HISTORY = "history.jsonl"
+
+
+class HistoryWriter:
+    """Appends each loss and dev evaluation of a run to `RUN/history.jsonl` as it happens.
+
+    One JSON object a line, flushed at once, so a dashboard can draw the curves while the
+    run trains. A resumed run appends again from its checkpoint's step: readers keep the
+    last entry of each step.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / HISTORY
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append `entry` with the wall-clock time it was measured."""
+        line = json.dumps(_finite({**entry, "time": round(time.time(), 3)}))
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """Return `value` with NaN and infinities as None, so every line is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 @dataclass
@@ -211,6 +242,7 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
         progress,
         hooks=session.hooks,
         policy=policy,
+        listeners=[HistoryWriter(run_dir)],
     )
     result = session.fit(tuner, train, dev, resume)
     selftrain = None

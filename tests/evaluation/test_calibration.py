@@ -88,3 +88,33 @@ def test_invalid_input_raises(probs: np.ndarray, y: np.ndarray, message: str) ->
 def test_nonpositive_bins_raise() -> None:
     with pytest.raises(ValueError, match="n_bins"):
         expected_calibration_error(np.array([[0.7, 0.3]]), np.array([0]), n_bins=0)
+
+
+def test_reliability_bins_reproduce_ece() -> None:
+    from modelyard.evaluation.calibration import reliability_bins
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(200, 3))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y = rng.integers(0, 3, size=200)
+    bins = reliability_bins(probs, y, n_bins=10)
+    assert sum(b["count"] for b in bins) == 200
+    assert all(b["lo"] < b["confidence"] <= b["hi"] for b in bins)
+    weighted = sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / 200
+    assert weighted == pytest.approx(expected_calibration_error(probs, y, n_bins=10))
+
+
+def test_reliability_bins_hand_computed() -> None:
+    from modelyard.evaluation.calibration import reliability_bins
+
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]])
+    bins = reliability_bins(probs, np.array([0, 1, 1]), n_bins=2)
+    assert bins == [
+        {
+            "lo": 0.5,
+            "hi": 1.0,
+            "count": 3,
+            "confidence": pytest.approx(0.7667, abs=1e-4),
+            "accuracy": pytest.approx(2 / 3),
+        },
+    ]

@@ -13,6 +13,7 @@ from modelyard.evaluation import classification_metrics
 EXPECTED_KEYS = {
     "n",
     "accuracy",
+    "reliability",
     "macro_precision",
     "macro_recall",
     "macro_f1",

@@ -20,6 +20,7 @@ from modelyard.cli.methods import register as _register_methods
 from modelyard.cli.privacy import register as _register_privacy
 from modelyard.cli.security import register as _register_security
 from modelyard.cli.serve import register as _register_serving
+from modelyard.cli.ui import register as _register_ui
 from modelyard.errors import ModelyardError
 
 app = typer.Typer(
@@ -223,6 +224,7 @@ app.command("explain")(_explain_command)
 app.command("compress")(_compress_command)
 _register_methods(app)
 _register_serving(app)
+_register_ui(app)
 _register_privacy(app)
 _register_security()
 _attach_data_tools(app)

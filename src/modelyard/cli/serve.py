@@ -128,6 +128,12 @@ def serve(
     ] = None,
     registry: Annotated[Path | None, typer.Option(help="Registry root.")] = None,
     keys_file: KeysFile = None,
+    ui: Annotated[
+        bool, typer.Option("--ui", help="Also serve the dashboard under /ui (same keys).")
+    ] = False,
+    runs: Annotated[Path, typer.Option(help="Runs folder the dashboard shows (--ui).")] = Path(
+        "runs"
+    ),
     jobs_queue: Annotated[
         Path | None, typer.Option(help="Also show this job queue, read-only, at /v1/jobs.")
     ] = None,
@@ -141,6 +147,17 @@ def serve(
     settings = build_settings(models, recipe, options)
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, extra="serve")
+    mounts = None
+    if ui:
+        from modelyard.cli.ui import mounted_ui, ui_settings
+
+        if settings.backend == "ray":
+            raise RecipeError("--ui works with the local backend; run `modelyard ui` beside Ray")
+        mounts = mounted_ui(
+            ui_settings(
+                runs, settings.registry, settings.keys_file, None, jobs_queue=settings.jobs_queue
+            )
+        )
     if settings.backend == "ray":
         from modelyard.serve.ray_backend import run_ray
 
@@ -148,7 +165,7 @@ def serve(
         return
     from modelyard.serve.server import run_server
 
-    run_server(settings)
+    run_server(settings, mounts)
 
 
 def register(app: typer.Typer) -> None:

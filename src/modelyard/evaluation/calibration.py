@@ -81,6 +81,37 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: in
     return float(np.abs(correct_sum - conf_sum).sum() / counts.sum())
 
 
+def reliability_bins(
+    probs: np.ndarray, y_true: np.ndarray, n_bins: int = 15
+) -> list[dict[str, float]]:
+    """Return the reliability diagram of top-1 predictions: one entry per non-empty bin.
+
+    Bins are the ``n_bins`` equal-width ``(lo, hi]`` bins of :func:`expected_calibration_error`;
+    each entry holds ``lo``, ``hi``, ``count``, ``confidence`` (mean top-1 probability) and
+    ``accuracy`` (share of correct predictions), so ECE is the count-weighted mean of
+    ``|accuracy - confidence|``. Raises ValueError as :func:`expected_calibration_error` does.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer; got {n_bins}")
+    p, y = check_probs(probs, y_true)
+    confidence = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    bins = _bin_index(confidence, n_bins)
+    counts = np.bincount(bins, minlength=n_bins)
+    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
+    correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    return [
+        {
+            "lo": round(i / n_bins, 6),
+            "hi": round((i + 1) / n_bins, 6),
+            "count": int(counts[i]),
+            "confidence": float(conf_sum[i] / counts[i]),
+            "accuracy": float(correct_sum[i] / counts[i]),
+        }
+        for i in np.flatnonzero(counts)
+    ]
+
+
 def _bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     # side="left" puts a confidence equal to an edge into the bin below it: bins are (lo, hi].

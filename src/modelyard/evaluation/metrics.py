@@ -13,7 +13,11 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from modelyard.evaluation.calibration import check_probs, expected_calibration_error
+from modelyard.evaluation.calibration import (
+    check_probs,
+    expected_calibration_error,
+    reliability_bins,
+)
 
 
 def classification_metrics(
@@ -25,7 +29,7 @@ def classification_metrics(
     both mean ``labels[i]``. Classes absent from the data still appear, with zero scores.
     Returns a JSON-serialisable dict with keys ``n``, ``accuracy``, ``macro_precision``,
     ``macro_recall``, ``macro_f1``, ``weighted_precision``, ``weighted_recall``,
-    ``weighted_f1``, ``ece``, ``log_loss``, ``per_class`` (label -> precision, recall, f1,
+    ``weighted_f1``, ``ece``, ``reliability`` (the non-empty calibration bins), ``log_loss``, ``per_class`` (label -> precision, recall, f1,
     support), ``confusion_matrix`` (rows true, columns predicted, in ``labels`` order),
     ``labels`` and ``warnings`` (plain sentences, e.g. when every prediction is one class).
     Raises ValueError on empty input, mismatched shapes, fewer than two or duplicate
@@ -41,6 +45,7 @@ def classification_metrics(
     }
     result.update(_averaged_scores(y, y_pred, ids))
     result["ece"] = expected_calibration_error(p, y, n_bins=ece_bins)
+    result["reliability"] = reliability_bins(p, y, n_bins=ece_bins)
     result["log_loss"] = float(log_loss(y, p, labels=ids))
     result["per_class"] = _per_class_scores(y, y_pred, labels)
     result["confusion_matrix"] = confusion_matrix(y, y_pred, labels=ids).tolist()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from modelyard._version import __version__
 from modelyard.backends import load_backend
@@ -55,11 +57,15 @@ def create_app(
     store: ModelStore | None = None,
     keys: KeyStore | None = None,
     loader: Loader = load_backend,
+    mounts: Mapping[str, ASGIApp] | None = None,
 ) -> FastAPI:
     """Return the FastAPI app serving `settings.models`; models load when the app starts.
 
-    `store` and `keys` default to the registry and key file the settings name. The app
-    raises nothing here; loading errors surface when its lifespan starts.
+    `store` and `keys` default to the registry and key file the settings name. `mounts`
+    adds apps under path prefixes (the dashboard under `/ui`); each authenticates its own
+    requests (the dashboard by session cookie, with the same keys), so the API-key guard
+    lets their paths through. The app raises nothing here; loading errors surface when its
+    lifespan starts.
     """
     metrics = ServeMetrics()
     models = ModelSet(settings, store or ModelStore(settings.registry), metrics, loader)
@@ -73,6 +79,7 @@ def create_app(
             *router.routes,
             *explain_router.routes,
             *(jobs_router(settings.jobs_queue).routes if settings.jobs_queue else []),
+            *(Mount(prefix, app=sub) for prefix, sub in (mounts or {}).items()),
         ],  # flat, so route templates can be matched and enumerated
     )
     app.state.serve = state
@@ -84,6 +91,7 @@ def create_app(
         limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
         unverified=RateLimiter(_UNVERIFIED_RATE, _UNVERIFIED_BURST),
         max_body_bytes=settings.max_body_bytes,
+        self_guarded=tuple(mounts or ()),
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, router=app.router)
     app.openapi = _openapi(app, secured=settings.auth)  # type: ignore[method-assign]

@@ -60,13 +60,16 @@ class GuardMiddleware:
         limiter: RateLimiter,
         unverified: RateLimiter,
         max_body_bytes: int,
+        self_guarded: tuple[str, ...] = (),
     ) -> None:
         self.app, self.auth = app, auth
+        # prefixes of mounted apps that check their own sessions (the dashboard)
+        self.self_guarded = tuple(p.rstrip("/") for p in self_guarded)
         self.limiter, self.unverified = limiter, unverified
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self._self_guarded(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:
@@ -77,6 +80,9 @@ class GuardMiddleware:
             return
         scope.setdefault("state", {})["api_key"] = key
         await self.app(scope, receive, send)
+
+    def _self_guarded(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.self_guarded)
 
     async def _admit(self, scope: Scope) -> KeyInfo | None:
         if scope["path"] in PUBLIC_PATHS:

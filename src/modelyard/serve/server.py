@@ -20,8 +20,11 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from types import FrameType
 from typing import Any
+
+from starlette.types import ASGIApp
 
 from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.store import ModelStore
@@ -77,14 +80,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_socket(settings: ServeSettings, sock: socket.socket) -> None:
-    """Load the models, then serve the app on an already bound socket until told to stop."""
+def serve_socket(
+    settings: ServeSettings, sock: socket.socket, mounts: Mapping[str, ASGIApp] | None = None
+) -> None:
+    """Load the models, then serve the app (and `mounts`) on a bound socket until told to stop."""
     import uvicorn
 
     from modelyard.serve.app import create_app
 
     _log_to_stderr()
-    app = create_app(settings)
+    app = create_app(settings, mounts=mounts)
     app.state.serve.start()  # load before accepting, so a bad model is a clean error
     signal.signal(signal.SIGTERM, _exit_cleanly)
     server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(settings)))
@@ -110,15 +115,24 @@ def _supervise(settings: ServeSettings, sock: socket.socket) -> None:
     log.info("all %d workers stopped (exit codes %s)", len(workers), codes)
 
 
-def run_server(settings: ServeSettings) -> None:
-    """Serve until SIGTERM/SIGINT; raise a ModelyardError before binding when preflight fails."""
+def run_server(settings: ServeSettings, mounts: Mapping[str, ASGIApp] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; raise a ModelyardError before binding when preflight fails.
+
+    `mounts` (apps by path prefix, such as the dashboard) run in the one server process, so
+    they need `workers == 1` (ServeSettingsError otherwise).
+    """
     preflight(settings)
+    if mounts and settings.workers != 1:
+        raise ServeSettingsError(
+            f"--ui runs in the serving process, so it needs --workers 1 (got {settings.workers}); "
+            "or run `modelyard ui` as its own process beside the server"
+        )
     _log_to_stderr()
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     log.info("listening on http://%s:%d with %d worker(s)", host, port, settings.workers)
     if settings.workers == 1:
-        serve_socket(settings, sock)
+        serve_socket(settings, sock, mounts)
     else:
         _supervise(settings, sock)
 

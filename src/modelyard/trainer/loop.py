@@ -62,6 +62,15 @@ class StepObserver(Protocol):
         ...
 
 
+class HistoryListener(Protocol):
+    """Receives the figures the loop measures, as it measures them (a live training log)."""
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Take one entry: `{"step", "epoch", "loss"}` after each optimizer step, or
+        `{"step", "epoch", "dev": {metric: value}}` after each dev evaluation."""
+        ...
+
+
 class TrainData(Protocol):
     """What the loop needs of a training set: its size and each example's real token count."""
 
@@ -240,11 +249,13 @@ class FineTuner:
         observers: Sequence[StepObserver] = (),
         clock: Callable[[], float] = time.perf_counter,
         objective: Objective | None = None,
+        listeners: Sequence[HistoryListener] = (),
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
         self.observers = list(observers)
+        self.listeners = list(listeners)
         self.policy = policy
         self.clock = clock  # seconds; the time budget reads it (tests pass a fake one)
         self.objective: Objective = objective or ClassificationObjective(
@@ -342,7 +353,9 @@ class FineTuner:
                 state.batch_in_epoch = b + 1
             run.seconds += time.perf_counter() - start
             if boundary:
-                run.bar.step(float(np.mean(losses)))
+                loss = float(np.mean(losses))
+                run.bar.step(loss)
+                self._record({"step": state.step, "epoch": state.epoch, "loss": loss})
                 losses = []
                 self._observe(state.step)
                 self._after_step(run)
@@ -358,6 +371,10 @@ class FineTuner:
             # the part it trained and still gets its end-of-epoch evaluation
             state.epoch += 1
             self._end_of_epoch(run)
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener.record(entry)
 
     def _observe(self, step: int) -> None:
         for observer in self.observers:
@@ -477,6 +494,7 @@ class FineTuner:
             {"step": state.step, "epoch": state.epoch, **metrics}
         )
         run.bar.dev(name, value)
+        self._record({"step": state.step, "epoch": state.epoch, "dev": metrics})
         best = state.best_metric
         improved = best is None or (value < best if name == "loss" else value > best)
         tied = best is not None and value == best
