@@ -28,7 +28,7 @@ from modelyard.methods.session import enable_gradient_checkpointing, parameter_f
 from modelyard.models import resolve_backbone
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import write_manifest
-from modelyard.trainer.device import select_device, select_dtype
+from modelyard.models.device import select_device, select_dtype
 from modelyard.trainer.loop import FineTuner
 
 
