@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from modelyard.generation.packing import IGNORE, LMData, collate_rows
-from modelyard.models.encoding import eval_batches
 from modelyard.models.device import autocast
+from modelyard.models.encoding import eval_batches
 
 
 def unwrap(model: Any) -> Any:

@@ -26,9 +26,9 @@ from modelyard.generation.packing import LMData
 from modelyard.generation.report import lm_model_card, lm_report
 from modelyard.methods.session import enable_gradient_checkpointing, parameter_figures
 from modelyard.models import resolve_backbone
+from modelyard.models.device import select_device, select_dtype
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import write_manifest
-from modelyard.models.device import select_device, select_dtype
 from modelyard.trainer.loop import FineTuner
 
 
