@@ -33,6 +33,7 @@ from modelyard.recipe.delivery import (
     QuantizeConfig,
     ServeConfig,
 )
+from modelyard.recipe.federated import FederatedConfig
 from modelyard.recipe.loading import (
     build_recipe,
     deep_merge,
@@ -71,6 +72,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "EvaluateConfig",
     "ExplainConfig",
+    "FederatedConfig",
     "IA3Options",
     "LoraOptions",
     "MemoryConfig",
