@@ -29,3 +29,18 @@ def test_federation_saves_a_run_that_predicts(fed_recipe: Recipe) -> None:
 
     out = predict(result.run_dir, ["hello world"])
     assert len(out) == 1
+
+
+@pytest.mark.slow
+def test_resume_continues_after_the_last_completed_round(fed_recipe: Recipe) -> None:
+    first = federate(fed_recipe)
+    state_file = first.run_dir / "federation" / "state.json"
+    state = json.loads(state_file.read_text())
+    # as a server killed after round 1 leaves it: round 1 saved, no manifest yet
+    state["completed_rounds"] = 1
+    state["rounds"] = [r for r in state["rounds"] if r["round"] == 1]
+    state_file.write_text(json.dumps(state))
+    (first.run_dir / "manifest.json").unlink()
+    again = federate(fed_recipe, resume=True)
+    assert again.resumed_from == 1
+    assert [r["round"] for r in again.rounds] == [1, 2]
