@@ -16,6 +16,7 @@ from modelyard.errors import DataError
 from modelyard.explainability.api import evaluate_explanations as evaluate_explanations
 from modelyard.explainability.api import explain as explain
 from modelyard.explainability.api import explain_file as explain_file
+from modelyard.federated.run import federate as federate
 from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.inference import Predictions, backend_predictions, predict_proba
 from modelyard.inference import predict_file as _predict_file

@@ -15,6 +15,7 @@ from rich.text import Text
 from modelyard.cli.compress import compress_command as _compress_command
 from modelyard.cli.curation import attach as _attach_data_tools
 from modelyard.cli.explain import explain_command as _explain_command
+from modelyard.cli.federate import register as _register_federate
 from modelyard.cli.jobs import register as _register_jobs
 from modelyard.cli.methods import register as _register_methods
 from modelyard.cli.privacy import register as _register_privacy
@@ -226,6 +227,7 @@ _register_methods(app)
 _register_serving(app)
 _register_ui(app)
 _register_privacy(app)
+_register_federate(app)
 _register_security()
 _attach_data_tools(app)
 _register_jobs(app)

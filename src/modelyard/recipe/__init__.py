@@ -33,6 +33,7 @@ from modelyard.recipe.delivery import (
     QuantizeConfig,
     ServeConfig,
 )
+from modelyard.recipe.federated import FederatedConfig
 from modelyard.recipe.generation import GenerationConfig
 from modelyard.recipe.loading import (
     build_recipe,
@@ -76,6 +77,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "EvaluateConfig",
     "ExplainConfig",
+    "FederatedConfig",
     "GenerationConfig",
     "IA3Options",
     "LoraOptions",

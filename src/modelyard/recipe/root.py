@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from modelyard.recipe.base import Section
 from modelyard.recipe.data import AuditConfig, DataConfig, RunConfig
 from modelyard.recipe.delivery import CompressConfig, EvaluateConfig, ExplainConfig, ServeConfig
+from modelyard.recipe.federated import FederatedConfig
 from modelyard.recipe.generation import GenerationConfig
 from modelyard.recipe.rules import check_private_training
 from modelyard.recipe.tasks import Task, task_backbone_problem
@@ -110,6 +111,20 @@ class Recipe(Section):
                 )
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    federated: FederatedConfig | None = Field(
+        None, description="Federated training (`modelyard federate`); null: not federated."
+    )
+
+    @model_validator(mode="after")
+    def _federated_sends_adapters(self) -> Recipe:
+        fed = self.federated
+        if fed is not None and fed.lora_only and self.train.method != "lora":
+            raise ValueError(
+                f"federated.lora_only sends LoRA adapters but train.method is "
+                f"{self.train.method!r}; set train.method lora or federated.lora_only false"
+            )
         return self
 
     @model_validator(mode="after")

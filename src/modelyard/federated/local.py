@@ -1,0 +1,117 @@
+"""One client's local round: load the global adapters, train on the local shard, return the update.
+
+Training is the ordinary FineTuner; FedProx adds its proximal term through a TrainingHook.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modelyard.federated.payload import load_trainable_state, trainable_state
+from modelyard.models.device import select_device
+from modelyard.models.encoding import Encoded
+from modelyard.recipe import Recipe
+from modelyard.trainer.loop import FineTuner
+
+
+class ProximalTerm:
+    """FedProx: adds mu/2 * ||w - w_global||^2 over the trained weights to each batch's loss."""
+
+    def __init__(self, model: torch.nn.Module, mu: float) -> None:
+        self.mu = mu
+        self.anchor = {
+            name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad
+        }
+
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor:
+        """Return mu/2 times the squared distance of the trained weights to the global ones."""
+        total = torch.zeros(())
+        for name, p in model.named_parameters():
+            if name in self.anchor:
+                total = total + (p - self.anchor[name].to(p.device)).pow(2).sum().cpu()
+        return 0.5 * self.mu * total
+
+    def adjust_loss(self, model: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
+        """Return the loss plus the proximal penalty."""
+        return loss + self.penalty(model).to(loss.device)
+
+    def after_backward(
+        self, model: torch.nn.Module, compute_loss: Callable[[], torch.Tensor], accum: int
+    ) -> None:
+        """Nothing: the penalty is part of the loss already."""
+
+
+@dataclass
+class LocalResult:
+    """What a client returns after its local epochs."""
+
+    arrays: dict[str, np.ndarray]
+    num_examples: int
+    seconds: float
+    privacy: dict[str, Any] | None
+
+
+def train_locally(
+    model: torch.nn.Module,
+    recipe: Recipe,
+    train: Encoded,
+    global_arrays: dict[str, np.ndarray] | None,
+    pad_id: int,
+    seed: int,
+    proximal_mu: float = 0.0,
+) -> LocalResult:
+    """Train `model` from the global weights on `train` for `federated.local_epochs`.
+
+    Returns the trained weights (adapters and head when `federated.lora_only`), the
+    number of examples, and the client's privacy spend when `federated.dp` is set.
+    """
+    fed = recipe.federated
+    assert fed is not None
+    if global_arrays is not None:
+        load_trainable_state(model, global_arrays, fed.lora_only)
+    cfg = recipe.train.model_copy(
+        update={"epochs": fed.local_epochs, "eval_every": None, "early_stopping": _no_stop(recipe)}
+    )
+    hooks = [ProximalTerm(model, proximal_mu)] if proximal_mu > 0 else []
+    policy = None
+    if fed.dp is not None:
+        from modelyard.privacy.dp import private_policy
+
+        private = recipe.model_copy(update={"privacy": fed.dp})
+        policy = private_policy(private, model, len(train))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="modelyard-fed-") as work:
+        tuner = FineTuner(
+            model,
+            cfg,
+            select_device(recipe.train.device),
+            None,
+            pad_id,
+            seed,
+            Path(work),
+            progress=False,
+            hooks=hooks,
+            policy=policy,
+        )
+        # no dev split on a client: the last weights are the update
+        result = tuner.fit(train, Encoded([], None, [], 0))
+    privacy = policy.finish(result.steps) if policy is not None else None
+    model.cpu()
+    return LocalResult(
+        arrays=dict(trainable_state(model, fed.lora_only)),
+        num_examples=len(train),
+        seconds=round(time.perf_counter() - start, 3),
+        privacy=privacy,
+    )
+
+
+def _no_stop(recipe: Recipe) -> Any:
+    return recipe.train.early_stopping.model_copy(update={"patience": None})

@@ -1,0 +1,71 @@
+"""The `federated:` section: how `modelyard federate` trains across clients."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from modelyard.recipe.base import Section
+from modelyard.recipe.training import PrivacyConfig
+
+
+class FederatedConfig(Section):
+    """Federated training on Flower: clients, data split, strategy and rounds."""
+
+    clients: int = Field(5, ge=1, le=1000, description="Number of clients (Flower SuperNodes).")
+    partition: str = Field(
+        "iid",
+        description="How the training rows are split over simulated clients: iid, "
+        "dirichlet:ALPHA (label skew, smaller is stronger) or column:NAME (one client per value).",
+    )
+    strategy: Literal["fedavg", "fedprox", "fedadam"] = Field(
+        "fedavg",
+        description="Server strategy: fedavg (weighted mean), fedprox (mean plus a proximal "
+        "term on clients) or fedadam (server-side Adam over the mean update).",
+    )
+    rounds: int = Field(5, ge=1, le=10000, description="Federated rounds.")
+    local_epochs: float = Field(
+        1.0, gt=0, le=100, description="Passes each client makes over its data per round."
+    )
+    fraction_train: float = Field(
+        1.0, gt=0, le=1, description="Share of the clients sampled to train in each round."
+    )
+    min_clients: int = Field(
+        2,
+        ge=1,
+        description="A round needs this many clients to start and this many replies to count; "
+        "clients that fail or time out are left out.",
+    )
+    round_timeout: float = Field(
+        600.0, gt=0, description="Seconds the server waits for a round's replies."
+    )
+    proximal_mu: float = Field(
+        0.01, ge=0, description="fedprox: weight mu of the proximal term mu/2·||w - w_global||²."
+    )
+    server_lr: float = Field(0.01, gt=0, description="fedadam: the server's learning rate (eta).")
+    client_lr: float = Field(
+        0.01, gt=0, description="fedadam: the clients' learning rate as the strategy assumes it."
+    )
+    lora_only: bool = Field(
+        True,
+        description="Send only the LoRA adapters and the task head (train.method must be lora); "
+        "false: send the whole model every round.",
+    )
+    dp: PrivacyConfig | None = Field(
+        None,
+        description="Client-side DP-SGD (Opacus) with this budget per client; each client's "
+        "epsilon goes into the model card.",
+    )
+    simulation_cpus: int = Field(
+        1, ge=1, le=64, description="CPU cores the simulation engine may use (one client each)."
+    )
+
+    @model_validator(mode="after")
+    def _min_fits_clients(self) -> FederatedConfig:
+        if self.min_clients > self.clients:
+            raise ValueError(
+                f"federated.min_clients ({self.min_clients}) exceeds federated.clients "
+                f"({self.clients}); lower min_clients"
+            )
+        return self
