@@ -29,7 +29,6 @@ COMPRESSED_SUFFIX = "-compressed"
 # a run without a manifest whose history changed this recently is still training
 LIVE_WINDOW_S = 120.0
 _WATCHED = (MANIFEST, "metrics.json", RECIPE, HISTORY)
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class UnknownRunError(ModelyardError):
@@ -65,7 +64,7 @@ def read_json(path: Path) -> Any:
 def read_yaml(path: Path) -> Any:
     """Return the parsed YAML file at `path`, or None when it is missing or unreadable."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
 
