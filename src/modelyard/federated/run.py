@@ -198,7 +198,7 @@ def simulate(setup: FederationSetup, outcome: ServerOutcome) -> None:
         server_app=server_app(setup, outcome),
         client_app=client_app(setup),
         num_supernodes=fed.clients,
-        backend_config=backend,  # type: ignore[arg-type]
+        backend_config=backend,  # type: ignore[arg-type, unused-ignore]
     )
 
 
