@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from modelyard._version import __version__
 from modelyard.cli.compress import compress_command as _compress_command
 from modelyard.cli.curation import attach as _attach_data_tools
 from modelyard.cli.explain import explain_command as _explain_command
@@ -34,6 +35,24 @@ console = Console()
 err_console = Console(stderr=True)
 
 EXIT_USER_ERROR = 2
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"modelyard {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """modelyard: from data to a deployed, cheap, explainable and private model."""
 
 
 def _api() -> Any:
