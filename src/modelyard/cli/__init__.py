@@ -177,6 +177,10 @@ def predict(
     ] = None,
     text_column: Annotated[str, typer.Option(help="Text column of --input.")] = "text",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 32,
+    top_k: Annotated[
+        int, typer.Option(min=0, help="Show the k most probable labels (0: every label).")
+    ] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON.")] = False,
     max_tokens: Annotated[
         int, typer.Option(min=1, help="Language-model runs: most tokens to generate.")
     ] = 128,
@@ -201,7 +205,24 @@ def predict(
         path = _api().predict_file(run, input, output, text_column, batch_size)
         console.print(f"predictions written to {path}")
         return
-    console.print_json(json.dumps(_api().predict(run, [text])[0]))
+    record = _api().predict(run, [text], batch_size, top_k or None)[0]
+    if as_json:
+        console.print_json(json.dumps(record))
+        return
+    _print_prediction(record, top_k)
+
+
+def _print_prediction(record: dict[str, Any], top_k: int) -> None:
+    table = Table(title=f"{record['predicted_label']} ({record['predicted_score']:.3f})")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    for label, p in record["probabilities"].items():
+        table.add_row(label, f"{p:.4f}")
+    console.print(table)
+    if top_k and len(record["probabilities"]) == top_k:
+        console.print(f"the {top_k} most probable labels; --top-k 0 shows every label")
+    if record["truncated"]:
+        console.print("[yellow]note:[/] the text was cut to the model's maximum length")
 
 
 @app.command()
