@@ -133,8 +133,15 @@ def test_too_few_dev_rows_fall_back_and_say_so(tiny_recipe: dict) -> None:
 
 def test_predict_and_evaluate_round_trip(trained: Any, tmp_path: Path) -> None:
     [pred] = modelyard.predict(trained.run_dir, "refund my invoice payment please")
-    assert pred["label"] == "billing"
-    assert abs(sum(v for k, v in pred.items() if k.startswith("prob_")) - 1) < 1e-4
+    assert pred["predicted_label"] == "billing"
+    assert abs(sum(pred["probabilities"].values()) - 1) < 1e-4
+    assert next(iter(pred["probabilities"])) == "billing"
+    with pytest.warns(DeprecationWarning, match="predicted_label"):
+        assert pred["label"] == "billing"
+    with pytest.warns(DeprecationWarning, match="probabilities"):
+        assert pred["prob_billing"] == pred["probabilities"]["billing"]
+    [top] = modelyard.predict(trained.run_dir, "refund my invoice payment please", top_k=1)
+    assert list(top["probabilities"]) == ["billing"]
     test = write_csv(tmp_path / "test.csv", make_rows(30, seed=5))
     metrics = modelyard.evaluate(trained.run_dir, test)
     assert metrics["n"] == 30 and Path(metrics["report_dir"], "report.md").is_file()

@@ -176,9 +176,13 @@ def _default_recipe(data: str | Path) -> Recipe:
 
 
 def predict(
-    run: LoadedRun | str | Path, texts: list[str] | str, batch_size: int = 32
+    run: LoadedRun | str | Path,
+    texts: list[str] | str,
+    batch_size: int = 32,
+    top_k: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Return, for each text, its predicted label, score and every class's probability.
+    """Return, for each text, `predicted_label`, `predicted_score`, `truncated` and
+    `probabilities` (most probable first; the `top_k` most probable, every class when None).
 
     For a language-model run, the generated text of each prompt (see `generate`).
     """
@@ -187,9 +191,9 @@ def predict(
         return generate(Path(str(run)), batch)
     backend = _backend(run)
     if backend is not None:
-        return backend_predictions(backend, batch).records()
+        return list(backend_predictions(backend, batch).records(top_k))
     preds: Predictions = predict_proba(_as_run(run), batch, batch_size=batch_size)
-    return preds.records()
+    return list(preds.records(top_k))
 
 
 def predict_file(

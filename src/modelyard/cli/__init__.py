@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from modelyard._version import __version__
 from modelyard.cli.compress import compress_command as _compress_command
 from modelyard.cli.curation import attach as _attach_data_tools
 from modelyard.cli.explain import explain_command as _explain_command
@@ -34,6 +35,24 @@ console = Console()
 err_console = Console(stderr=True)
 
 EXIT_USER_ERROR = 2
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"modelyard {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """modelyard: from data to a deployed, cheap, explainable and private model."""
 
 
 def _api() -> Any:
@@ -158,6 +177,10 @@ def predict(
     ] = None,
     text_column: Annotated[str, typer.Option(help="Text column of --input.")] = "text",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 32,
+    top_k: Annotated[
+        int, typer.Option(min=0, help="Show the k most probable labels (0: every label).")
+    ] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON.")] = False,
     max_tokens: Annotated[
         int, typer.Option(min=1, help="Language-model runs: most tokens to generate.")
     ] = 128,
@@ -182,7 +205,24 @@ def predict(
         path = _api().predict_file(run, input, output, text_column, batch_size)
         console.print(f"predictions written to {path}")
         return
-    console.print_json(json.dumps(_api().predict(run, [text])[0]))
+    record = _api().predict(run, [text], batch_size, top_k or None)[0]
+    if as_json:
+        console.print_json(json.dumps(record))
+        return
+    _print_prediction(record, top_k)
+
+
+def _print_prediction(record: dict[str, Any], top_k: int) -> None:
+    table = Table(title=f"{record['predicted_label']} ({record['predicted_score']:.3f})")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    for label, p in record["probabilities"].items():
+        table.add_row(label, f"{p:.4f}")
+    console.print(table)
+    if top_k and len(record["probabilities"]) == top_k:
+        console.print(f"the {top_k} most probable labels; --top-k 0 shows every label")
+    if record["truncated"]:
+        console.print("[yellow]note:[/] the text was cut to the model's maximum length")
 
 
 @app.command()
