@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.serve.limits import Text
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -14,7 +16,7 @@ class _Body(BaseModel):
 class PredictRequest(_Body):
     """Texts to classify, and which model to use when several are served."""
 
-    texts: list[str] = Field(description="Texts to classify (limits: see the server settings).")
+    texts: list[Text] = Field(description="Texts to classify (limits: see the server settings).")
     model: str | None = Field(None, description="Model name; optional when one model is served.")
     top_k: int | None = Field(
         None, ge=1, description="Return the k most probable labels only (default: every label)."
