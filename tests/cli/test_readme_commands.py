@@ -165,7 +165,7 @@ def test_labelling_loop(ws: Workspace, trained: str) -> None:
 
 def test_registry_signing_and_api_keys(ws: Workspace, trained: str) -> None:
     assert "tiny" in ok(ws.root, "registry", "push", ws.run, "--name", "tiny")
-    ok(ws.root, "registry", "alias", "tiny", "prod", "1")
+    ok(ws.root, "registry", "alias", "tiny:1", "prod")
     assert "prod" in ok(ws.root, "registry", "list")
     assert "signing key" in ok(ws.root, "signing-keys", "create", "signing.key")
     assert "signed" in ok(ws.root, "registry", "sign", ws.run, "--key", "signing.key")
