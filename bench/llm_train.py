@@ -31,30 +31,29 @@ from common import base_parser, machine, read_csv, run_json_subprocess, write_re
 
 SEED = 42
 PARTS = ("clm", "mlm", "sft", "speed")
-# sized for a shared 2-core machine: the four parts ran at once, niced, under a load average
-# of 15-22 from other jobs (about 0.1 core each), and had to finish within an hour; on a quiet
-# machine raise the steps (the figures below move with them)
+# sized for a quiet 2-core machine (about an hour for the four parts in turn); every part is
+# cached in the work folder, so a run interrupted by a busy neighbour resumes
 FULL = {
-    "clm": {"steps": 8, "batch": 8, "max_length": 128, "test_docs": 40, "lr": 4e-4},
+    "clm": {"steps": 30, "batch": 8, "max_length": 128, "test_docs": 60, "lr": 1e-4},
     "mlm": {
-        "steps": 20,
+        "steps": 60,
         "batch": 32,
         "max_length": 64,
         "labels": 200,
         "test_rows": 400,
-        "seeds": 1,
+        "seeds": 3,
     },
     "sft": {
-        "steps": 4,
+        "steps": 30,
         "batch": 4,
         "accum": 2,
         "max_length": 256,
         "train_rows": 300,
-        "test_rows": 12,
-        "new_tokens": 32,
-        "lr": 1e-3,
+        "test_rows": 24,
+        "new_tokens": 48,
+        "lr": 5e-4,
     },
-    "speed": {"steps": 1, "batch": 4, "accum": 2, "max_length": 256, "rows": 60, "repeats": 2},
+    "speed": {"steps": 4, "batch": 4, "accum": 2, "max_length": 256, "rows": 80, "repeats": 2},
 }
 QUICK = {
     "clm": {"steps": 2, "batch": 4, "max_length": 64, "test_docs": 10, "lr": 4e-4},

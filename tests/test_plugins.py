@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from modelyard.errors import MissingExtraError, UnknownPluginError
-from modelyard.plugins import Registry, require
+from modelyard.plugins import Registry, install_command, require
 
 
 def test_registry_lists_available_names_on_unknown() -> None:
@@ -29,3 +32,34 @@ def test_registering_twice_fails() -> None:
 def test_require_gives_install_hint() -> None:
     with pytest.raises(MissingExtraError, match=r"pip install 'modelyard\[federated\]'"):
         require("surely_not_a_module_xyz", extra="federated")
+
+
+def _extras() -> dict[str, list[str]]:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    with open(root / "pyproject.toml", "rb") as handle:
+        extras: dict[str, list[str]] = tomllib.load(handle)["project"]["optional-dependencies"]
+    return extras
+
+
+def test_every_required_extra_exists_and_the_hint_is_the_exact_command() -> None:
+    root = Path(__file__).resolve().parents[1] / "src" / "modelyard"
+    named = {
+        match
+        for path in root.rglob("*.py")
+        for match in re.findall(r'require\([^)]*extra="([a-z0-9]+)"', path.read_text("utf-8"))
+    }
+    assert named - {"dev"} <= set(_extras())
+    with pytest.raises(MissingExtraError) as caught:
+        require("surely_not_a_module_xyz", extra="compress")
+    assert install_command("compress") in str(caught.value)
+    assert install_command("compress") == "pip install 'modelyard[compress]'"
+
+
+def test_the_all_extra_covers_every_feature_extra_but_federated_and_ray() -> None:
+    extras = _extras()
+    (spec,) = extras["all"]
+    included = set(re.fullmatch(r"modelyard\[(.*)\]", spec).group(1).split(","))  # type: ignore[union-attr]
+    features = set(extras) - {"all", "dev", "bench", "backbone", "smollm2", "browser"}
+    assert features - included == {"federated", "ray"}

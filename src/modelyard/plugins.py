@@ -53,11 +53,21 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+def install_command(extra: str) -> str:
+    """Return the exact pip command that adds `extra` to an installed modelyard.
+
+    pip resolves the extra against the installed distribution (a wheel or an editable checkout
+    alike), so the same command works after `pip install -e '.[all]'` and after a wheel.
+    """
+    return f"pip install 'modelyard[{extra}]'"
+
+
 def require(module: str, extra: str) -> object:
     """Import and return an optional dependency, or raise MissingExtraError with the install hint."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(
-            f"this feature needs the '{module}' package: pip install 'modelyard[{extra}]'"
+            f"this feature needs the '{module}' package of the '{extra}' extra: "
+            f"{install_command(extra)}"
         ) from exc

@@ -25,6 +25,7 @@ from modelyard.plugins import Registry
 from modelyard.recipe import CompressConfig
 from modelyard.registry.manifest import sha256_file, write_manifest
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun
+from modelyard.registry.store import is_number
 
 COMPRESSION_FILE = "compression.json"
 
@@ -136,7 +137,7 @@ def check_arg(spec: MethodSpec) -> None:
                 f"{spec.name} needs a student: {spec.name}:N keeps N of the teacher's layers, "
                 f"{spec.name}:BACKBONE starts from another backbone (e.g. {example})"
             )
-        if not spec.arg.isdigit():
+        if not is_number(spec.arg):
             from modelyard.models import resolve_backbone
 
             resolve_backbone(spec.arg)

@@ -27,6 +27,7 @@ from modelyard.models.device import autocast, select_dtype
 from modelyard.models.encoding import Encoded, collate, encode_texts, epoch_batches
 from modelyard.models.predict import predict_logits
 from modelyard.recipe import DistillConfig
+from modelyard.registry.store import is_number
 from modelyard.trainer.loop import param_groups
 
 UNLABELLED = -1
@@ -197,7 +198,7 @@ class Distiller:
 
 
 def _student(ctx: CompressContext, arg: str) -> tuple[Any, Any, list[int] | None, dict[str, Any]]:
-    if arg.isdigit():
+    if is_number(arg):
         student, kept = layer_student(ctx.run.model, int(arg))
         return student, None, kept, {"student": f"{len(kept)} teacher layers", "layers_kept": kept}
     folder = resolve_backbone(arg)

@@ -13,6 +13,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelyard.registry.store import is_number
 from modelyard.serve.auth import Authenticator, KeyInfo
 from modelyard.serve.auth import Scope as KeyScope
 from modelyard.serve.errors import (
@@ -126,7 +127,7 @@ class GuardMiddleware:
                 f"compressed request bodies ({encoding}) are not accepted; send them uncompressed"
             )
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared is not None and is_number(declared) and int(declared) > self.max_body_bytes:
             raise self._too_large(int(declared))
         chunks, size, more = [], 0, True
         while more:
