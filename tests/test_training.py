@@ -85,6 +85,15 @@ def test_tiny_model_learns_the_task(trained: Any) -> None:
 def test_model_card_and_recipe_are_saved(trained: Any) -> None:
     card = (trained.run_dir / "MODEL_CARD.md").read_text()
     assert "## Intended use" in card and "## Limits" in card and "billing" in card
+    # the data file by name and hash, never the absolute path of someone's disk
+    assert "- Source: `data.csv` (sha256 " in card and str(trained.run_dir.parent) not in card
+
+
+def test_report_has_the_training_history_as_a_table_and_a_curve(trained: Any) -> None:
+    report = (trained.run_dir / "report.md").read_text()
+    assert "## Training history" in report and "| Step | Epoch | dev " in report
+    assert "[{" not in report  # not a raw Python list of dicts
+    assert (trained.run_dir / "training.png").read_bytes()[:4] == b"\x89PNG"
     saved = yaml.safe_load((trained.run_dir / "recipe.yaml").read_text())
     assert saved["train"]["lr"] == 5e-3
 

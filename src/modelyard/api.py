@@ -231,11 +231,11 @@ def demo_data_path() -> Path:
     )
 
 
-def quickstart_recipe(output_dir: str | Path = "runs") -> Recipe:
+def quickstart_recipe(output_dir: str | Path = "runs", name: str = "quickstart") -> Recipe:
     """Return the recipe of the demo run: the bundled dataset and the default backbone."""
     return build_recipe(
         {
-            "run": {"name": "quickstart", "output_dir": str(output_dir), "seed": 42},
+            "run": {"name": name, "output_dir": str(output_dir), "seed": 42},
             "data": {"path": str(demo_data_path()), "split": {"dev": 0.1, "test": 0.15}},
             "model": {"backbone": "minilm-l6", "max_length": 64},
             "train": {"batch_size": 16, "lr": 8e-5, "checkpoint_every": None},
@@ -243,11 +243,25 @@ def quickstart_recipe(output_dir: str | Path = "runs") -> Recipe:
     )
 
 
+def next_free_name(output_dir: str | Path, name: str) -> str:
+    """Return `name`, or `name-2`, `name-3`, ... : the first that names no folder in `output_dir`."""
+    root, candidate, n = Path(output_dir), name, 1
+    while (root / candidate).exists():
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
 def quickstart(
-    output_dir: str | Path = "runs", overwrite: bool = True, progress: bool = True
+    output_dir: str | Path = "runs", overwrite: bool = False, progress: bool = True
 ) -> RunResult:
-    """Train, evaluate and save the demo run on the embedded defaults; return its result."""
-    return run_training(quickstart_recipe(output_dir), overwrite=overwrite, progress=progress)
+    """Train, evaluate and save the demo run on the embedded defaults; return its result.
+
+    An earlier `OUTPUT_DIR/quickstart` is kept: the new run goes to `quickstart-2`, `-3`, ...
+    unless `overwrite` replaces it.
+    """
+    name = "quickstart" if overwrite else next_free_name(output_dir, "quickstart")
+    return run_training(quickstart_recipe(output_dir, name), overwrite=overwrite, progress=progress)
 
 
 def init_project(directory: str | Path, overwrite: bool = False) -> Path:
