@@ -102,8 +102,10 @@ def test_train_predict_evaluate_through_the_cli(
     run_dir = payload["run_dir"]
     assert payload["training"]["steps"] > 0 and Path(run_dir, "manifest.json").is_file()
 
+    code, out, _ = run_cli(["predict", run_dir, "refund my invoice", "--json"], monkeypatch, capsys)
+    assert code == 0 and '"predicted_label"' in out
     code, out, _ = run_cli(["predict", run_dir, "refund my invoice"], monkeypatch, capsys)
-    assert code == 0 and '"label"' in out
+    assert code == 0 and "probability" in out and "billing" in out
 
     code, _, err = run_cli(["predict", run_dir], monkeypatch, capsys)
     assert code == EXIT_USER_ERROR and "TEXT or --input" in err

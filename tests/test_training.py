@@ -85,6 +85,15 @@ def test_tiny_model_learns_the_task(trained: Any) -> None:
 def test_model_card_and_recipe_are_saved(trained: Any) -> None:
     card = (trained.run_dir / "MODEL_CARD.md").read_text()
     assert "## Intended use" in card and "## Limits" in card and "billing" in card
+    # the data file by name and hash, never the absolute path of someone's disk
+    assert "- Source: `data.csv` (sha256 " in card and str(trained.run_dir.parent) not in card
+
+
+def test_report_has_the_training_history_as_a_table_and_a_curve(trained: Any) -> None:
+    report = (trained.run_dir / "report.md").read_text()
+    assert "## Training history" in report and "| Step | Epoch | dev " in report
+    assert "[{" not in report  # not a raw Python list of dicts
+    assert (trained.run_dir / "training.png").read_bytes()[:4] == b"\x89PNG"
     saved = yaml.safe_load((trained.run_dir / "recipe.yaml").read_text())
     assert saved["train"]["lr"] == 5e-3
 
@@ -133,8 +142,15 @@ def test_too_few_dev_rows_fall_back_and_say_so(tiny_recipe: dict) -> None:
 
 def test_predict_and_evaluate_round_trip(trained: Any, tmp_path: Path) -> None:
     [pred] = modelyard.predict(trained.run_dir, "refund my invoice payment please")
-    assert pred["label"] == "billing"
-    assert abs(sum(v for k, v in pred.items() if k.startswith("prob_")) - 1) < 1e-4
+    assert pred["predicted_label"] == "billing"
+    assert abs(sum(pred["probabilities"].values()) - 1) < 1e-4
+    assert next(iter(pred["probabilities"])) == "billing"
+    with pytest.warns(DeprecationWarning, match="predicted_label"):
+        assert pred["label"] == "billing"
+    with pytest.warns(DeprecationWarning, match="probabilities"):
+        assert pred["prob_billing"] == pred["probabilities"]["billing"]
+    [top] = modelyard.predict(trained.run_dir, "refund my invoice payment please", top_k=1)
+    assert list(top["probabilities"]) == ["billing"]
     test = write_csv(tmp_path / "test.csv", make_rows(30, seed=5))
     metrics = modelyard.evaluate(trained.run_dir, test)
     assert metrics["n"] == 30 and Path(metrics["report_dir"], "report.md").is_file()

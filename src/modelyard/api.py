@@ -11,7 +11,7 @@ from modelyard.curation.api import label_import as label_import
 from modelyard.curation.api import label_next as label_next
 from modelyard.curation.relabel import set_label as relabel
 from modelyard.curation.relabel import undo_last as undo_label
-from modelyard.data.labelled import labelled_split
+from modelyard.data.labelled import labelled_split_like
 from modelyard.errors import DataError
 from modelyard.explainability.api import evaluate_explanations as evaluate_explanations
 from modelyard.explainability.api import explain as explain
@@ -21,7 +21,7 @@ from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.inference import Predictions, backend_predictions, predict_proba
 from modelyard.inference import predict_file as _predict_file
 from modelyard.pipeline import RunResult, evaluate_encoded, run_training
-from modelyard.recipe import Recipe, build_recipe, load_recipe
+from modelyard.recipe import DEFAULT_BACKBONE, DEFAULT_MAX_LENGTH, Recipe, build_recipe, load_recipe
 from modelyard.registry.run import LoadedRun, load_run
 
 DEMO_DATA = "support_tickets.csv"
@@ -118,7 +118,6 @@ def evaluate(
     """
     from modelyard.evaluation import metrics_markdown, plot_confusion
     from modelyard.models.encoding import encode_split
-    from modelyard.recipe import Recipe as _Recipe
 
     if _lm_kind(run):
         from modelyard.generation import load_lm_run
@@ -135,15 +134,9 @@ def evaluate(
             raise DataError("--robustness needs a PyTorch run; this artifact is " + backend.name)
         return evaluate_artifact(backend, Path(data), text_column, label_column, output)
     loaded = _as_run(run)
-    data_cfg = loaded.recipe.get("data", {})
-    split, dropped = labelled_split(
-        Path(data),
-        text_column or data_cfg.get("text_column", "text"),
-        label_column or data_cfg.get("label_column", "label"),
-        loaded.labels,
-        data_cfg.get("text_pair_column"),
+    split, dropped = labelled_split_like(
+        Path(data), loaded.recipe.data, loaded.labels, text_column, label_column
     )
-    recipe = _Recipe.model_validate(loaded.recipe) if loaded.recipe else None
     encoded = encode_split(loaded.tokenizer, split, loaded.max_length)
     device = next(loaded.model.parameters()).device
     metrics = evaluate_encoded(
@@ -151,7 +144,7 @@ def evaluate(
         loaded.tokenizer,
         encoded,
         loaded.labels,
-        recipe or _default_recipe(data),
+        loaded.recipe,
         split.texts,
         device,
     )
@@ -171,14 +164,14 @@ def evaluate(
     return metrics
 
 
-def _default_recipe(data: str | Path) -> Recipe:
-    return build_recipe({"data": {"path": str(data)}})
-
-
 def predict(
-    run: LoadedRun | str | Path, texts: list[str] | str, batch_size: int = 32
+    run: LoadedRun | str | Path,
+    texts: list[str] | str,
+    batch_size: int = 32,
+    top_k: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Return, for each text, its predicted label, score and every class's probability.
+    """Return, for each text, `predicted_label`, `predicted_score`, `truncated` and
+    `probabilities` (most probable first; the `top_k` most probable, every class when None).
 
     For a language-model run, the generated text of each prompt (see `generate`).
     """
@@ -187,9 +180,9 @@ def predict(
         return generate(Path(str(run)), batch)
     backend = _backend(run)
     if backend is not None:
-        return backend_predictions(backend, batch).records()
+        return list(backend_predictions(backend, batch).records(top_k))
     preds: Predictions = predict_proba(_as_run(run), batch, batch_size=batch_size)
-    return preds.records()
+    return list(preds.records(top_k))
 
 
 def predict_file(
@@ -227,11 +220,11 @@ def demo_data_path() -> Path:
     )
 
 
-def quickstart_recipe(output_dir: str | Path = "runs") -> Recipe:
+def quickstart_recipe(output_dir: str | Path = "runs", name: str = "quickstart") -> Recipe:
     """Return the recipe of the demo run: the bundled dataset and the default backbone."""
     return build_recipe(
         {
-            "run": {"name": "quickstart", "output_dir": str(output_dir), "seed": 42},
+            "run": {"name": name, "output_dir": str(output_dir), "seed": 42},
             "data": {"path": str(demo_data_path()), "split": {"dev": 0.1, "test": 0.15}},
             "model": {"backbone": "minilm-l6", "max_length": 64},
             "train": {"batch_size": 16, "lr": 8e-5, "checkpoint_every": None},
@@ -239,11 +232,25 @@ def quickstart_recipe(output_dir: str | Path = "runs") -> Recipe:
     )
 
 
+def next_free_name(output_dir: str | Path, name: str) -> str:
+    """Return `name`, or `name-2`, `name-3`, ... : the first that names no folder in `output_dir`."""
+    root, candidate, n = Path(output_dir), name, 1
+    while (root / candidate).exists():
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
 def quickstart(
-    output_dir: str | Path = "runs", overwrite: bool = True, progress: bool = True
+    output_dir: str | Path = "runs", overwrite: bool = False, progress: bool = True
 ) -> RunResult:
-    """Train, evaluate and save the demo run on the embedded defaults; return its result."""
-    return run_training(quickstart_recipe(output_dir), overwrite=overwrite, progress=progress)
+    """Train, evaluate and save the demo run on the embedded defaults; return its result.
+
+    An earlier `OUTPUT_DIR/quickstart` is kept: the new run goes to `quickstart-2`, `-3`, ...
+    unless `overwrite` replaces it.
+    """
+    name = "quickstart" if overwrite else next_free_name(output_dir, "quickstart")
+    return run_training(quickstart_recipe(output_dir, name), overwrite=overwrite, progress=progress)
 
 
 def init_project(directory: str | Path, overwrite: bool = False) -> Path:
@@ -301,8 +308,8 @@ def zeroshot(
     labels_file: str | Path,
     data: str | Path,
     output: str | Path,
-    backbone: str = "minilm-l6",
-    max_length: int = 128,
+    backbone: str = DEFAULT_BACKBONE,
+    max_length: int = DEFAULT_MAX_LENGTH,
     temperature: float = 0.05,
     text_column: str = "text",
     label_column: str = "label",

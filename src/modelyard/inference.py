@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,42 @@ from modelyard.models.encoding import Encoded, encode_texts
 from modelyard.models.predict import predict_logits
 from modelyard.registry.run import LoadedRun
 
+# the names of 0.1's prediction records, still answered (with a warning) by PredictionRecord
+_OLD_FIELDS = {"label": "predicted_label", "score": "predicted_score"}
+
+
+class PredictionRecord(dict[str, Any]):
+    """One text's prediction: `predicted_label`, `predicted_score`, `truncated` and
+    `probabilities` (label -> probability, most probable first).
+
+    The old keys `label`, `score` and `prob_<label>` still answer, with a DeprecationWarning.
+    """
+
+    def __missing__(self, key: str) -> Any:
+        if key in _OLD_FIELDS:
+            new = _OLD_FIELDS[key]
+            warnings.warn(
+                f"prediction['{key}'] is deprecated; use ['{new}']", DeprecationWarning, 2
+            )
+            return self[new]
+        if isinstance(key, str) and key.startswith("prob_"):
+            warnings.warn(
+                f"prediction['{key}'] is deprecated; use ['probabilities']['{key[5:]}']",
+                DeprecationWarning,
+                2,
+            )
+            return self["probabilities"][key[5:]]
+        raise KeyError(key)
+
+
+def ranked_probabilities(
+    label_names: list[str], row: np.ndarray, top_k: int | None = None
+) -> dict[str, float]:
+    """Return label -> probability (rounded to 6 places), most probable first, the first
+    `top_k` only (every class when `top_k` is None or 0)."""
+    order = np.argsort(-row, kind="stable")[: top_k or None]
+    return {label_names[i]: round(float(row[i]), 6) for i in order}
+
 
 @dataclass
 class Predictions:
@@ -27,20 +64,26 @@ class Predictions:
     label_names: list[str]
     truncated: list[bool]
 
-    def records(self) -> list[dict[str, object]]:
-        """Return one dict per text: label, its probability, and every class's probability."""
-        rows = []
-        for label, p, cut in zip(self.labels, self.probs, self.truncated, strict=True):
-            row: dict[str, object] = {
-                "label": label,
-                "score": round(float(p.max()), 6),
-                "truncated": cut,
-            }
+    def records(self, top_k: int | None = None) -> list[PredictionRecord]:
+        """Return one PredictionRecord per text, its probabilities sorted and cut to `top_k`."""
+        return [
+            PredictionRecord(
+                predicted_label=label,
+                predicted_score=round(float(p.max()), 6),
+                truncated=cut,
+                probabilities=ranked_probabilities(self.label_names, p, top_k),
+            )
+            for label, p, cut in zip(self.labels, self.probs, self.truncated, strict=True)
+        ]
+
+    def table_rows(self) -> list[dict[str, object]]:
+        """Return one flat row per text for a file: the record's fields, then `prob_<label>`
+        for every class in the model's label order."""
+        rows: list[dict[str, object]] = []
+        for record, p in zip(self.records(), self.probs, strict=True):
+            row = {k: v for k, v in record.items() if k != "probabilities"}
             row.update(
-                {
-                    f"prob_{name}": round(float(v), 6)
-                    for name, v in zip(self.label_names, p, strict=True)
-                }
+                {f"prob_{n}": round(float(v), 6) for n, v in zip(self.label_names, p, strict=True)}
             )
             rows.append(row)
         return rows
@@ -93,10 +136,8 @@ def predict_file(
         preds = predict_proba(run, texts, batch_size=batch_size)
     else:  # a backend: ONNX or another artifact kind
         preds = backend_predictions(run, texts)
-    # prefixed so they never collide with the input's own columns (often a `label` column)
-    predicted = pd.DataFrame(preds.records()).rename(
-        columns={"label": "predicted_label", "score": "predicted_score"}
-    )
+    # the fields are prefixed so they never collide with the input's own `label` column
+    predicted = pd.DataFrame(preds.table_rows())
     result = pd.concat([table.reset_index(drop=True), predicted], axis=1)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".csv":

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from modelyard.recipe import Recipe
+
+
+def describe_file(path: str | Path | None) -> str:
+    """Return a data file as the card shows it: its name and SHA-256, never the absolute path
+    (which says where one person's disk kept it, and goes stale when the run is moved)."""
+    if path is None:
+        return "(none)"
+    file = Path(path)
+    if not file.is_file():
+        return f"`{file.name}`"
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"`{file.name}` (sha256 {digest.hexdigest()})"
+
+
+def _backbone_name(backbone: str) -> str:
+    # a local folder is named by its last part; a bundled name is kept as it is
+    return Path(backbone).name if ("/" in backbone or "\\" in backbone) else backbone
 
 
 def _fmt(value: Any) -> str:
@@ -86,16 +108,16 @@ def render_model_card(
         "throughput_b32_per_s",
     ]
     rows = "\n".join(f"| {k} | {_fmt(metrics[k])} |" for k in headline if k in metrics)
-    source = recipe.data.path or recipe.data.train
+    source = describe_file(recipe.data.path or recipe.data.train)
     return f"""# Model card: {recipe.run.name}
 
 ## Model
 - Task: text classification into {len(labels)} classes: {", ".join(labels)}
-- Backbone: `{recipe.model.backbone}`, fine-tuned with method `{recipe.train.method}`
+- Backbone: `{_backbone_name(recipe.model.backbone)}`, fine-tuned with method `{recipe.train.method}`
 - Maximum input length: {recipe.model.max_length} tokens (longer inputs are truncated)
 
 ## Training data
-- Source: `{source}` (text column `{recipe.data.text_column}`, label column `{recipe.data.label_column}`)
+- Source: {source} (text column `{recipe.data.text_column}`, label column `{recipe.data.label_column}`)
 - Rows used for train / dev / test: {data.get("split_sizes", "see data_report.md")}
 - The full validation report (removed rows, duplicates, conflicts, overlap, balance, lengths)
   is in `data_report.md`.

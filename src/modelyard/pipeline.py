@@ -23,6 +23,7 @@ from modelyard.evaluation import (
     peak_rss_mb,
     plot_confusion,
 )
+from modelyard.evaluation.report import plot_training
 from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.methods.selftrain import run_self_training
 from modelyard.methods.session import start_method
@@ -165,9 +166,22 @@ def write_reports(
     notes = [("Training stopped", stopped)] if stopped else []
     report = metrics_markdown(metrics, f"{recipe.run.name}: test set", training, notes)
     atomic_write_text(run_dir / "report.md", report)
+    plot_history(run_dir, training.get("history") or [], recipe.train.early_stopping.metric)
     atomic_write_text(
         run_dir / "MODEL_CARD.md", render_model_card(recipe, bundle.labels, data, metrics, training)
     )
+
+
+def plot_history(run_dir: Path, dev: list[dict[str, Any]], metric: str) -> None:
+    """Draw `RUN/training.png` from the losses in `RUN/history.jsonl` and the dev evaluations."""
+    losses: dict[int, float] = {}
+    path = run_dir / HISTORY
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            if entry.get("loss") is not None:  # a resumed run repeats steps: the last one wins
+                losses[int(entry["step"])] = float(entry["loss"])
+    plot_training(sorted(losses.items()), dev, metric, run_dir / "training.png")
 
 
 def _training_summary(

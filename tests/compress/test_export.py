@@ -91,10 +91,10 @@ def test_evaluate_and_predict_work_on_onnx(
 
 def test_cli_predicts_with_onnx(onnx_artifact: Path) -> None:
     result = CliRunner().invoke(
-        app, ["predict", str(onnx_artifact), "parcel delivery tracking late"]
+        app, ["predict", str(onnx_artifact), "parcel delivery tracking late", "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["label"] == "shipping"
+    assert json.loads(result.output)["predicted_label"] == "shipping"
 
 
 def test_missing_onnxruntime_names_the_extra(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from modelyard.evaluation import classification_metrics, metrics_markdown, plot_confusion
+from modelyard.evaluation.report import MAX_SIDE_INCHES, most_confused
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LABELS = ["billing", "shipping", "returns"]
@@ -66,3 +67,30 @@ def test_markdown_speed_and_extra_sections(metrics: dict[str, Any]) -> None:
 def test_markdown_escapes_pipes_in_cells(metrics: dict[str, Any]) -> None:
     text = metrics_markdown(metrics, "t", extra={"note": "a|b"})
     assert "a\\|b" in text
+
+
+def _many_classes(n: int = 77) -> tuple[list[list[int]], list[str]]:
+    labels = [f"intent_{i:02d}" for i in range(n)]
+    matrix = np.diag(np.full(n, 5)).astype(int)
+    matrix[3, 4], matrix[10, 2], matrix[10, 11] = 4, 2, 1
+    return matrix.tolist(), labels
+
+
+def test_confusion_png_is_capped_for_many_classes(tmp_path: Path) -> None:
+    from matplotlib import image
+
+    matrix, labels = _many_classes()
+    png = image.imread(plot_confusion(matrix, labels, tmp_path / "c.png"))
+    assert max(png.shape[:2]) <= (MAX_SIDE_INCHES + 1) * 120
+
+
+def test_report_lists_most_confused_pairs_and_drops_the_huge_table() -> None:
+    matrix, labels = _many_classes()
+    assert most_confused(matrix, labels)[:2] == [
+        ("intent_03", "intent_04", 4, 4 / 9),
+        ("intent_10", "intent_02", 2, 2 / 8),
+    ]
+    text = metrics_markdown({"confusion_matrix": matrix, "labels": labels}, "many")
+    assert "## Most-confused pairs" in text and "| intent_03 | intent_04 | 4 | 44.4% |" in text
+    assert "77 classes: the full matrix is in `metrics.json`" in text
+    assert "true \\ predicted" not in text

@@ -26,7 +26,7 @@ def _mean(recipe: dict, **train: object) -> dict:
 def _probs(run: object) -> torch.Tensor:
     rows = modelyard.predict(run, TEXTS)  # type: ignore[arg-type]
     return torch.tensor(
-        [[float(v) for k, v in sorted(r.items()) if k.startswith("prob_")] for r in rows]
+        [[float(v) for _, v in sorted(r["probabilities"].items())] for r in rows]
     )
 
 

@@ -14,6 +14,7 @@ from modelyard.registry.store import (
     ModelStore,
     RegistryError,
     default_registry_root,
+    is_number,
     parse_ref,
 )
 
@@ -127,3 +128,18 @@ def test_default_root_follows_modelyard_home(
     assert ModelStore().root == tmp_path / "home" / "registry"
     monkeypatch.delenv("MODELYARD_HOME")
     assert default_registry_root() == Path.home() / ".modelyard" / "registry"
+
+
+@pytest.mark.parametrize("text", ["²", "٣", "１", "-1", " 7", "1e3", "", "9" * 19])
+def test_only_plain_ascii_digits_are_version_numbers(text: str) -> None:
+    assert not is_number(text)
+
+
+@pytest.mark.parametrize("tag", ["²", "٣", "１", "-1", " 7"])
+def test_unicode_digits_in_a_tag_are_a_registry_error_not_a_crash(tag: str) -> None:
+    with pytest.raises(RegistryError):
+        parse_ref(f"model:{tag}")
+
+
+def test_plain_numbers_are_versions() -> None:
+    assert is_number("12") and parse_ref("model:007").tag == "7"

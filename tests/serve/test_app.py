@@ -98,6 +98,15 @@ def test_predict_answers_labels_probabilities_and_truncation(
     assert [p["truncated"] for p in answer["predictions"]] == [False, True]
 
 
+def test_predict_top_k_sorts_and_cuts_the_probabilities(client: TestClient, keys: Keys) -> None:
+    body = {"texts": ["my parcel is late"], "top_k": 1}
+    [item] = client.post("/v1/predict", json=body, headers=keys.headers()).json()["predictions"]
+    assert list(item["probabilities"]) == [item["predicted_label"]] == [item["label"]]
+    assert item["predicted_score"] == item["score"] == item["probabilities"][item["label"]]
+    bad = client.post("/v1/predict", json={**body, "top_k": 0}, headers=keys.headers())
+    assert bad.status_code == 422
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [

@@ -149,3 +149,28 @@ def test_a_failing_backend_fails_the_requests_not_the_worker(backends: list[Back
         assert predictor.submit(["x"], timeout_s=60).result(timeout=30).version == "2"
     finally:
         predictor.close()
+
+
+def test_a_failing_text_fails_only_its_own_request_in_a_shared_batch(
+    backends: list[Backend],
+) -> None:
+    class Poisoned(Recording):
+        def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+            self.calls.append(list(texts))
+            if any("POISON" in t for t in texts):
+                raise ValueError("the tokenizer choked")
+            return self.inner.predict_proba(texts)
+
+    backend = Poisoned(backends[0])
+    predictor = Predictor(backend, max_batch_size=4, max_wait_ms=10_000)
+    try:
+        futures = [predictor.submit([t], timeout_s=60) for t in (TEXTS[0], "POISON", *TEXTS[1:3])]
+        with pytest.raises(ValueError, match="choked"):
+            futures[1].result(timeout=30)
+        answered = [f.result(timeout=30) for f in (futures[0], *futures[2:])]
+    finally:
+        predictor.close()
+    assert len(backend.calls[0]) == 4  # they did share a batch
+    expected, _ = backends[0].predict_proba([TEXTS[0], *TEXTS[1:3]])
+    got = np.concatenate([r.probs for r in answered])
+    np.testing.assert_allclose(got, expected, atol=1e-5)

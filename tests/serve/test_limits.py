@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelyard.serve.errors import InvalidRequestError, RateLimitedError
-from modelyard.serve.limits import RateLimiter, check_texts
+from modelyard.serve.limits import RateLimiter, check_texts, clean_text, clean_texts
 
 
 class Clock:
@@ -78,3 +78,12 @@ def test_a_zero_cost_check_only_peeks_and_charge_spends() -> None:
     limiter.charge("k")
     with pytest.raises(RateLimitedError):
         limiter.check("k", cost=0)
+
+
+def test_texts_are_normalised_to_nfc_and_lone_surrogates_refused_by_item() -> None:
+    assert clean_text("cafe\u0301") == "caf\u00e9"
+    assert clean_texts(["a", "\u212b"]) == ["a", "\u00c5"]
+    with pytest.raises(
+        InvalidRequestError, match=r"text 1: .*lone surrogate \(U\+D800\) at character 3"
+    ):
+        clean_texts(["fine", "hi \ud800"])

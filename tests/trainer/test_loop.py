@@ -167,6 +167,31 @@ def test_a_plateau_cools_down_stops_and_restores_the_best_weights(
     assert not torch.equal(final["classifier.weight"], weights.at[48]["classifier.weight"])
 
 
+def test_a_plateau_at_the_planned_end_is_not_an_early_stop(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    _scripted(monkeypatch, {10: 0.9}, default=0.5)
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None, "max_epochs": 3.5})
+    result = tuner.fit(train, dev)
+    # the plateau is seen at step 30; its cool-down (6 steps) runs into the ceiling (35), so
+    # every planned step ran: not an early stop
+    assert (result.stop_reason, result.steps, result.stopped_early) == ("max_epochs", 35, False)
+
+
+def test_patience_met_at_the_last_epoch_is_not_an_early_stop(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    _scripted(monkeypatch, {10: 0.9}, default=0.5)
+    options = {"checkpoint_every": None, "epochs": 3, "early_stopping": {"patience": 2}}
+    result = _tuner(tiny_backbone, names, tmp_path, options).fit(train, dev)
+    # patience runs out at step 30, the last planned step: all 3 epochs ran
+    assert (result.steps, result.stopped_early) == (30, False)
+
+
 def test_no_cool_down_stops_at_the_plateau(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

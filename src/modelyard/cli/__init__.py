@@ -128,16 +128,65 @@ def train(
         overwrite=overwrite,
         progress=progress and not as_json,
     )
-    _emit(
-        {"run_dir": str(result.run_dir), "test": result.metrics, "training": result.training},
-        as_json,
-        f"{result.run_dir} (test set)",
+    if as_json:
+        _emit(
+            {"run_dir": str(result.run_dir), "test": result.metrics, "training": result.training},
+            as_json,
+            "",
+        )
+        return
+    _print_data(result.data_report, result.metrics, result.training)
+    _emit({"test": result.metrics}, False, f"{result.run_dir.name} (held-out set)")
+    _print_finished(result, "your text here")
+
+
+def _print_data(data: dict[str, Any], metrics: dict[str, Any], training: dict[str, Any]) -> None:
+    """Print what training read: rows, classes, where dev and test came from, truncation."""
+    rows = data.get("rows") or {}
+    if rows:
+        splits = ", ".join(f"{k} {v:,}" for k, v in rows.items())
+        labels = data.get("labels") or []
+        console.print(
+            f"data: {sum(rows.values()):,} rows, {len(labels)} classes ({splits})", highlight=False
+        )
+    for split, source in (data.get("sources") or {}).items():
+        if split != "train":
+            console.print(f"{split} split: {_short_source(source)}", highlight=False)
+    removed = sum(int(r.get("rows", 0)) for r in data.get("removed") or [])
+    if removed:
+        console.print(f"rows removed while reading: {removed:,} (see data_report.md)")
+    cut_train, cut_eval = training.get("train_truncated"), metrics.get("truncated")
+    if cut_train is not None or cut_eval is not None:
+        console.print(
+            f"texts cut to max_length: {cut_train or 0} in train, {cut_eval or 0} in "
+            f"{metrics.get('evaluated_on', 'test')}",
+            highlight=False,
+        )
+
+
+def _short_source(source: str) -> str:
+    # "10% of /long/absolute/path/data.csv" -> "10% of data.csv"
+    head, sep, path = source.rpartition(" of ")
+    return f"{head}{sep}{Path(path).name}" if sep else Path(source).name
+
+
+def _print_finished(result: Any, example: str) -> None:
+    """Print the speed line, where the run is, and what to try next."""
+    t = result.training
+    stopped = t.get("stopped_because")
+    if stopped:
+        console.print(f"training stopped: {stopped}", highlight=False)
+    if "samples_per_s" in t:
+        console.print(
+            f"trained {t['steps']} steps at {t['samples_per_s']} samples/s "
+            f"({t.get('precision')} on {t.get('device')})",
+            highlight=False,
+        )
+    console.print(
+        f'run saved to {result.run_dir}\ntry: modelyard predict {result.run_dir} "{example}"',
+        highlight=False,
+        soft_wrap=True,
     )
-    if not as_json:
-        stopped = result.training.get("stopped_because")
-        if stopped:
-            console.print(f"training stopped: {stopped}", highlight=False)
-        console.print(f"run saved to {result.run_dir}")
 
 
 @app.command()
@@ -177,6 +226,10 @@ def predict(
     ] = None,
     text_column: Annotated[str, typer.Option(help="Text column of --input.")] = "text",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 32,
+    top_k: Annotated[
+        int, typer.Option(min=0, help="Show the k most probable labels (0: every label).")
+    ] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON.")] = False,
     max_tokens: Annotated[
         int, typer.Option(min=1, help="Language-model runs: most tokens to generate.")
     ] = 128,
@@ -201,12 +254,32 @@ def predict(
         path = _api().predict_file(run, input, output, text_column, batch_size)
         console.print(f"predictions written to {path}")
         return
-    console.print_json(json.dumps(_api().predict(run, [text])[0]))
+    record = _api().predict(run, [text], batch_size, top_k or None)[0]
+    if as_json:
+        console.print_json(json.dumps(record))
+        return
+    _print_prediction(record, top_k)
+
+
+def _print_prediction(record: dict[str, Any], top_k: int) -> None:
+    table = Table(title=f"{record['predicted_label']} ({record['predicted_score']:.3f})")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    for label, p in record["probabilities"].items():
+        table.add_row(label, f"{p:.4f}")
+    console.print(table)
+    if top_k and len(record["probabilities"]) == top_k:
+        console.print(f"the {top_k} most probable labels; --top-k 0 shows every label")
+    if record["truncated"]:
+        console.print("[yellow]note:[/] the text was cut to the model's maximum length")
 
 
 @app.command()
 def quickstart(
     output_dir: Annotated[Path, typer.Option(help="Where to write the run.")] = Path("runs"),
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace runs/quickstart (default: write quickstart-2, ...).")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train, evaluate and save the demo model on the embedded defaults (a few minutes on a CPU)."""
@@ -214,15 +287,10 @@ def quickstart(
     console.print(
         f"[bold]modelyard quickstart[/]: demo data {api.demo_data_path().name}, backbone minilm-l6"
     )
-    result = api.quickstart(output_dir, progress=progress)
+    result = api.quickstart(output_dir, overwrite=overwrite, progress=progress)
+    _print_data(result.data_report, result.metrics, result.training)
     _headline(result.metrics, "quickstart: held-out test set")
-    t = result.training
-    console.print(
-        f"trained {t['steps']} steps at {t['samples_per_s']} samples/s ({t['precision']} on {t['device']})"
-    )
-    console.print(
-        f'run saved to {result.run_dir}\ntry: modelyard predict {result.run_dir} "I was charged twice"'
-    )
+    _print_finished(result, "I was charged twice")
 
 
 @app.command("export")

@@ -27,6 +27,7 @@ from modelyard.models.device import autocast, select_dtype
 from modelyard.models.encoding import Encoded, collate, encode_texts, epoch_batches
 from modelyard.models.predict import predict_logits
 from modelyard.recipe import DistillConfig
+from modelyard.registry.store import is_number
 from modelyard.trainer.loop import param_groups
 
 UNLABELLED = -1
@@ -106,7 +107,7 @@ def _unlabelled_texts(ctx: CompressContext) -> list[str]:
     cfg = ctx.cfg.distill
     if cfg.unlabelled is None:
         return []
-    column = ctx.run.recipe.get("data", {}).get("text_column", "text")
+    column = ctx.run.recipe.data.text_column
     table = read_table(cfg.unlabelled)
     if column not in table.columns:
         raise DataError(
@@ -142,8 +143,7 @@ class Distiller:
         self.ctx, self.student, self.tokenizer, self.kept = ctx, student, tokenizer, kept
         self.cfg = ctx.cfg.distill
         self.pad = tokenizer.pad_token_id or 0
-        precision = ctx.run.recipe.get("train", {}).get("precision", "auto")
-        self.dtype = select_dtype(precision, torch.device("cpu"))
+        self.dtype = select_dtype(ctx.run.recipe.train.precision, torch.device("cpu"))
 
     def fit(self, texts: list[str], labels: list[int], teacher: np.ndarray) -> list[float]:
         """Train for compress.distill.epochs and return the mean loss of each epoch."""
@@ -198,7 +198,7 @@ class Distiller:
 
 
 def _student(ctx: CompressContext, arg: str) -> tuple[Any, Any, list[int] | None, dict[str, Any]]:
-    if arg.isdigit():
+    if is_number(arg):
         student, kept = layer_student(ctx.run.model, int(arg))
         return student, None, kept, {"student": f"{len(kept)} teacher layers", "layers_kept": kept}
     folder = resolve_backbone(arg)

@@ -33,6 +33,12 @@ _SPEED = (
 )
 _SPEED_TAIL = (("batch_size", "Batch size"), ("peak_rss_mb", "Peak RSS (MiB)"))
 _THROUGHPUT_KEY = re.compile(r"throughput_b(\d+)_per_s")
+# beyond this many classes the heatmap drops its cell counts and the report its full table
+# (a 77-class matrix was a 5,904 px PNG and a 78-column markdown table)
+MAX_ANNOTATED_CLASSES = 20
+# the confusion PNG is at most this many inches a side (at 120 dpi: 1,440 px)
+MAX_SIDE_INCHES = 12.0
+MOST_CONFUSED = 10
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> Path:
@@ -49,14 +55,15 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> Pa
             f"matrix must be {len(labels)}x{len(labels)} to match the labels; "
             f"got shape {counts.shape}"
         )
-    side = max(4.0, 0.6 * len(labels) + 2.0)
+    side = min(MAX_SIDE_INCHES, max(4.0, 0.6 * len(labels) + 2.0))
     fig = Figure(figsize=(side + 1.0, side), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(counts, cmap="Blues")
     fig.colorbar(image, ax=ax)
     _label_axes(ax, labels)
-    _annotate_cells(ax, counts)
+    if len(labels) <= MAX_ANNOTATED_CLASSES:
+        _annotate_cells(ax, counts)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=120)
@@ -67,8 +74,12 @@ def _label_axes(ax: Any, labels: list[str]) -> None:
     ticks = range(len(labels))
     # Matplotlib reads text between two "$" as math; labels are plain text.
     labels = [str(label).replace("$", r"\$") for label in labels]
-    ax.set_xticks(ticks, labels=labels, rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticks(ticks, labels=labels)
+    # tick labels shrink with the class count so the capped figure still names every class
+    size = max(3.0, min(10.0, 400.0 / max(len(labels), 1)))
+    ax.set_xticks(
+        ticks, labels=labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=size
+    )
+    ax.set_yticks(ticks, labels=labels, fontsize=size)
     ax.set_xlabel("Predicted label")
     ax.set_ylabel("True label")
     ax.set_title("Confusion matrix")
@@ -80,6 +91,45 @@ def _annotate_cells(ax: Any, counts: np.ndarray) -> None:
     for (row, col), value in np.ndenumerate(counts):
         colour = "white" if value > threshold else "black"
         ax.text(col, row, str(value), ha="center", va="center", color=colour)
+
+
+def plot_training(
+    losses: Sequence[tuple[int, float]], dev: Sequence[dict[str, Any]], metric: str, path: Path
+) -> Path:
+    """Draw the training curve: the loss per optimizer step (left axis) and the dev `metric`
+    per evaluation (right axis). `losses` are (step, loss); `dev` rows have `step` and `metric`.
+
+    Returns `path`, now holding a PNG image.
+    """
+    fig = Figure(figsize=(7.0, 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if losses:
+        steps, values = zip(*losses, strict=True)
+        ax.plot(steps, values, color="tab:blue", linewidth=1, label="training loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss", color="tab:blue")
+    points = [(row["step"], row[metric]) for row in dev if row.get(metric) is not None]
+    if points:
+        right = ax.twinx()
+        steps, values = zip(*points, strict=True)
+        right.plot(steps, values, "o-", color="tab:orange", label=f"dev {metric}")
+        right.set_ylabel(f"dev {metric}", color="tab:orange")
+    ax.set_title("Training")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
+def history_section(history: Sequence[dict[str, Any]]) -> str:
+    """Return the dev evaluations during training as a markdown table ("" when there are none)."""
+    if not history:
+        return ""
+    columns = [k for k in history[0] if k not in ("step", "epoch")]
+    rows = [[row.get("step"), row.get("epoch"), *(row.get(c) for c in columns)] for row in history]
+    body = _table(("Step", "Epoch", *(f"dev {c}" for c in columns)), rows)
+    return "## Training history\n\n" + body + "\n\nThe curve is in `training.png`."
 
 
 def metrics_markdown(
@@ -104,7 +154,9 @@ def metrics_markdown(
     sections.append(_per_class_section(metrics.get("per_class", {})))
     sections.append(_confusion_section(metrics.get("confusion_matrix"), metrics.get("labels")))
     sections.append(_speed_section(metrics))
-    sections.append(_key_value_section("Details", (extra or {}).items()))
+    details = dict(extra or {})
+    sections.append(history_section(details.pop("history", None) or []))
+    sections.append(_key_value_section("Details", details.items()))
     return "\n\n".join(section for section in sections if section) + "\n"
 
 
@@ -121,12 +173,46 @@ def _per_class_section(per_class: dict[str, dict[str, Any]]) -> str:
     return "## Per class\n\n" + _table(("Label", "Precision", "Recall", "F1", "Support"), rows)
 
 
+def most_confused(
+    matrix: list[list[int]], labels: list[str], k: int = MOST_CONFUSED
+) -> list[tuple[str, str, int, float]]:
+    """Return the `k` largest off-diagonal cells as (true, predicted, count, share of the true
+    class's rows), largest first; empty when nothing is confused."""
+    counts = np.asarray(matrix)
+    totals = counts.sum(axis=1)
+    cells = [
+        (int(counts[i, j]), i, j)
+        for i in range(len(labels))
+        for j in range(len(labels))
+        if i != j and counts[i, j] > 0
+    ]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    return [(labels[i], labels[j], n, n / int(totals[i])) for n, i, j in cells[:k]]
+
+
 def _confusion_section(matrix: list[list[int]] | None, labels: list[str] | None) -> str:
     if not matrix or not labels:
         return ""
+    pairs = most_confused(matrix, labels)
+    confused = (
+        "## Most-confused pairs\n\n"
+        + _table(
+            ("True", "Predicted as", "Count", "Share of true"),
+            [[t, p, n, f"{share:.1%}"] for t, p, n, share in pairs],
+        )
+        if pairs
+        else ""
+    )
+    if len(labels) > MAX_ANNOTATED_CLASSES:
+        note = (
+            f"## Confusion matrix\n\n{len(labels)} classes: the full matrix is in "
+            "`metrics.json` (`confusion_matrix`) and `confusion.png`."
+        )
+        return "\n\n".join(part for part in (confused, note) if part)
     rows = [[label, *counts] for label, counts in zip(labels, matrix, strict=True)]
     intro = "Rows are true labels, columns predicted labels.\n\n"
-    return "## Confusion matrix\n\n" + intro + _table(("true \\ predicted", *labels), rows)
+    full = "## Confusion matrix\n\n" + intro + _table(("true \\ predicted", *labels), rows)
+    return "\n\n".join(part for part in (confused, full) if part)
 
 
 def _speed_section(metrics: dict[str, Any]) -> str:

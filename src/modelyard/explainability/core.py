@@ -15,6 +15,7 @@ from modelyard.explainability.methods import Attribution, ExplainError, get_meth
 from modelyard.explainability.results import Explanation, TokenScore, WordScore
 from modelyard.explainability.subject import Subject
 from modelyard.explainability.words import Words, split_words
+from modelyard.inference import ranked_probabilities
 from modelyard.recipe import ExplainConfig
 
 
@@ -23,7 +24,8 @@ def resolve_config(subject: Subject, **overrides: Any) -> ExplainConfig:
 
     Raises RecipeError listing every invalid option.
     """
-    base = subject.recipe.get("explain") or {}
+    recipe = subject.recipe
+    base = recipe.explain.model_dump() if recipe is not None else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return ExplainConfig.model_validate({**base, **given})
@@ -85,7 +87,7 @@ def explain_text(
         text=text,
         method=name,
         label=subject.labels[index],
-        probabilities={k: round(float(p), 6) for k, p in zip(subject.labels, probs, strict=True)},
+        probabilities=ranked_probabilities(list(subject.labels), probs),
         words=[
             WordScore(text[a:b], a, b, float(s))
             for (a, b), s in zip(words.spans, raw.word_scores, strict=True)

@@ -54,12 +54,28 @@ def terminal_text(exp: Explanation) -> Text:
             text.append(chunk)
         else:
             text.append(chunk, style="black on rgb({},{},{})".format(*shade(score, scale)))
-    probs = "  ".join(f"{k} {v:.3f}" for k, v in exp.probabilities.items())
-    text.append(f"\n{exp.method} -> {exp.label}   probabilities: {probs}", style="dim")
+    text.append(
+        f"\n{exp.method} -> {exp.label}   probabilities: {top_probabilities(exp)}", style="dim"
+    )
     note = delta_note(exp)
     if note:
         text.append(f"   {note}", style="bold yellow" if "raise" in note else "dim")
     return text
+
+
+# the most probable classes shown beside an explanation; the JSON keeps every class
+TOP_K = 5
+
+
+def _top(exp: Explanation) -> list[tuple[str, float]]:
+    return sorted(exp.probabilities.items(), key=lambda kv: -kv[1])[:TOP_K]
+
+
+def top_probabilities(exp: Explanation) -> str:
+    """Return the TOP_K most probable classes as `label 0.123` pairs, and how many are left out."""
+    shown = "  ".join(f"{k} {v:.3f}" for k, v in _top(exp))
+    rest = len(exp.probabilities) - TOP_K
+    return shown + (f"  (+{rest} more in --json)" if rest > 0 else "")
 
 
 def delta_note(exp: Explanation) -> str:
@@ -102,7 +118,7 @@ def _explanation_html(exp: Explanation, index: int) -> str:
     rows = "".join(
         f"<tr><td>{escape(label)}</td><td>{p:.3f}</td>"
         f'<td><span class="bar" style="width:{p * 10:.2f}rem"></span></td></tr>'
-        for label, p in exp.probabilities.items()
+        for label, p in _top(exp)
     )
     note = delta_note(exp)
     delta = f" · {escape(note)}" if note else ""

@@ -28,6 +28,8 @@ from modelyard.registry.manifest import read_manifest, verify_manifest
 LATEST = "latest"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _MAX_PUSH_ATTEMPTS = 100
+# ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() then refuses
+_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 class RegistryError(ModelyardError):
@@ -62,6 +64,11 @@ class ResolvedModel:
         return f"{self.name}:{self.version}"
 
 
+def is_number(text: str) -> bool:
+    """Return True when `text` is a plain count: 1 to 18 ASCII digits, nothing else."""
+    return _NUMBER.fullmatch(text) is not None
+
+
 def check_name(name: str, what: str = "model name") -> str:
     """Return `name` if it is a valid model or alias name; raise RegistryError otherwise."""
     if not _NAME.match(name):
@@ -81,7 +88,7 @@ def parse_ref(ref: str) -> ModelRef:
     check_name(name)
     if not tag:
         return ModelRef(name)
-    if tag.isdigit():
+    if is_number(tag):
         if int(tag) < 1:
             raise RegistryError(f"'{ref}': versions start at 1")
         return ModelRef(name, str(int(tag)))
@@ -110,7 +117,7 @@ class ModelStore:
         folder = self._model_dir(name) / "versions"
         if not folder.is_dir():
             return []
-        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+        return sorted(int(p.name) for p in folder.iterdir() if is_number(p.name))
 
     def aliases(self, name: str) -> dict[str, int]:
         """Return the aliases of `name` and the versions they point to."""
@@ -125,7 +132,7 @@ class ModelStore:
 
     def _read_alias(self, path: Path) -> int:
         text = path.read_text(encoding="utf-8").strip()
-        if not text.isdigit():
+        if not is_number(text):
             raise RegistryError(f"alias file {path} is corrupt: expected a version number")
         return int(text)
 
@@ -148,7 +155,7 @@ class ModelStore:
     def _tag_version(self, ref: ModelRef, versions: list[int]) -> int:
         if ref.tag == LATEST:
             return versions[-1]
-        if ref.tag.isdigit():
+        if is_number(ref.tag):
             if int(ref.tag) not in versions:
                 raise RegistryError(
                     f"'{ref}': no such version; {ref.name} has versions {_listing(versions)}"
@@ -200,7 +207,7 @@ class ModelStore:
 
     def _claim_version(self, staging: Path, versions_dir: Path) -> int:
         for _ in range(_MAX_PUSH_ATTEMPTS):
-            taken = [int(p.name) for p in versions_dir.iterdir() if p.name.isdigit()]
+            taken = [int(p.name) for p in versions_dir.iterdir() if is_number(p.name)]
             version = max(taken, default=0) + 1
             try:
                 # a rename onto an existing non-empty folder fails, so two pushers never share a number
@@ -218,7 +225,7 @@ class ModelStore:
         or `latest`.
         """
         check_name(alias, "alias")
-        if alias.isdigit() or alias == LATEST:
+        if is_number(alias) or alias == LATEST:
             raise RegistryError(
                 f"alias '{alias}' is reserved: numbers and 'latest' are tags already"
             )

@@ -1,7 +1,7 @@
 """`create_app(settings) -> FastAPI`: the HTTP service around the registry's models.
 
-Layers, outermost first: metrics (times and counts every answer) → guard (API key,
-scope, rate limit, body size) → FastAPI routes. Every error is answered as JSON
+Layers, outermost first: metrics (times and counts every answer) → deadline (504 past
+the request timeout) → guard (API key, scope, rate limit, body size) → FastAPI routes. Every error is answered as JSON
 `{"error": message, "code": code}`; an unexpected one as a bare "internal server error"
 (the details go to the server log, never to the client).
 """
@@ -28,6 +28,7 @@ from modelyard.backends import load_backend
 from modelyard.jobs.http import jobs_router
 from modelyard.registry.store import ModelStore
 from modelyard.serve.auth import Authenticator, KeyStore
+from modelyard.serve.deadline import DeadlineMiddleware
 from modelyard.serve.errors import ServeError
 from modelyard.serve.explain_routes import router as explain_router
 from modelyard.serve.guard import PUBLIC_PATHS, GuardMiddleware, error_response
@@ -92,6 +93,9 @@ def create_app(
         unverified=RateLimiter(_UNVERIFIED_RATE, _UNVERIFIED_BURST),
         max_body_bytes=settings.max_body_bytes,
         self_guarded=tuple(mounts or ()),
+    )
+    app.add_middleware(
+        DeadlineMiddleware, timeout_s=settings.request_timeout_s, exempt=tuple(mounts or ())
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, router=app.router)
     app.openapi = _openapi(app, secured=settings.auth)  # type: ignore[method-assign]

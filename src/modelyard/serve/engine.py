@@ -196,9 +196,16 @@ class Predictor:
         try:
             probs, cut = self._forward(backend, texts)
         except Exception as exc:
-            log.exception("inference failed on a batch of %d texts", len(texts))
+            if len(jobs) == 1:
+                log.error("inference failed on a request of %d texts", len(texts), exc_info=exc)
+                jobs[0].future.set_exception(exc)
+                return
+            # one bad text must not fail the other clients' requests: run each one alone
+            log.warning(
+                "inference failed on a batch of %d requests; retrying each alone", len(jobs)
+            )
             for job in jobs:
-                job.future.set_exception(exc)
+                self._run_jobs([job])
             return
         start = 0
         for job in jobs:

@@ -20,7 +20,7 @@ from modelyard.errors import ModelyardError
 from modelyard.explainability.api import explain
 from modelyard.explainability.results import Explanation
 from modelyard.serve.errors import DeadlineExceededError, InvalidRequestError, ServeError
-from modelyard.serve.limits import check_texts
+from modelyard.serve.limits import Text, check_texts
 from modelyard.serve.routes import State
 from modelyard.serve.schemas import error_responses
 
@@ -34,7 +34,7 @@ class ExplainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    texts: list[str] = Field(description=f"Texts to explain (at most {MAX_EXPLAIN_TEXTS}).")
+    texts: list[Text] = Field(description=f"Texts to explain (at most {MAX_EXPLAIN_TEXTS}).")
     model: str | None = Field(None, description="Model name; optional when one model is served.")
     method: str | None = Field(
         None, description="ig, gxi, occlusion or shapley; default ig (occlusion for ONNX)."

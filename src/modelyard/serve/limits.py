@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from modelyard.serve.errors import InvalidRequestError, RateLimitedError
 
@@ -91,6 +95,37 @@ class RateLimiter:
             bucket = self._bucket(caller, now)
             bucket.refill(now)
             bucket.tokens = max(bucket.tokens - 1.0, -float(self.burst))
+
+
+def clean_text(text: str) -> str:
+    """Return `text` in Unicode NFC; raise ValueError when it is not valid Unicode.
+
+    A lone surrogate (JSON allows `"\\ud800"`) cannot be encoded, and a tokenizer raises on
+    it: it is refused here, at the edge, so it never reaches a batch shared with others.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"the text holds a lone surrogate (U+{ord(text[exc.start]):04X}) at character "
+            f"{exc.start}; send valid Unicode text"
+        ) from None
+    return unicodedata.normalize("NFC", text)
+
+
+def clean_texts(texts: list[str]) -> list[str]:
+    """Return `texts` in NFC; raise InvalidRequestError naming the first invalid one."""
+    cleaned = []
+    for i, text in enumerate(texts):
+        try:
+            cleaned.append(clean_text(text))
+        except ValueError as exc:
+            raise InvalidRequestError(f"text {i}: {exc}") from None
+    return cleaned
+
+
+# a request body's text: valid Unicode, normalised (pydantic names the item when it is not)
+Text = Annotated[str, AfterValidator(clean_text)]
 
 
 def check_texts(texts: list[str], max_texts: int, max_chars: int) -> None:

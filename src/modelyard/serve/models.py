@@ -17,7 +17,14 @@ import anyio
 
 from modelyard.backends import Backend, load_backend
 from modelyard.errors import ModelyardError
-from modelyard.registry.store import ModelRef, ModelStore, RegistryError, ResolvedModel, parse_ref
+from modelyard.registry.store import (
+    ModelRef,
+    ModelStore,
+    RegistryError,
+    ResolvedModel,
+    is_number,
+    parse_ref,
+)
 from modelyard.serve.engine import Predictor
 from modelyard.serve.errors import ConflictError, NotFoundError
 from modelyard.serve.metrics import ServeMetrics
@@ -163,7 +170,7 @@ class ModelSet:
         """Reload every model whose reference (alias or latest) now points elsewhere; return the swaps."""
         swaps = []
         for name, served in self.models.items():
-            if served.ref.tag.isdigit():
+            if is_number(served.ref.tag):
                 continue
             swap = await self.reload(name)
             if swap.changed:

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modelyard.registry.store import is_number
 from modelyard.serve.engine import Prediction
 from modelyard.serve.errors import BadRequestError, InvalidRequestError
+from modelyard.serve.limits import clean_texts
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 OUTPUTS = ("label", "probabilities", "truncated")
@@ -91,13 +93,13 @@ def parse_request(
         raise InvalidRequestError(
             f"input shape {tensor.shape} holds {count} texts but {len(texts)} were sent"
         )
-    return request, texts
+    return request, clean_texts(texts)
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
-    if not header_length.isdigit() or int(header_length) > len(body):
+    if not is_number(header_length) or int(header_length) > len(body):
         raise BadRequestError(
             f"{HEADER_LENGTH} must be a byte count within the body, got '{header_length[:20]}'"
         )

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from modelyard._version import __version__
+from modelyard.inference import ranked_probabilities
 from modelyard.serve.engine import Prediction
 from modelyard.serve.errors import NotFoundError
 from modelyard.serve.limits import check_texts
@@ -51,18 +52,19 @@ def get_state(request: Request) -> ServerState:
 State = Annotated[ServerState, Depends(get_state)]
 
 
-def _items(prediction: Prediction) -> list[PredictionItem]:
+def _items(prediction: Prediction, top_k: int | None = None) -> list[PredictionItem]:
     items = []
     for row, cut in zip(prediction.probs, prediction.truncated, strict=True):
         best = int(row.argmax())
+        label, score = prediction.labels[best], round(float(row[best]), 6)
         items.append(
             PredictionItem(
-                label=prediction.labels[best],
-                score=round(float(row[best]), 6),
-                probabilities={
-                    name: round(float(p), 6) for name, p in zip(prediction.labels, row, strict=True)
-                },
+                predicted_label=label,
+                predicted_score=score,
+                probabilities=ranked_probabilities(list(prediction.labels), row, top_k),
                 truncated=cut,
+                label=label,
+                score=score,
             )
         )
     return items
@@ -70,12 +72,13 @@ def _items(prediction: Prediction) -> list[PredictionItem]:
 
 @router.post("/v1/predict", response_model=PredictResponse, responses=_PREDICT_ERRORS, tags=["v1"])
 async def predict(body: PredictRequest, state: State) -> PredictResponse:
-    """Classify texts: for each, the label, its score, every probability and a truncation flag."""
+    """Classify texts: for each, the predicted label and score, the probabilities (most probable
+    first, the `top_k` first when asked) and a truncation flag."""
     served = state.models.get(body.model)
     check_texts(body.texts, state.settings.max_texts, state.settings.max_chars)
     prediction = await served.predictor.predict(body.texts, state.settings.request_timeout_s)
     return PredictResponse(
-        model=served.name, version=prediction.version, predictions=_items(prediction)
+        model=served.name, version=prediction.version, predictions=_items(prediction, body.top_k)
     )
 
 

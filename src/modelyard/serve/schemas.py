@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.serve.limits import Text
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -14,17 +16,24 @@ class _Body(BaseModel):
 class PredictRequest(_Body):
     """Texts to classify, and which model to use when several are served."""
 
-    texts: list[str] = Field(description="Texts to classify (limits: see the server settings).")
+    texts: list[Text] = Field(description="Texts to classify (limits: see the server settings).")
     model: str | None = Field(None, description="Model name; optional when one model is served.")
+    top_k: int | None = Field(
+        None, ge=1, description="Return the k most probable labels only (default: every label)."
+    )
 
 
 class PredictionItem(_Body):
     """The answer for one text."""
 
-    label: str = Field(description="The most probable label.")
-    score: float = Field(description="Its probability.")
-    probabilities: dict[str, float] = Field(description="Every label's probability.")
+    predicted_label: str = Field(description="The most probable label.")
+    predicted_score: float = Field(description="Its probability.")
+    probabilities: dict[str, float] = Field(
+        description="Label -> probability, most probable first (the top_k first when asked)."
+    )
     truncated: bool = Field(description="True when the text was cut to the model's maximum length.")
+    label: str = Field(description="Deprecated: the same as predicted_label.", deprecated=True)
+    score: float = Field(description="Deprecated: the same as predicted_score.", deprecated=True)
 
 
 class PredictResponse(_Body):

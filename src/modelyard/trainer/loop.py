@@ -301,7 +301,8 @@ class FineTuner:
             train_seconds=round(run.seconds, 3),
             samples_per_s=round(run.samples / max(run.seconds, 1e-9), 2),
             best_metric=state.best_metric,
-            stopped_early=state.stopped_early,
+            # a plateau found in the last epoch cools down to the planned end: nothing was cut
+            stopped_early=state.stopped_early and state.step < plan.total,
             resumed_from_step=resumed,
             history=state.history or [],
             stop_reason=state.stop_reason or ("fallback" if plan.fallback else "epochs"),

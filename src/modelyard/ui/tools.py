@@ -84,9 +84,7 @@ async def explain_page(request: Request) -> Response:
 
 def ranked(record: dict[str, Any]) -> list[tuple[str, float]]:
     """Return the class probabilities of a prediction record, most likely first."""
-    probs = [
-        (k.removeprefix("prob_"), float(v)) for k, v in record.items() if k.startswith("prob_")
-    ]
+    probs = [(k, float(v)) for k, v in record["probabilities"].items()]
     return sorted(probs, key=lambda kv: -kv[1])
 
 
