@@ -16,7 +16,7 @@ from modelyard.errors import ArtifactError
 from modelyard.models.encoding import collate, encode_texts, eval_batches
 from modelyard.plugins import require
 from modelyard.registry.manifest import verify_manifest
-from modelyard.registry.run import _read_labels, _read_recipe
+from modelyard.registry.records import read_labels, read_recipe
 
 ONNX_KIND = "onnx-classifier"
 ONNX_FILE = "model.onnx"
@@ -100,10 +100,9 @@ class OnnxBackend:
         manifest = verify_manifest(self.path)
         if ONNX_FILE not in manifest["files"]:
             raise ArtifactError(f"{self.path}: the manifest lists no {ONNX_FILE}")
-        self.labels = _read_labels(self.path)
-        recipe = _read_recipe(self.path)
-        self.max_length = int(recipe.get("model", {}).get("max_length", 128))
-        self.manifest, self.recipe = manifest, recipe
+        self.labels = read_labels(self.path)
+        self.manifest, self.recipe = manifest, read_recipe(self.path)
+        self.max_length = self.recipe.model.max_length
         try:
             self.classifier = OnnxClassifier(
                 self.path / ONNX_FILE,

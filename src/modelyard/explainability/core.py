@@ -24,7 +24,8 @@ def resolve_config(subject: Subject, **overrides: Any) -> ExplainConfig:
 
     Raises RecipeError listing every invalid option.
     """
-    base = subject.recipe.get("explain") or {}
+    recipe = subject.recipe
+    base = recipe.explain.model_dump() if recipe is not None else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return ExplainConfig.model_validate({**base, **given})
