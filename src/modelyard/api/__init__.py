@@ -37,7 +37,7 @@ from modelyard.curation.api import label_import as label_import
 from modelyard.curation.api import label_next as label_next
 from modelyard.curation.relabel import set_label as relabel
 from modelyard.curation.relabel import undo_last as undo_label
-from modelyard.data.labelled import labelled_split
+from modelyard.data.labelled import labelled_split_like
 from modelyard.errors import DataError
 from modelyard.explainability.api import evaluate_explanations as evaluate_explanations
 from modelyard.explainability.api import explain as explain
@@ -47,7 +47,7 @@ from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.inference import Predictions, backend_predictions, predict_proba
 from modelyard.inference import predict_file as _predict_file
 from modelyard.pipeline import RunResult, evaluate_encoded, run_training
-from modelyard.recipe import Recipe, build_recipe, load_recipe
+from modelyard.recipe import DEFAULT_BACKBONE, DEFAULT_MAX_LENGTH, Recipe, build_recipe, load_recipe
 from modelyard.registry.run import LoadedRun, load_run
 
 DEMO_DATA = "support_tickets.csv"
@@ -144,7 +144,6 @@ def evaluate(
     """
     from modelyard.evaluation import metrics_markdown, plot_confusion
     from modelyard.models.encoding import encode_split
-    from modelyard.recipe import Recipe as _Recipe
 
     if _lm_kind(run):
         from modelyard.generation import load_lm_run
@@ -161,15 +160,9 @@ def evaluate(
             raise DataError("--robustness needs a PyTorch run; this artifact is " + backend.name)
         return evaluate_artifact(backend, Path(data), text_column, label_column, output)
     loaded = _as_run(run)
-    data_cfg = loaded.recipe.get("data", {})
-    split, dropped = labelled_split(
-        Path(data),
-        text_column or data_cfg.get("text_column", "text"),
-        label_column or data_cfg.get("label_column", "label"),
-        loaded.labels,
-        data_cfg.get("text_pair_column"),
+    split, dropped = labelled_split_like(
+        Path(data), loaded.recipe.data, loaded.labels, text_column, label_column
     )
-    recipe = _Recipe.model_validate(loaded.recipe) if loaded.recipe else None
     encoded = encode_split(loaded.tokenizer, split, loaded.max_length)
     device = next(loaded.model.parameters()).device
     metrics = evaluate_encoded(
@@ -177,7 +170,7 @@ def evaluate(
         loaded.tokenizer,
         encoded,
         loaded.labels,
-        recipe or _default_recipe(data),
+        loaded.recipe,
         split.texts,
         device,
     )
@@ -195,10 +188,6 @@ def evaluate(
     )
     metrics["report_dir"] = str(out)
     return metrics
-
-
-def _default_recipe(data: str | Path) -> Recipe:
-    return build_recipe({"data": {"path": str(data)}})
 
 
 def predict(
@@ -397,8 +386,8 @@ def zeroshot(
     labels_file: str | Path,
     data: str | Path,
     output: str | Path = "runs/zeroshot",
-    backbone: str = "minilm-l6",
-    max_length: int = 128,
+    backbone: str = DEFAULT_BACKBONE,
+    max_length: int = DEFAULT_MAX_LENGTH,
     temperature: float = 0.05,
     text_column: str = "text",
     label_column: str = "label",

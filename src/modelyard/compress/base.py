@@ -22,7 +22,7 @@ from modelyard.errors import ArtifactError, DataError, RecipeError
 from modelyard.fsutil import atomic_write_json, replace_dir
 from modelyard.models.encoding import Encoded, encode_split
 from modelyard.plugins import Registry
-from modelyard.recipe import CompressConfig, DataConfig
+from modelyard.recipe import CompressConfig
 from modelyard.registry.manifest import sha256_file, write_manifest
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun
 from modelyard.registry.store import is_number
@@ -174,13 +174,12 @@ class CompressContext:
     def data(self) -> DataBundle:
         """Return the parent recipe's splits (loaded once); raise DataError when it has no data."""
         if self._bundle is None:
-            raw = self.run.recipe.get("data")
-            if not isinstance(raw, dict):
+            cfg = self.run.recipe.data
+            if not cfg.has_source:
                 raise DataError(
                     f"{self.run.path / RECIPE} has no data section: methods that calibrate or "
                     "fine-tune need the run's training data"
                 )
-            cfg = DataConfig.model_validate(raw)
             bundle = load_data(cfg, self.seed)
             if bundle.labels != self.run.labels:
                 raise DataError(

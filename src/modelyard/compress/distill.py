@@ -107,7 +107,7 @@ def _unlabelled_texts(ctx: CompressContext) -> list[str]:
     cfg = ctx.cfg.distill
     if cfg.unlabelled is None:
         return []
-    column = ctx.run.recipe.get("data", {}).get("text_column", "text")
+    column = ctx.run.recipe.data.text_column
     table = read_table(cfg.unlabelled)
     if column not in table.columns:
         raise DataError(
@@ -143,8 +143,7 @@ class Distiller:
         self.ctx, self.student, self.tokenizer, self.kept = ctx, student, tokenizer, kept
         self.cfg = ctx.cfg.distill
         self.pad = tokenizer.pad_token_id or 0
-        precision = ctx.run.recipe.get("train", {}).get("precision", "auto")
-        self.dtype = select_dtype(precision, torch.device("cpu"))
+        self.dtype = select_dtype(ctx.run.recipe.train.precision, torch.device("cpu"))
 
     def fit(self, texts: list[str], labels: list[int], teacher: np.ndarray) -> list[float]:
         """Train for compress.distill.epochs and return the mean loss of each epoch."""

@@ -179,19 +179,19 @@ def evaluate_artifact(
     from modelyard.data.labelled import labelled_split
     from modelyard.evaluation import metrics_markdown, plot_confusion
     from modelyard.fsutil import atomic_write_json, atomic_write_text
-    from modelyard.registry.run import _read_recipe
+    from modelyard.registry.records import read_recipe
 
-    recipe = _read_recipe(backend.path)
-    data_cfg, eval_cfg = recipe.get("data", {}), recipe.get("evaluate", {})
+    recipe = read_recipe(backend.path)
+    data_cfg, eval_cfg = recipe.data, recipe.evaluate
     split, dropped = labelled_split(
         Path(data),
-        text_column or data_cfg.get("text_column", "text"),
-        label_column or data_cfg.get("label_column", "label"),
+        text_column or data_cfg.text_column,
+        label_column or data_cfg.label_column,
         backend.labels,
     )
-    metrics = quality(backend, split, int(eval_cfg.get("ece_bins", 15)))
-    if eval_cfg.get("speed", True):
-        sample = split.texts[: int(eval_cfg.get("speed_samples", 64))]
+    metrics = quality(backend, split, eval_cfg.ece_bins)
+    if eval_cfg.speed:
+        sample = split.texts[: eval_cfg.speed_samples]
         metrics.update(measure_speed(backend.predict_proba, sample, batch_size=32))
     metrics["rows_dropped_empty_text"] = dropped
     out = Path(output) if output else backend.path / "evaluations" / Path(data).stem

@@ -39,6 +39,7 @@ from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.models.device import torch_threads
 from modelyard.recipe import (
     CompressConfig,
+    Recipe,
     Section,
     deep_merge,
     format_validation_error,
@@ -66,19 +67,24 @@ class _CompressOnly(Section):
 
 
 def compress_config(
-    recipe: dict[str, Any], overrides: list[str] | None = None, **options: Any
+    recipe: Recipe | dict[str, Any], overrides: list[str] | None = None, **options: Any
 ) -> CompressConfig:
     """Return the run recipe's `compress` section with `compress.*` overrides and options applied.
 
-    Options that are None are left out. Raises RecipeError listing every invalid field.
+    `recipe` is the run's Recipe (a recipe as a plain dict is read too). Options that are
+    None are left out. Raises RecipeError listing every invalid field.
     """
     tree = parse_overrides(overrides or [])
     stray = sorted(set(tree) - {"compress"})
     if stray:
         raise RecipeError(f"only compress.* overrides apply to compress; got: {', '.join(stray)}")
-    section = recipe.get("compress") if isinstance(recipe.get("compress"), dict) else {}
+    section: dict[str, Any] = {}
+    if isinstance(recipe, Recipe):
+        section = recipe.compress.model_dump(mode="json")
+    elif isinstance(recipe.get("compress"), dict):
+        section = recipe["compress"]
     merged = deep_merge(
-        deep_merge(section or {}, tree.get("compress", {})),
+        deep_merge(section, tree.get("compress", {})),
         {k: v for k, v in options.items() if v is not None},
     )
     try:
@@ -115,13 +121,8 @@ def _output_dir(run: Path, output: str | Path | None, overwrite: bool) -> Path:
 
 def _test_split(ctx: CompressContext, data: str | Path | None) -> tuple[Split, str]:
     if data is not None:
-        cfg = ctx.run.recipe.get("data", {})
-        split, _ = labelled_split(
-            Path(data),
-            cfg.get("text_column", "text"),
-            cfg.get("label_column", "label"),
-            ctx.run.labels,
-        )
+        cfg = ctx.run.recipe.data
+        split, _ = labelled_split(Path(data), cfg.text_column, cfg.label_column, ctx.run.labels)
         return split, str(data)
     split = ctx.data().test
     if len(split) == 0:
@@ -228,7 +229,7 @@ def compress(
     specs = parse_methods(cfg.methods)
     n_threads = cfg.threads or torch.get_num_threads()
     out = _output_dir(parent.path, output, overwrite)
-    seed = int(parent.recipe.get("run", {}).get("seed", 42))
+    seed = parent.recipe.run.seed
     with torch_threads(n_threads):
         ctx = CompressContext(parent, cfg, out / ".work", seed, n_threads)
         split, source = _test_split(ctx, data)

@@ -158,12 +158,12 @@ def recover(ctx: CompressContext, model: Any, name: str) -> dict[str, Any]:
     steps = ctx.cfg.prune.recovery_steps
     if steps == 0:
         return {"recovery_steps": 0}
-    parent = ctx.run.recipe.get("train", {})
+    parent = ctx.run.recipe.train
     cfg = TrainConfig(
         max_steps=steps,
         lr=ctx.cfg.prune.recovery_lr,
-        batch_size=int(parent.get("batch_size", 32)),
-        precision=parent.get("precision", "auto"),
+        batch_size=parent.batch_size,
+        precision=parent.precision,
         warmup_ratio=0.0,
         checkpoint_every=None,
         early_stopping=EarlyStoppingConfig(patience=None),

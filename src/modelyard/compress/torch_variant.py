@@ -28,7 +28,8 @@ from modelyard.errors import ArtifactError
 from modelyard.inference import predict_proba
 from modelyard.models.build import load_tokenizer, quiet_transformers
 from modelyard.registry.manifest import verify_manifest
-from modelyard.registry.run import LoadedRun, _read_labels, _read_recipe
+from modelyard.registry.records import read_labels, read_recipe
+from modelyard.registry.run import LoadedRun
 
 TORCH_KIND = "torch-compressed-classifier"
 EMBEDDING_ARCHITECTURE = "embedding-classifier"
@@ -267,7 +268,7 @@ def load_torch_variant(path: str | Path) -> LoadedRun:
     try:
         info = json.loads((root / "compression.json").read_text(encoding="utf-8"))
         config = AutoConfig.from_pretrained(str(root), local_files_only=True)
-        model = _empty_model(config, info, _read_labels(root))
+        model = _empty_model(config, info, read_labels(root))
         if info.get("shapes"):
             apply_shapes(model, info["shapes"])
         tensors = load_file(str(root / WEIGHTS))
@@ -278,11 +279,8 @@ def load_torch_variant(path: str | Path) -> LoadedRun:
             model.load_state_dict(tensors, strict=True)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise ArtifactError(f"cannot load the compressed model in {root}: {exc}") from None
-    recipe = _read_recipe(root)
-    max_length = int(recipe.get("model", {}).get("max_length", 128))
-    return LoadedRun(
-        root, model.eval(), load_tokenizer(root), _read_labels(root), max_length, manifest, recipe
-    )
+    labels, recipe = read_labels(root), read_recipe(root)
+    return LoadedRun(root, model.eval(), load_tokenizer(root), labels, manifest, recipe)
 
 
 class TorchVariantBackend:

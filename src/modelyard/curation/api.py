@@ -8,7 +8,14 @@ from typing import Any
 
 from modelyard.curation.labeling import ImportResult, LabelBatch
 from modelyard.data.pii_scan import PiiScan
-from modelyard.recipe import PiiConfig, Recipe, build_recipe, load_recipe
+from modelyard.recipe import (
+    DEFAULT_BACKBONE,
+    DEFAULT_MAX_LENGTH,
+    PiiConfig,
+    Recipe,
+    build_recipe,
+    load_recipe,
+)
 from modelyard.registry.run import LoadedRun, load_run
 
 DEFAULT_STRATEGIES = ("random", "least-confidence", "margin", "entropy", "kcenter", "badge")
@@ -139,10 +146,10 @@ def simulate_al(
     start: int = 50,
     step: int = 50,
     max_labels: int = 2000,
-    backbone: str = "minilm-l6",
+    backbone: str = DEFAULT_BACKBONE,
     text_column: str = "text",
     label_column: str = "label",
-    max_length: int = 128,
+    max_length: int = DEFAULT_MAX_LENGTH,
     min_words: int = 0,
 ) -> dict[str, Any]:
     """Simulate active learning with `data` as the oracle; write curves.csv, curves.png and

@@ -18,6 +18,7 @@ from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.device import autocast, select_dtype
 from modelyard.models.encoder import load_encoder, mean_pool
 from modelyard.models.encoding import collate, encode_texts, eval_batches
+from modelyard.recipe import DEFAULT_MAX_LENGTH
 
 
 class Embedder:
@@ -32,7 +33,7 @@ class Embedder:
         self,
         encoder: Any,
         tokenizer: PreTrainedTokenizerBase,
-        max_length: int = 128,
+        max_length: int = DEFAULT_MAX_LENGTH,
         precision: str = "auto",
     ) -> None:
         self.encoder = encoder.eval()
@@ -42,7 +43,7 @@ class Embedder:
 
     @classmethod
     def from_backbone(
-        cls, backbone: str | Path, max_length: int = 128, precision: str = "auto"
+        cls, backbone: str | Path, max_length: int = DEFAULT_MAX_LENGTH, precision: str = "auto"
     ) -> Embedder:
         """Return an Embedder on a registered backbone or local model folder.
 

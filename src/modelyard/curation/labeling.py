@@ -32,9 +32,9 @@ def _labelled_texts(paths: list[Path], text_column: str) -> set[str]:
 
 
 def _run_training_files(run: LoadedRun) -> list[Path]:
-    data = run.recipe.get("data", {})
-    found = [data.get(key) for key in ("path", "train", "dev", "test")]
-    return [Path(p) for p in found if p and Path(p).is_file()]
+    data = run.recipe.data
+    found = (data.path, data.train, data.dev, data.test)
+    return [p for p in found if p is not None and p.is_file()]
 
 
 @dataclass
@@ -87,8 +87,7 @@ def _context(
     if strategy in NEEDS_EMBEDDINGS:
         from modelyard.curation.embed import Embedder
 
-        backbone = run.recipe.get("model", {}).get("backbone", "minilm-l6")
-        embedder = Embedder.from_backbone(backbone, run.max_length)
+        embedder = Embedder.from_backbone(run.recipe.model.backbone, run.max_length)
         ctx.embeddings = embedder.encode(texts)
         ctx.labelled = embedder.encode(sorted(known))
     return ctx

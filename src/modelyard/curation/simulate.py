@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from modelyard.curation.active import QueryContext, select
 from modelyard.errors import DataError
+from modelyard.recipe import DEFAULT_BACKBONE, DEFAULT_MAX_LENGTH
 
 
 def label_schedule(start: int, step: int, stop: int) -> list[int]:
@@ -175,10 +176,10 @@ def simulate_files(
     strategies: list[str],
     schedule: list[int],
     seeds: list[int],
-    backbone: str = "minilm-l6",
+    backbone: str = DEFAULT_BACKBONE,
     text_column: str = "text",
     label_column: str = "label",
-    max_length: int = 128,
+    max_length: int = DEFAULT_MAX_LENGTH,
     min_words: int = 0,
 ) -> dict[str, object]:
     """Simulate active learning with `data` as the pool and oracle and `test` for accuracy;

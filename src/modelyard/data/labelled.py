@@ -56,3 +56,24 @@ def labelled_split(
         source=source,
     )
     return split, report.removed_rows()
+
+
+def labelled_split_like(
+    path: Path,
+    data: DataConfig,
+    labels: list[str],
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> tuple[Split, int]:
+    """Return `labelled_split` of `path` read with the columns a run's `data` section names
+    (`text_column` and `label_column` override them), and the rows dropped for empty text.
+
+    Raises DataError as `labelled_split` does.
+    """
+    return labelled_split(
+        path,
+        text_column or data.text_column,
+        label_column or data.label_column,
+        labels,
+        data.text_pair_column,
+    )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from modelyard.backends import Backend, load_backend
+from modelyard.recipe import Recipe
 from modelyard.registry.run import LoadedRun
 
 
@@ -56,9 +56,9 @@ class Subject:
         return str(getattr(self.backend, "name", type(self.backend).__name__))
 
     @property
-    def recipe(self) -> dict[str, Any]:
-        """Return the run's resolved recipe, or {} when the artifact carries none."""
-        return dict(getattr(self.run, "recipe", None) or {})
+    def recipe(self) -> Recipe | None:
+        """Return the recipe of the PyTorch run, or None when there is none (another backend)."""
+        return self.run.recipe if self.run is not None else None
 
     def proba(self, texts: list[str]) -> np.ndarray:
         """Return class probabilities of shape (len(texts), n_classes)."""

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from safetensors import SafetensorError
 
 from modelyard.errors import ArtifactError
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.build import quiet_transformers
+from modelyard.recipe import Recipe
 from modelyard.registry.manifest import verify_manifest
+from modelyard.registry.records import RECIPE, read_recipe
 from modelyard.registry.safety import check_weights
 
 CAUSAL = "causal-lm"
@@ -38,7 +39,7 @@ class LoadedLM:
     tokenizer: Any
     kind: str
     manifest: dict[str, Any]
-    recipe: dict[str, Any]
+    recipe: Recipe
 
     @property
     def is_causal(self) -> bool:
@@ -71,12 +72,6 @@ def save_lm_files(run_dir: Path, model: Any, tokenizer: Any) -> None:
         data = json.loads(config.read_text(encoding="utf-8"))
         data["base_model_name_or_path"] = None
         config.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def _read_recipe(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "recipe.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    return data if isinstance(data, dict) else {}
 
 
 def _whole_model(run_dir: Path, kind: str) -> Any:
@@ -122,6 +117,9 @@ def load_lm_run(path: str | Path, base: str | None = None, device: str = "cpu") 
             f"{run_dir} is a '{kind}' artifact, not a language-model run ({', '.join(LM_KINDS)})"
         )
     check_weights(run_dir, list(manifest["files"]))
+    if not (run_dir / RECIPE).is_file():
+        raise ArtifactError(f"{run_dir} holds no {RECIPE}; it is not a finished modelyard run")
+    recipe = read_recipe(run_dir)
     try:
         if kind.startswith(ADAPTER_PREFIX):
             model = _adapter_model(run_dir, manifest, base)
@@ -132,6 +130,4 @@ def load_lm_run(path: str | Path, base: str | None = None, device: str = "cpu") 
     tokenizer = load_tokenizer(run_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedLM(
-        run_dir, model.to(device).eval(), tokenizer, kind, manifest, _read_recipe(run_dir)
-    )
+    return LoadedLM(run_dir, model.to(device).eval(), tokenizer, kind, manifest, recipe)

@@ -16,12 +16,8 @@ from modelyard.recipe import Recipe
 
 
 def run_recipe(loaded: LoadedLM) -> Recipe:
-    """Return the recipe the run was trained with; raise ArtifactError when it is missing."""
-    if not loaded.recipe:
-        raise ArtifactError(
-            f"{loaded.path} holds no recipe.yaml; it is not a finished modelyard run"
-        )
-    return Recipe.model_validate(loaded.recipe)
+    """Return the recipe the run was trained with (validated when the run loaded)."""
+    return loaded.recipe
 
 
 def _spec(loaded: LoadedLM, recipe: Recipe) -> LMTask:

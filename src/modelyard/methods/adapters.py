@@ -21,7 +21,9 @@ from modelyard.methods.peft_methods import peft_module, quiet_peft
 from modelyard.methods.registry import CLASSIFIER
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.build import quiet_transformers
+from modelyard.recipe import DEFAULT_BACKBONE
 from modelyard.registry.manifest import MANIFEST, sha256_file, write_manifest
+from modelyard.registry.records import read_labels, read_recipe
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun, save_model_files
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -101,10 +103,8 @@ def can_merge(run_dir: Path) -> bool:
 def build_base(run_dir: Path, folder: Path, labels: list[str]) -> Any:
     """Return the untrained model the adapter of `run_dir` was trained on, as its recipe's pooling says."""
     from modelyard.methods.session import build_task_model
-    from modelyard.registry.run import _read_recipe
 
-    pooling = _read_recipe(run_dir).get("model", {}).get("pooling", "cls")
-    return build_task_model(folder, labels, pooling)
+    return build_task_model(folder, labels, read_recipe(run_dir).model.pooling)
 
 
 def load_adapter_model(
@@ -115,7 +115,7 @@ def load_adapter_model(
     `base` overrides the backbone named in the manifest. Raises ArtifactError when the
     base's weights differ from those the adapter was trained on, or the adapter cannot be read.
     """
-    folder = resolve_backbone(base or str(manifest.get("backbone", "minilm-l6")))
+    folder = resolve_backbone(base or str(manifest.get("backbone", DEFAULT_BACKBONE)))
     _check_base(run_dir, manifest, folder)
     peft = peft_module()
     model = build_base(run_dir, folder, labels)
@@ -141,13 +141,10 @@ def load_adapter_run(
     The adapter is merged into the base in memory when its method allows (faster inference).
     Raises ArtifactError as `load_adapter_model` does.
     """
-    from modelyard.registry.run import _read_labels, _read_recipe
-
-    labels = _read_labels(run_dir)
-    recipe = _read_recipe(run_dir)
+    labels = read_labels(run_dir)
     model = load_adapter_model(run_dir, manifest, labels, merge, base).to(device)
-    max_length = int(recipe.get("model", {}).get("max_length", 128))
-    return LoadedRun(run_dir, model, load_tokenizer(run_dir), labels, max_length, manifest, recipe)
+    tokenizer = load_tokenizer(run_dir)
+    return LoadedRun(run_dir, model, tokenizer, labels, manifest, read_recipe(run_dir))
 
 
 def merge_run(run: str | Path, output: str | Path | None = None, overwrite: bool = False) -> Path:

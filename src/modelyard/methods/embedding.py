@@ -22,7 +22,8 @@ from modelyard.errors import ArtifactError
 from modelyard.models import load_tokenizer
 from modelyard.models.build import quiet_transformers
 from modelyard.models.encoder import load_encoder, mean_pool
-from modelyard.registry.run import LABELS, LoadedRun, _read_labels, _read_recipe
+from modelyard.registry.records import LABELS, read_labels, read_recipe
+from modelyard.registry.run import LoadedRun
 
 HEAD_CONFIG = "embedding_head.json"
 WEIGHTS = "model.safetensors"
@@ -104,8 +105,8 @@ def load_embedding_run(run_dir: Path, manifest: dict[str, Any], device: str = "c
 
     Raises ArtifactError when its weights or configs cannot be read or do not fit together.
     """
-    labels = _read_labels(run_dir)
-    recipe = _read_recipe(run_dir)
+    labels = read_labels(run_dir)
+    recipe = read_recipe(run_dir)
     try:
         with quiet_transformers():
             encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(run_dir)))
@@ -114,5 +115,4 @@ def load_embedding_run(run_dir: Path, manifest: dict[str, Any], device: str = "c
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ArtifactError(f"cannot load the embedding classifier in {run_dir}: {exc}") from None
     model.to(device).eval()
-    max_length = int(recipe.get("model", {}).get("max_length", 128))
-    return LoadedRun(run_dir, model, load_tokenizer(run_dir), labels, max_length, manifest, recipe)
+    return LoadedRun(run_dir, model, load_tokenizer(run_dir), labels, manifest, recipe)

@@ -22,7 +22,7 @@ from modelyard.methods.fewshot import embed_all
 from modelyard.methods.registry import EMBEDDING
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.encoding import Encoded, encode_texts
-from modelyard.recipe import build_recipe
+from modelyard.recipe import DEFAULT_BACKBONE, DEFAULT_MAX_LENGTH, build_recipe
 from modelyard.registry.manifest import write_manifest
 from modelyard.registry.run import RECIPE
 
@@ -139,8 +139,8 @@ def init_head(
 def build_zeroshot(
     labels_file: str | Path,
     output: str | Path,
-    backbone: str = "minilm-l6",
-    max_length: int = 128,
+    backbone: str = DEFAULT_BACKBONE,
+    max_length: int = DEFAULT_MAX_LENGTH,
     temperature: float = 0.05,
     overwrite: bool = False,
     data: str | Path | None = None,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelyard.data.labelled import labelled_split
+from modelyard.data.labelled import labelled_split_like
 from modelyard.errors import DataError
 from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.models.encoding import encode_split
@@ -36,14 +36,7 @@ def row_scores(
 
     Raises DataError for an unreadable file, a missing column or a label the run does not know.
     """
-    data = run.recipe.get("data", {})
-    split, _ = labelled_split(
-        path,
-        text_column or data.get("text_column", "text"),
-        label_column or data.get("label_column", "label"),
-        run.labels,
-        data.get("text_pair_column"),
-    )
+    split, _ = labelled_split_like(path, run.recipe.data, run.labels, text_column, label_column)
     encoded = encode_split(run.tokenizer, split, run.max_length)
     device = next(run.model.parameters()).device
     logits = predict_logits(run.model, encoded, run.tokenizer.pad_token_id or 0, device, None)

@@ -47,6 +47,8 @@ from modelyard.recipe.root import (
 )
 from modelyard.recipe.tasks import BACKBONE_KINDS, TASK_KINDS, TASKS, backbone_kind
 from modelyard.recipe.training import (
+    DEFAULT_BACKBONE,
+    DEFAULT_MAX_LENGTH,
     AdversarialConfig,
     ContinualConfig,
     EarlyStoppingConfig,
@@ -63,6 +65,8 @@ from modelyard.recipe.training import (
 __all__ = [
     "AUGMENT_OPS",
     "BACKBONE_KINDS",
+    "DEFAULT_BACKBONE",
+    "DEFAULT_MAX_LENGTH",
     "PII_TYPES",
     "TASKS",
     "TASK_KINDS",

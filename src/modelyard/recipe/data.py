@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from modelyard.recipe.base import Section
+from modelyard.recipe.base import Section, is_saved_run
 
 
 class RunConfig(Section):
@@ -221,9 +221,14 @@ class DataConfig(Section):
     )
     pii: PiiConfig = Field(default_factory=PiiConfig, description="What counts as personal data.")
 
+    @property
+    def has_source(self) -> bool:
+        """Return True when the section names its data (only a saved run's may name none)."""
+        return self.path is not None or self.train is not None
+
     @model_validator(mode="after")
-    def _one_source(self) -> DataConfig:
-        if self.path is None and self.train is None:
+    def _one_source(self, info: ValidationInfo) -> DataConfig:
+        if not self.has_source and not is_saved_run(info):
             raise ValueError("give data.path (one file) or data.train (your own splits)")
         if self.path is not None and self.train is not None:
             raise ValueError("give data.path or data.train, not both")

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from modelyard.errors import RecipeError
+from modelyard.recipe.base import SAVED_RUN
 from modelyard.recipe.root import Recipe
 
 
@@ -107,6 +108,19 @@ def build_recipe(
     merged = deep_merge(raw, parse_overrides(overrides or []))
     try:
         return Recipe.model_validate(merged)
+    except ValidationError as exc:
+        raise RecipeError(format_validation_error(exc, source)) from None
+
+
+def validate_saved_recipe(raw: dict[str, Any], source: str) -> Recipe:
+    """Return the validated Recipe a finished run saved; raise RecipeError listing every problem.
+
+    The schema is the user's, with one allowance: a saved run may record no data source
+    (`DataConfig.has_source` is then False). Reading and migrating the file is the artifact
+    layer's job (`modelyard.registry.read_recipe`).
+    """
+    try:
+        return Recipe.model_validate(raw, context={SAVED_RUN: True})
     except ValidationError as exc:
         raise RecipeError(format_validation_error(exc, source)) from None
 

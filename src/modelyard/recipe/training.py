@@ -42,14 +42,21 @@ def _has_text(value: str | list[str]) -> bool:
     return bool(texts) and all(t.strip() for t in texts)
 
 
+# the defaults of model.backbone and model.max_length, which functions outside a recipe
+# (zero-shot, curation tools) take as their own defaults too
+DEFAULT_BACKBONE = "minilm-l6"
+DEFAULT_MAX_LENGTH = 128
+
+
 class ModelConfig(Section):
     """The backbone, how long an input may be, and what the classification head reads."""
 
     backbone: str = Field(
-        "minilm-l6", description="A registered backbone name or a local Hugging Face model folder."
+        DEFAULT_BACKBONE,
+        description="A registered backbone name or a local Hugging Face model folder.",
     )
     max_length: int = Field(
-        128, ge=8, le=4096, description="Longer texts are truncated (and counted)."
+        DEFAULT_MAX_LENGTH, ge=8, le=4096, description="Longer texts are truncated (and counted)."
     )
     pooling: Literal["cls", "mean"] = Field(
         "cls",

@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modelyard.errors import ArtifactError
 from modelyard.registry.crypto import EncryptionKey, decrypt_members, read_key
-from modelyard.registry.run import LABELS, RECIPE, LoadedRun
+from modelyard.registry.records import LABELS, RECIPE, check_labels, parse_saved_recipe
+from modelyard.registry.run import LoadedRun
 
 _SIMPLE = (str, int, float, bool, type(None))
 # loader bookkeeping in tokenizer_config.json, not settings of the tokenizer itself
@@ -100,10 +99,7 @@ def tokenizer_from_bytes(root: Path, files: dict[str, bytes]) -> Any:
 
 
 def _labels(root: Path, files: dict[str, bytes]) -> list[str]:
-    labels = _json(root, LABELS, files)
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise ArtifactError(f"{root}: {LABELS} must be a JSON list of label names")
-    return labels
+    return check_labels(_json(root, LABELS, files), f"{root}: {LABELS}")
 
 
 def load_encrypted_run(
@@ -125,14 +121,12 @@ def load_encrypted_run(
     )
     files = opened.files
     labels = _labels(root, files)
-    recipe = yaml.safe_load(files[RECIPE].decode("utf-8")) if RECIPE in files else {}
-    recipe = recipe if isinstance(recipe, dict) else {}
+    recipe = parse_saved_recipe(files.get(RECIPE, b""), root / RECIPE)
     model = model_from_bytes(root, files)
     if model.config.num_labels != len(labels):
         raise ArtifactError(
             f"{root}: the model has {model.config.num_labels} outputs but {LABELS} names {len(labels)} labels"
         )
     model.to(device).eval()
-    max_length = int(recipe.get("model", {}).get("max_length", 128))
     tokenizer = tokenizer_from_bytes(root, files)
-    return LoadedRun(root, model, tokenizer, labels, max_length, opened.manifest, recipe)
+    return LoadedRun(root, model, tokenizer, labels, opened.manifest, recipe)

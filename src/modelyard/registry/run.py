@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from modelyard.errors import ArtifactError
 from modelyard.models.build import load_tokenizer, quiet_transformers
+from modelyard.recipe import Recipe
 from modelyard.registry.crypto import EncryptionKey, is_encrypted
 from modelyard.registry.kinds import ARTIFACT_KINDS, resolve
 from modelyard.registry.manifest import verify_manifest
+from modelyard.registry.records import (
+    LABELS,
+    RECIPE,
+    read_labels,
+    read_recipe,
+    saved_recipe_from_dict,
+)
 from modelyard.registry.safety import check_weights
 from modelyard.registry.signing import enforce_trust
 
-LABELS = "labels.json"
-RECIPE = "recipe.yaml"
+__all__ = [
+    "LABELS",
+    "RECIPE",
+    "LoadedRun",
+    "load_run",
+    "loads_as_torch_run",
+    "read_labels",
+    "read_recipe",
+    "save_model_files",
+]
 
 
 def loads_as_torch_run(kind: str) -> bool:
@@ -41,17 +57,62 @@ def _run_loader(run_dir: Path, kind: str) -> Callable[[Path, dict[str, Any], str
     return loader
 
 
-@dataclass
+@dataclass(init=False)
 class LoadedRun:
-    """A verified run: model in eval mode, tokenizer, label names and the run's records."""
+    """A verified run: model in eval mode, tokenizer, label names and the run's records.
+
+    `recipe` is the run's validated recipe (`read_recipe`); `max_length`, the longest input
+    in tokens, is the recipe's `model.max_length`.
+    """
 
     path: Path
     model: Any
     tokenizer: PreTrainedTokenizerBase
     labels: list[str]
-    max_length: int
     manifest: dict[str, Any]
-    recipe: dict[str, Any]
+    recipe: Recipe
+
+    def __init__(
+        self,
+        path: Path,
+        model: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        labels: list[str],
+        *records: Any,
+        **named: Any,
+    ) -> None:
+        self.path, self.model, self.tokenizer, self.labels = Path(path), model, tokenizer, labels
+        self.manifest, self.recipe = _records(self.path, records, named)
+
+    @property
+    def max_length(self) -> int:
+        """Return the longest input in tokens; longer texts are truncated."""
+        return self.recipe.model.max_length
+
+
+def _records(path: Path, records: tuple[Any, ...], named: dict[str, Any]) -> tuple[Any, Recipe]:
+    # LoadedRun(path, model, tokenizer, labels, manifest, recipe); 0.1.0 took max_length
+    # before manifest and a recipe dict, as run loaders of plug-ins may still pass
+    old = len(records) == 3 or "max_length" in named
+    names = ("max_length", "manifest", "recipe") if old else ("manifest", "recipe")
+    given = dict(zip(names, records, strict=False)) | named
+    if set(given) != set(names):
+        raise TypeError("LoadedRun takes path, model, tokenizer, labels, manifest and recipe")
+    recipe = given["recipe"]
+    if old:
+        warnings.warn(
+            "LoadedRun(..., max_length, manifest, recipe) is deprecated; pass "
+            "LoadedRun(path, model, tokenizer, labels, manifest, recipe) with a Recipe "
+            "(modelyard.registry.read_recipe): max_length is the recipe's model.max_length",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    if not isinstance(recipe, Recipe):
+        recipe = saved_recipe_from_dict(recipe or {}, path / RECIPE)
+    if old and recipe.model.max_length != given["max_length"]:
+        model = recipe.model.model_copy(update={"max_length": int(given["max_length"])})
+        recipe = recipe.model_copy(update={"model": model})
+    return given["manifest"], recipe
 
 
 def save_model_files(
@@ -63,24 +124,6 @@ def save_model_files(
         model.save_pretrained(str(run_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(run_dir))
     (run_dir / LABELS).write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")
-
-
-def _read_labels(run_dir: Path) -> list[str]:
-    try:
-        labels = json.loads((run_dir / LABELS).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{run_dir / LABELS} cannot be read: {exc}") from None
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise ArtifactError(f"{run_dir / LABELS} must be a JSON list of label names")
-    return labels
-
-
-def _read_recipe(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RECIPE
-    if not path.is_file():
-        return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
 
 
 def load_run(
@@ -114,8 +157,8 @@ def load_run(
         return _run_loader(run_dir, kind)(run_dir, manifest, device)
     if "model.safetensors" not in manifest["files"]:
         raise ArtifactError(f"{run_dir} holds no model.safetensors in its manifest")
-    labels = _read_labels(run_dir)
-    recipe = _read_recipe(run_dir)
+    labels = read_labels(run_dir)
+    recipe = read_recipe(run_dir)
     try:
         with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
@@ -127,6 +170,36 @@ def load_run(
         raise ArtifactError(
             f"{run_dir}: the model has {model.config.num_labels} outputs but {LABELS} names {len(labels)} labels"
         )
+    check_max_length(run_dir, recipe.model.max_length, model.config)
     model.to(device).eval()
-    max_length = int(recipe.get("model", {}).get("max_length", 128))
-    return LoadedRun(run_dir, model, load_tokenizer(run_dir), labels, max_length, manifest, recipe)
+    return LoadedRun(run_dir, model, load_tokenizer(run_dir), labels, manifest, recipe)
+
+
+def check_max_length(run_dir: Path, max_length: int, config: Any) -> None:
+    """Refuse a recipe `max_length` beyond the positions the model has (it would crash on long
+    texts after loading); raise ArtifactError, else return None."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ArtifactError(
+            f"{run_dir / RECIPE}: model.max_length is {max_length}, but the model has only "
+            f"{positions} positions; refusing to load this artifact (set max_length <= {positions})"
+        )
+
+
+_DEPRECATED = {"_read_labels": "read_labels", "_read_recipe": "read_recipe"}
+
+
+def _read_recipe_dict(run_dir: Path) -> dict[str, Any]:
+    # what the private _read_recipe returned: the recipe as a plain dict
+    return read_recipe(run_dir).model_dump(mode="json")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _DEPRECATED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"modelyard.registry.run.{name} is deprecated; use modelyard.registry.{_DEPRECATED[name]}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return read_labels if name == "_read_labels" else _read_recipe_dict

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from modelyard.errors import ModelyardError
+from modelyard.recipe import Recipe
 from modelyard.registry.manifest import MANIFEST
-from modelyard.registry.run import RECIPE
+from modelyard.registry.records import RECIPE, read_recipe
 
 HISTORY = "history.jsonl"  # written by modelyard.pipeline.HistoryWriter while a run trains
 # a run without a manifest whose history changed this recently is still training
@@ -62,10 +64,20 @@ def task_of(kind: str) -> str:
     return "classification" if "classifier" in kind else kind
 
 
-def _dataset(recipe: dict[str, Any]) -> str:
-    data = recipe.get("data") or {}
-    source = data.get("path") or data.get("train") or ""
-    return Path(str(source)).name if source else ""
+def run_recipe(path: Path) -> Recipe | None:
+    """Return the validated recipe of the run folder `path`, or None when it has none or a
+    corrupt one (the dashboard still lists the run)."""
+    if not (path / RECIPE).is_file():
+        return None
+    try:
+        return read_recipe(path)
+    except ModelyardError:
+        return None
+
+
+def _dataset(recipe: Recipe | None) -> str:
+    source = recipe and (recipe.data.path or recipe.data.train)
+    return source.name if source else ""
 
 
 def _status(path: Path, manifest: Any) -> str:
@@ -82,14 +94,13 @@ def summarise(ref: str, path: Path, source: str) -> RunSummary:
     """Return the summary of the run folder `path` from its manifest, metrics and recipe."""
     manifest = read_json(path / MANIFEST)
     manifest = manifest if isinstance(manifest, dict) else None
-    recipe = read_yaml(path / RECIPE)
-    recipe = recipe if isinstance(recipe, dict) else {}
+    recipe = run_recipe(path)
     metrics = read_json(path / "metrics.json")
     test = metrics.get("test", metrics) if isinstance(metrics, dict) else {}
     kind = str((manifest or {}).get("kind", "classifier"))
     compressed = read_json(path / "compression.json")  # a compressed variant names its method
     method = ((compressed or {}).get("method") if isinstance(compressed, dict) else None) or (
-        (manifest or {}).get("method") or (recipe.get("train") or {}).get("method") or ""
+        (manifest or {}).get("method") or (recipe.train.method if recipe else "")
     )
     created = str((manifest or {}).get("created", ""))
     if not created:
@@ -102,7 +113,7 @@ def summarise(ref: str, path: Path, source: str) -> RunSummary:
     return RunSummary(
         ref=ref,
         path=path,
-        name=str((recipe.get("run") or {}).get("name") or path.name),
+        name=recipe.run.name if recipe else path.name,
         source=source,
         kind=kind,
         task=task_of(kind),

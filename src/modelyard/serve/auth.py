@@ -107,6 +107,10 @@ class KeyStore:
         self._write([*self._read(), record])
         return info, f"{PREFIX}{key_id}.{secret}"
 
+    def records(self) -> list[dict[str, Any]]:
+        """Return the stored key records (id, scope, name, salt, hash; never a secret)."""
+        return self._read()
+
     def list(self) -> list[KeyInfo]:
         """Return the info of every stored key, oldest first."""
         return [_info(r) for r in self._read()]
@@ -155,6 +159,7 @@ class Authenticator:
         self._pepper = secrets.token_bytes(32)
         self._cache: dict[bytes, KeyInfo] = {}
         self._stamp: tuple[float, int] | None = self._file_stamp()
+        self._records: dict[str, dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
     def _file_stamp(self) -> tuple[float, int] | None:
@@ -168,21 +173,50 @@ class Authenticator:
         """Return True when the key file holds at least one key."""
         return bool(self.store.list())
 
+    def _refresh(self) -> None:
+        # called with the lock held: a changed key file drops cached keys and records
+        stamp = self._file_stamp()
+        if stamp != self._stamp or self._records is None:
+            self._cache.clear()
+            self._stamp = stamp
+            self._records = {str(r.get("id", "")): r for r in self.store.records()}
+
+    def known_id(self, key: str) -> str | None:
+        """Return the id of `key` when it is well formed and names a stored key, else None.
+
+        Costs no hashing: a key whose id is unknown can be refused at once. Key ids are not
+        secret (they are listed and logged); only the secret is compared in constant time.
+        """
+        parts = split_key(key)
+        if parts is None:
+            return None
+        with self._lock:
+            self._refresh()
+            assert self._records is not None
+            return parts[0] if parts[0] in self._records else None
+
     def _digest(self, key: str) -> bytes:
         return hmac.new(self._pepper, key.encode("utf-8", "replace"), hashlib.sha256).digest()
 
     def cached(self, key: str) -> KeyInfo | None:
         """Return the info of `key` if it was verified since the key file last changed, else None."""
         with self._lock:
-            stamp = self._file_stamp()
-            if stamp != self._stamp:
-                self._cache.clear()
-                self._stamp = stamp
+            self._refresh()
             return self._cache.get(self._digest(key))
+
+    def _check(self, key: str) -> KeyInfo | None:
+        parts = split_key(key)
+        if parts is None:
+            return None
+        with self._lock:
+            self._refresh()
+            assert self._records is not None
+            record = self._records.get(parts[0])
+        return _check_record(record, parts[1]) if record is not None else None
 
     def verify(self, key: str) -> KeyInfo | None:
         """Return the info of `key` if it is valid now (a revoked key stops working), else None."""
-        info = self.cached(key) or self.store.verify(key)
+        info = self.cached(key) or self._check(key)
         if info is not None:
             with self._lock:
                 if len(self._cache) >= _CACHE_LIMIT:

@@ -29,6 +29,8 @@ PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 ADMIN_PREFIX = "/v1/admin/"
 # job listings and logs name data, paths and errors: operator data, not for prediction keys
 ADMIN_PREFIXES = (ADMIN_PREFIX, "/v1/jobs")
+# concurrent key hashes (16 MiB and ~50 ms of CPU each): more would only queue on the cores
+HASH_SLOTS = 2
 KEY_HINT = "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
@@ -68,6 +70,7 @@ class GuardMiddleware:
         self.self_guarded = tuple(p.rstrip("/") for p in self_guarded)
         self.limiter, self.unverified = limiter, unverified
         self.max_body_bytes = max_body_bytes
+        self._hash_slots = anyio.CapacityLimiter(HASH_SLOTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._self_guarded(scope["path"]):
@@ -108,10 +111,17 @@ class GuardMiddleware:
                 f"this route needs an API key; {KEY_HINT} (create one with `modelyard keys create`)"
             )
         info = self.auth.cached(key)
-        if info is None:
-            # hashing a key is slow on purpose: a client whose keys keep failing must wait
-            self.unverified.check(client, cost=0)
-            info = await anyio.to_thread.run_sync(self.auth.verify, key)
+        if info is not None:
+            return info
+        self.unverified.check(client, cost=0)
+        key_id = self.auth.known_id(key)
+        # hashing a key is slow on purpose, so it is rationed: an unknown id costs no hash,
+        # and each hash takes a token from its key id's bucket and from one shared by all
+        # callers (whatever address they come from), with at most HASH_SLOTS at once
+        if key_id is not None:
+            self.unverified.check(f"id:{key_id}")
+            self.unverified.check("hashing")
+            info = await anyio.to_thread.run_sync(self.auth.verify, key, limiter=self._hash_slots)
         if info is None:
             self.unverified.charge(client)
             raise UnauthorizedError(

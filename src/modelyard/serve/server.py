@@ -29,6 +29,7 @@ from starlette.types import ASGIApp
 from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.store import ModelStore
 from modelyard.serve.auth import KeyStore
+from modelyard.serve.protocol import uvicorn_limits
 from modelyard.serve.settings import SETTINGS_ENV, ServeSettings, ServeSettingsError, check_bind
 
 log = logging.getLogger("modelyard.serve")
@@ -68,6 +69,7 @@ def _uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
         "log_level": "info",
         "access_log": settings.access_log,
         "server_header": False,
+        **uvicorn_limits(),
     }
 
 

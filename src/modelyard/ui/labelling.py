@@ -23,9 +23,10 @@ from modelyard.curation.active import STRATEGIES
 from modelyard.curation.relabel import LabelChange, LabelConflictError, locked, read_log, standing
 from modelyard.data.load import read_table
 from modelyard.errors import ModelyardError
+from modelyard.recipe import DataConfig
 from modelyard.ui.pages import not_found
 from modelyard.ui.render import base_url, page
-from modelyard.ui.runs import RunIndex, UnknownRunError, is_run_dir, read_yaml
+from modelyard.ui.runs import RunIndex, UnknownRunError, is_run_dir, run_recipe
 from modelyard.ui.settings import UiSettings
 
 POOL_SUFFIXES = (".csv", ".tsv", ".jsonl")
@@ -61,9 +62,9 @@ class Audit:
 
 
 def _columns(settings: UiSettings, name: str) -> tuple[str, str]:
-    recipe = read_yaml(settings.runs / name / "recipe.yaml")
-    data = (recipe or {}).get("data") or {} if isinstance(recipe, dict) else {}
-    return str(data.get("text_column", "text")), str(data.get("label_column", "label"))
+    recipe = run_recipe(settings.runs / name)
+    data = recipe.data if recipe else DataConfig.model_construct()  # the schema's defaults
+    return data.text_column, data.label_column
 
 
 def load_audit(settings: UiSettings, name: str) -> Audit | None:
@@ -294,10 +295,9 @@ def _run_labels(run_dir: Path) -> list[str]:
 
 
 def _train_file(run_dir: Path) -> Path | None:
-    recipe = read_yaml(run_dir / "recipe.yaml")
-    data = (recipe.get("data") or {}) if isinstance(recipe, dict) else {}
-    source = data.get("train") or data.get("path")
-    return Path(source) if source and Path(source).is_file() else None
+    recipe = run_recipe(run_dir)
+    source = recipe and (recipe.data.train or recipe.data.path)
+    return source if source and source.is_file() else None
 
 
 async def save_label(request: Request) -> Response:

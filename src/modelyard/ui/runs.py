@@ -15,7 +15,7 @@ from typing import Any
 
 from modelyard.errors import ModelyardError
 from modelyard.registry.manifest import MANIFEST
-from modelyard.registry.run import RECIPE
+from modelyard.registry.records import RECIPE
 from modelyard.registry.store import ModelStore, RegistryError
 from modelyard.registry.summary import HISTORY as HISTORY
 from modelyard.registry.summary import LIVE_WINDOW_S as LIVE_WINDOW_S
@@ -23,6 +23,7 @@ from modelyard.registry.summary import RunSummary as RunSummary
 from modelyard.registry.summary import is_run_dir as is_run_dir
 from modelyard.registry.summary import read_json as read_json
 from modelyard.registry.summary import read_yaml as read_yaml
+from modelyard.registry.summary import run_recipe as run_recipe
 from modelyard.registry.summary import summarise as summarise
 from modelyard.registry.summary import task_of as task_of
 
