@@ -60,9 +60,9 @@ def test_encrypt_predict_decrypt_without_printing_the_key(  # type: ignore[no-un
     outputs += [out, err]
     assert code == EXIT_USER_ERROR and "no encryption key" in err
     monkeypatch.setenv("MODELYARD_ENCRYPTION_KEY_FILE", str(key_file))
-    code, out, err = cli("predict", str(encrypted), "refund my invoice")
+    code, out, err = cli("predict", str(encrypted), "refund my invoice", "--json")
     outputs += [out, err]
-    assert code == 0 and '"label"' in out, err
+    assert code == 0 and '"predicted_label"' in out, err
     code, out, err = cli("registry", "decrypt", str(encrypted), "--output", str(tmp_path / "plain"))
     outputs += [out, err]
     assert code == 0 and (tmp_path / "plain" / "model.safetensors").is_file(), err

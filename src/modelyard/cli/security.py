@@ -149,7 +149,9 @@ def deprecated_alias(command: Callable[..., None], old: str, new: str) -> Callab
 
     @functools.wraps(command)
     def alias(*args: Any, **kwargs: Any) -> None:
-        err_console.print(f"note: `{old}` is deprecated; use `{new}`", highlight=False)
+        err_console.print(
+            f"note: `{old}` is deprecated; use `{new}`", highlight=False, soft_wrap=True
+        )
         command(*args, **kwargs)
 
     alias.__doc__ = f"Deprecated: use `{new}`."
