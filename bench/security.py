@@ -48,6 +48,9 @@ SERVE_SECTION = {
     "watch_aliases_s": None,
     "access_log": False,
 }
+# generated requests run on a server with short texts and a short deadline, as the probe's did
+# (explanations of 10,000 characters are probed above, once)
+SCHEMA_SECTION = {**SERVE_SECTION, "max_chars": 200, "max_texts": 8, "request_timeout_s": 2}
 SERVE_ENTRY = "import typer; from modelyard.cli.serve import serve; typer.run(serve)"
 CLI = [sys.executable, "-m", "modelyard"]
 LEGIT = "my invoice was charged twice, please refund the second payment"
@@ -71,8 +74,8 @@ def train_run(work: Path) -> Path:
     return Path(train(recipe, overrides, overwrite=True, progress=False).run_dir)
 
 
-def prepare(work: Path, run: Path) -> tuple[Path, dict[str, str], str, str]:
-    """Fill a registry and key file under `work`; return (serve recipe, env, predict key, admin key)."""
+def prepare(work: Path, run: Path) -> tuple[dict[str, str], str, str]:
+    """Fill a registry and key file under `work`; return (env, predict key, admin key)."""
     from modelyard.registry.store import ModelStore
     from modelyard.serve.auth import KeyStore
 
@@ -82,9 +85,18 @@ def prepare(work: Path, run: Path) -> tuple[Path, dict[str, str], str, str]:
     keys = KeyStore(home / "keys.json")
     _, predict = keys.create("predict", "bench")
     _, admin = keys.create("admin", "bench")
-    recipe = work / "serve.yaml"
-    recipe.write_text(yaml.safe_dump({"serve": SERVE_SECTION}), encoding="utf-8")
-    return recipe, {**os.environ, "MODELYARD_HOME": str(home)}, predict, admin
+    return {**os.environ, "MODELYARD_HOME": str(home)}, predict, admin
+
+
+def start_server(work: Path, env: dict[str, str], section: dict[str, Any], name: str) -> Server:
+    """Start `modelyard serve tickets` with the `serve` recipe `section`; return it once ready."""
+    recipe = work / f"{name}.yaml"
+    recipe.write_text(yaml.safe_dump({"serve": section}), encoding="utf-8")
+    port = free_port()
+    command = [sys.executable, "-c", SERVE_ENTRY, "tickets", "--port", str(port)]
+    server = Server(name, [*command, "--recipe", str(recipe)], env, port, work / f"{name}.log")
+    server.wait_ready()
+    return server
 
 
 class PeakRss:
@@ -118,18 +130,28 @@ def bad_inputs(url: str, predict: str, admin: str) -> dict[str, Any]:
     """Send every hostile request once; return how many were tried and answered 5xx."""
     from modelyard.testing.hostile import BAD_INPUTS
 
-    fives = []
+    fives: list[str] = []
+    unsendable: list[str] = []
     with httpx.Client(base_url=url, timeout=60) as client:
         for case in BAD_INPUTS:
             key = admin if case.scope == "admin" else predict
             headers: dict[str, Any] = {"X-API-Key": key, "Content-Type": "application/json"}
             headers |= case.header_bytes()
-            answer = client.request(
-                case.method, case.url("tickets", "1"), content=case.body, headers=headers
-            )
+            try:
+                answer = client.request(
+                    case.method, case.url("tickets", "1"), content=case.body, headers=headers
+                )
+            except httpx.LocalProtocolError:  # a header the HTTP client will not even send
+                unsendable.append(case.name)
+                continue
             if answer.status_code >= 500:
                 fives.append(f"{case.name}: {answer.status_code}")
-    return {"bad_inputs_tried": len(BAD_INPUTS), "bad_inputs_5xx": len(fives), "bad_5xx": fives}
+    return {
+        "bad_inputs_tried": len(BAD_INPUTS) - len(unsendable),
+        "bad_inputs_5xx": len(fives),
+        "bad_5xx": fives,
+        "bad_unsendable": unsendable,
+    }
 
 
 async def _poisoned(url: str, key: str, legit: int, poisoned: int) -> tuple[int, int]:
@@ -325,6 +347,7 @@ def schemathesis_probe(url: str, admin: str) -> dict[str, Any]:
                 fives.append(f"{case.method} {case.path}: {answer.status_code}")
 
         check()
+        print(f"schemathesis {mode.value} {params}: {len(codes)} cases so far", flush=True)
     return {
         "schemathesis_cases": len(codes),
         "schemathesis_5xx": len(fives),
@@ -358,7 +381,9 @@ def markdown(fig: dict[str, Any]) -> str:
         "# Security: the hostile probe of issue 21, replayed on 127.0.0.1",
         "",
         f"Run: quickstart (MiniLM-L6, one epoch, max_length 128); server `modelyard serve`, "
-        f"request_timeout_s {SERVE_SECTION['request_timeout_s']}. Machine: {fig['machine'].get('cpu_model')}.",
+        f"request_timeout_s {SERVE_SECTION['request_timeout_s']} (schemathesis: a server with "
+        f"max_chars {SCHEMA_SECTION['max_chars']}, request_timeout_s "
+        f"{SCHEMA_SECTION['request_timeout_s']}). Machine: {fig['machine'].get('cpu_model')}.",
         "",
         "| figure | value | goal | met |",
         "|---|---|---|---|",
@@ -388,20 +413,22 @@ def main() -> None:
     work = args.work / "security"
     work.mkdir(parents=True, exist_ok=True)
     run = train_run(work)
-    recipe, env, predict, admin = prepare(work, run)
-    port = free_port()
-    command = [sys.executable, "-c", SERVE_ENTRY, "tickets", "--port", str(port)]
-    server = Server("ours", [*command, "--recipe", str(recipe)], env, port, work / "server.log")
+    env, predict, admin = prepare(work, run)
     figures: dict[str, Any] = {"machine": machine()}
+    server = start_server(work, env, SERVE_SECTION, "server")
     try:
-        server.wait_ready()
         pid = server.proc.pid
         figures |= bad_inputs(server.url, predict, admin)
         collateral, poisoned_5xx = asyncio.run(_poisoned(server.url, predict, 150, 50))
         figures |= {"poisoned_batch_collateral_5xx": collateral, "poisoned_5xx": poisoned_5xx}
         figures |= explain_probe(server.url, predict, pid)
         figures |= asyncio.run(_flood_probe(server.url, predict, 40))
-        figures |= header_probe(port, pid)
+        figures |= header_probe(server.port, pid)
+    finally:
+        server.stop()
+    print("probes done; schemathesis next", flush=True)
+    server = start_server(work, env, SCHEMA_SECTION, "schema-server")
+    try:
         figures |= schemathesis_probe(server.url, admin)
     finally:
         server.stop()
