@@ -73,8 +73,14 @@ def build_tokenizer(template: str | None = CHATML) -> PreTrainedTokenizerFast:
     return tok
 
 
-def save_tiny_llama(folder: Path, template: str | None = CHATML) -> Path:
-    """Save a 2-layer Llama (hidden 32) and its tokenizer to `folder`; return it."""
+def save_tiny_llama(
+    folder: Path, template: str | None = CHATML, varied: bool = False
+) -> Path:
+    """Save a 2-layer Llama (hidden 32) and its tokenizer to `folder`; return it.
+
+    `varied`: larger random weights, so greedy answers vary from token to token instead of
+    repeating one, and an end-of-turn embedding of zeros, so answers rarely end early.
+    """
     tok = build_tokenizer(template)
     config = LlamaConfig(
         vocab_size=len(tok),
@@ -88,9 +94,15 @@ def save_tiny_llama(folder: Path, template: str | None = CHATML) -> Path:
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=0.2 if varied else 0.02,
     )
     torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(str(folder), safe_serialization=True)
+    model = LlamaForCausalLM(config)
+    if varied:
+        with torch.no_grad():
+            # a zero row gives the end-of-turn token a logit of 0, below the best of the others
+            model.get_input_embeddings().weight[tok.eos_token_id] = 0.0
+    model.save_pretrained(str(folder), safe_serialization=True)
     tok.save_pretrained(str(folder))
     return folder
 

@@ -1,0 +1,215 @@
+"""The continuous-batching engine on a tiny Llama: batched answers equal solo answers, seeds,
+stops, budgets, cancellation, deadlines and the bounded queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from modelyard.generation.engine import (
+    CANCELLED,
+    LENGTH,
+    STOP,
+    TIMEOUT,
+    ContextLengthError,
+    Delta,
+    EngineBusyError,
+    GenerationEngine,
+    GenerationRequest,
+    StepStats,
+)
+from tests.generation.conftest import save_tiny_llama
+
+PROMPTS = ["the red cat", "what colour is the dog?", "the", "the blue bird sees the horse."]
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """The varied tiny Llama and its tokenizer."""
+    folder = save_tiny_llama(tmp_path_factory.mktemp("engine-llama"), varied=True)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True).eval()
+    return model, AutoTokenizer.from_pretrained(str(folder))
+
+
+@pytest.fixture()
+def engine(lm: tuple[Any, Any]) -> Iterator[GenerationEngine]:
+    """An engine of 4 slots and 4 queue places on the tiny Llama."""
+    engine = GenerationEngine(lm[0], lm[1], max_batch_size=4, max_queue=4)
+    yield engine
+    engine.close(5)
+
+
+def ids(lm: tuple[Any, Any], text: str) -> list[int]:
+    """Return the token ids of `text`."""
+    return list(lm[1](text)["input_ids"])
+
+
+def run(engine: GenerationEngine, request: GenerationRequest) -> list[Delta]:
+    """Return every delta of one request."""
+    return list(engine.submit(request).deltas(timeout_s=60))
+
+
+def reference(lm: tuple[Any, Any], prompt: list[int], n: int) -> list[int]:
+    """Return the greedy tokens transformers' own generate gives for `prompt` alone."""
+    model, tok = lm
+    with torch.inference_mode():
+        out = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=n,
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    return out[0, len(prompt) :].tolist()
+
+
+def test_batched_greedy_answers_equal_each_prompt_alone(
+    engine: GenerationEngine, lm: tuple[Any, Any]
+) -> None:
+    prompts = [ids(lm, p) for p in PROMPTS]
+    sequences = [engine.submit(GenerationRequest(p, 12)) for p in prompts]
+    for prompt, seq in zip(prompts, sequences, strict=True):
+        deltas = list(seq.deltas(timeout_s=60))
+        assert [d.token_id for d in deltas] == reference(lm, prompt, 12)
+        assert [d.tokens for d in deltas] == list(range(1, len(deltas) + 1))
+
+
+def test_a_late_request_joins_the_running_batch(
+    lm: tuple[Any, Any],
+) -> None:
+    steps: list[StepStats] = []
+    engine = GenerationEngine(lm[0], lm[1], max_batch_size=4, on_step=steps.append)
+    try:
+        first = engine.submit(GenerationRequest(ids(lm, PROMPTS[0]), 60))
+        stream = first.deltas(timeout_s=60)
+        next(stream)  # the first sequence is running
+        late_prompt = ids(lm, PROMPTS[1])
+        late = engine.submit(GenerationRequest(late_prompt, 5))
+        late_tokens = [d.token_id for d in late.deltas(timeout_s=60)]
+        # the late request finished while the long one was still generating
+        assert first.finish_reason is None
+        assert late_tokens == reference(lm, late_prompt, 5)
+        assert any(s.kind == "decode" and s.sequences == 2 for s in steps)
+        rest = list(stream)
+        assert rest[-1].finish_reason == LENGTH and rest[-1].tokens == 60
+    finally:
+        engine.close(5)
+
+
+def test_max_tokens_ends_with_length(engine: GenerationEngine, lm: tuple[Any, Any]) -> None:
+    deltas = run(engine, GenerationRequest(ids(lm, PROMPTS[0]), 7))
+    assert deltas[-1].finish_reason == LENGTH
+    assert deltas[-1].tokens == 7
+    assert all(d.finish_reason is None for d in deltas[:-1])
+
+
+def test_the_same_seed_gives_the_same_sample(engine: GenerationEngine, lm: tuple[Any, Any]) -> None:
+    def sample(seed: int) -> list[int | None]:
+        request = GenerationRequest(ids(lm, PROMPTS[1]), 10, temperature=1.0, top_p=0.9, seed=seed)
+        return [d.token_id for d in run(engine, request)]
+
+    alone = sample(7)
+    # and with other requests in the batch at the same time
+    noise = [
+        engine.submit(GenerationRequest(ids(lm, p), 10, temperature=1.0, seed=i))
+        for i, p in enumerate(PROMPTS[:2])
+    ]
+    assert sample(7) == alone
+    assert sample(8) != alone
+    for seq in noise:
+        list(seq.deltas(timeout_s=60))
+
+
+def test_a_stop_sequence_cuts_the_text_before_it(
+    engine: GenerationEngine, lm: tuple[Any, Any]
+) -> None:
+    prompt = ids(lm, PROMPTS[3])
+    full = "".join(d.text for d in run(engine, GenerationRequest(prompt, 20)))
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
+    assert stop.strip(), full
+    deltas = run(engine, GenerationRequest(prompt, 20, stop=(stop, "never appears")))
+    text = "".join(d.text for d in deltas)
+    assert text == full[: full.index(stop)]
+    assert deltas[-1].finish_reason == STOP
+    assert deltas[-1].tokens < 20
+
+
+def test_cancelling_frees_the_slot(lm: tuple[Any, Any]) -> None:
+    engine = GenerationEngine(lm[0], lm[1], max_batch_size=1, max_queue=4)
+    try:
+        long = engine.submit(GenerationRequest(ids(lm, PROMPTS[0]), 200))
+        stream = long.deltas(timeout_s=60)
+        next(stream)
+        waiting = engine.submit(GenerationRequest(ids(lm, PROMPTS[1]), 3))
+        long.cancel()
+        assert list(stream)[-1].finish_reason == CANCELLED
+        assert long.generated < 200
+        assert list(waiting.deltas(timeout_s=60))[-1].finish_reason == LENGTH
+        assert engine.active == 0 and engine.waiting == 0
+    finally:
+        engine.close(5)
+
+
+def test_a_deadline_stops_generation(engine: GenerationEngine, lm: tuple[Any, Any]) -> None:
+    request = GenerationRequest(ids(lm, PROMPTS[0]), 200, deadline=time.monotonic() + 0.05)
+    deltas = run(engine, request)
+    assert deltas[-1].finish_reason == TIMEOUT
+    assert deltas[-1].tokens < 200
+
+
+def test_a_full_queue_refuses_at_once(lm: tuple[Any, Any]) -> None:
+    gate = threading.Event()
+    engine = GenerationEngine(lm[0], lm[1], max_batch_size=1, max_queue=2)
+    original = engine._decode
+
+    def slow_decode() -> None:
+        gate.wait(30)
+        original()
+
+    engine._decode = slow_decode  # type: ignore[method-assign]
+    try:
+        prompt = ids(lm, PROMPTS[0])
+        held = [engine.submit(GenerationRequest(prompt, 2))]
+        # one sequence is admitted; two more fill the queue
+        deadline = time.monotonic() + 10
+        while engine.active == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        held += [engine.submit(GenerationRequest(prompt, 2)) for _ in range(2)]
+        with pytest.raises(EngineBusyError, match="queue is full"):
+            engine.submit(GenerationRequest(prompt, 2))
+        gate.set()
+        for seq in held:
+            assert list(seq.deltas(timeout_s=60))[-1].finish_reason == LENGTH
+    finally:
+        gate.set()
+        engine.close(5)
+
+
+def test_prompts_that_do_not_fit_are_refused(engine: GenerationEngine) -> None:
+    with pytest.raises(ContextLengthError, match="context holds 256"):
+        engine.submit(GenerationRequest([5] * 250, 10))
+    with pytest.raises(ContextLengthError, match="empty"):
+        engine.submit(GenerationRequest([], 10))
+
+
+def test_close_finishes_queued_work_then_refuses(lm: tuple[Any, Any]) -> None:
+    engine = GenerationEngine(lm[0], lm[1], max_batch_size=2)
+    seq = engine.submit(GenerationRequest(ids(lm, PROMPTS[0]), 4))
+    engine.close(30)
+    assert list(seq.deltas(timeout_s=5))[-1].finish_reason == LENGTH
+    with pytest.raises(EngineBusyError, match="shutting down"):
+        engine.submit(GenerationRequest(ids(lm, PROMPTS[0]), 4))
+
+
+def test_the_end_of_turn_token_stops_a_sequence(lm: tuple[Any, Any]) -> None:
+    engine = GenerationEngine(lm[0], lm[1])
+    try:
+        assert lm[1].eos_token_id in engine.stop_ids
+    finally:
+        engine.close(5)
