@@ -108,3 +108,15 @@ def test_a_slow_explanation_answers_504(
     body = {"texts": [TEXT, TEXT], "method": "shapley", "samples": 50}
     answer = connect(request_timeout_s=0.001).post("/v1/explain", json=body, headers=_auth(served))
     assert answer.status_code == 504 and answer.json()["code"] == "deadline_exceeded"
+
+
+def test_a_10000_character_occlusion_is_cut_to_the_model_window(
+    connect: Callable[..., TestClient], served: tuple[ModelStore, KeyStore, str]
+) -> None:
+    text = (TEXT + " ") * (10_000 // (len(TEXT) + 1))
+    body = {"texts": [text], "method": "occlusion"}
+    answer = connect(max_chars=10_000).post("/v1/explain", json=body, headers=_auth(served))
+    assert answer.status_code == 200, answer.text
+    (result,) = answer.json()["explanations"]
+    assert result["truncated"] and result["words_cut"] > 1000
+    assert len(result["words"]) <= 32  # the run's max_length

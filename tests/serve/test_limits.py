@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
+import anyio
 import pytest
 
-from modelyard.serve.errors import InvalidRequestError, RateLimitedError
-from modelyard.serve.limits import RateLimiter, check_texts, clean_text, clean_texts
+from modelyard.serve.errors import InvalidRequestError, OverloadedError, RateLimitedError
+from modelyard.serve.limits import RateLimiter, WorkQueue, check_texts, clean_text, clean_texts
 
 
 class Clock:
@@ -87,3 +90,43 @@ def test_texts_are_normalised_to_nfc_and_lone_surrogates_refused_by_item() -> No
         InvalidRequestError, match=r"text 1: .*lone surrogate \(U\+D800\) at character 3"
     ):
         clean_texts(["fine", "hi \ud800"])
+
+
+def test_the_work_queue_refuses_beyond_its_bound() -> None:
+    queue = WorkQueue(running=1, waiting=1, what="explanations")
+    release = threading.Event()
+
+    async def main() -> list[str]:
+        outcomes: list[str] = []
+
+        async def one() -> None:
+            try:
+                await queue.run(release.wait)
+                outcomes.append("done")
+            except OverloadedError as exc:
+                outcomes.append(str(exc))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(one)
+                await anyio.sleep(0.05)
+            release.set()
+        return outcomes
+
+    outcomes = anyio.run(main)
+    assert outcomes.count("done") == 2 and "too many explanations in progress" in outcomes[0]
+
+
+def test_an_abandoned_job_frees_its_slot_at_once() -> None:
+    queue = WorkQueue(running=1, waiting=0, what="explanations")
+    stuck = threading.Event()
+
+    async def main() -> str:
+        with anyio.move_on_after(0.05):
+            await queue.run(stuck.wait)
+        try:
+            return await queue.run(lambda: "next one ran")
+        finally:
+            stuck.set()
+
+    assert anyio.run(main) == "next one ran"

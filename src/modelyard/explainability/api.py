@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from modelyard.backends import Backend
 from modelyard.errors import DataError
+from modelyard.explainability.cancel import cancellable
 from modelyard.explainability.core import explain_text, resolve_config
 from modelyard.explainability.faithfulness import FaithfulnessReport, evaluate_faithfulness
 from modelyard.explainability.methods import EXPLAINERS, get_method, methods_for
@@ -41,6 +43,7 @@ def explain(
     samples: int | None = None,
     target: str | None = None,
     score: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[Explanation]:
     """Return one Explanation per text: word (and word-piece) attributions and probabilities.
 
@@ -48,15 +51,19 @@ def explain(
     Backend. `method` is ig, gxi, occlusion or shapley (default: the recipe's `explain.method`,
     or occlusion for forward-only artifacts); `steps` sets integrated-gradients steps,
     `samples` Shapley permutations; `target` explains a given label instead of the
-    prediction; `score` is what is explained: "log-odds" (default) or "probability". Raises ArtifactError, UnknownPluginError, ExplainError, RecipeError or
-    DataError for a bad artifact, method, option, label or text.
+    prediction; `score` is what is explained: "log-odds" (default) or "probability". Words past
+    the model's maximum length are left out (each Explanation counts them). Setting `cancel`
+    stops the work at its next forward pass with ExplainCancelled. Raises ArtifactError,
+    UnknownPluginError, ExplainError, RecipeError or DataError for a bad artifact, method,
+    option, label or text.
     """
     subject = as_subject(run)
     cfg = resolve_config(subject, steps=steps, samples=samples, score=score)
     name = _default_method(subject, cfg, method)
     get_method(name, subject)
     batch = [texts] if isinstance(texts, str) else list(texts)
-    return [explain_text(subject, text, name, cfg, target) for text in batch]
+    with cancellable(cancel):
+        return [explain_text(subject, text, name, cfg, target) for text in batch]
 
 
 def read_texts(

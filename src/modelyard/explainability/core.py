@@ -66,6 +66,35 @@ def attribute(
         return spec.fn(subject, words, target, cfg)
 
 
+def _tokenizer(subject: Subject) -> Any:
+    run_tokenizer = getattr(subject.run, "tokenizer", None)
+    return run_tokenizer or getattr(subject.backend, "tokenizer", None)
+
+
+def fit_text(subject: Subject, text: str) -> tuple[str, int]:
+    """Return the part of `text` the model reads (whole words) and how many words were cut.
+
+    A model reads at most `max_length` tokens; words past them cannot change its output,
+    and explaining them would cost a perturbed forward pass each for nothing. So the text
+    is cut first, at the last word the tokenizer keeps (without a fast tokenizer: after
+    `max_length` words, since a word is at least one token). Raises DataError for a text
+    without words.
+    """
+    words = split_words(text)
+    limit = int(subject.backend.max_length)
+    tokenizer = _tokenizer(subject)
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, truncation=True, max_length=limit, return_offsets_mapping=True)
+        end = max((b for a, b in enc["offset_mapping"] if b > a), default=0)
+        kept = sum(1 for a, _ in words.spans if a < end)
+    else:
+        kept = min(len(words), limit)
+    kept = max(kept, 1)
+    if kept == len(words):
+        return text, 0
+    return text[: words.spans[kept - 1][1]], len(words) - kept
+
+
 def explain_text(
     subject: Subject,
     text: str,
@@ -75,9 +104,11 @@ def explain_text(
 ) -> Explanation:
     """Return the explanation of `text` by method `name`, timed end to end.
 
-    Raises DataError for a text without words, and the errors of `attribute`.
+    Only the words the model reads are explained (`fit_text`); the Explanation counts the
+    words cut off. Raises DataError for a text without words, and the errors of `attribute`.
     """
     start = time.perf_counter()
+    text, cut = fit_text(subject, text)
     words = split_words(text)
     probs_b, truncated = subject.backend.predict_proba([text])
     probs = np.asarray(probs_b, dtype=np.float64)[0]
@@ -95,7 +126,8 @@ def explain_text(
         units=cfg.score,
         tokens=_tokens(raw),
         delta=raw.delta,
-        truncated=bool(truncated[0]),
+        truncated=bool(truncated[0]) or cut > 0,
+        words_cut=cut,
         seconds=time.perf_counter() - start,
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from modelyard.explainability.cancel import check_cancelled
 from modelyard.explainability.methods import Attribution, logit_score, method
 from modelyard.explainability.subject import Subject
 from modelyard.explainability.words import Words, aggregate, piece_to_word
@@ -64,6 +65,7 @@ def explained_output(model: Any, target: int, score: str) -> Callable[..., torch
     def forward(
         input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
     ) -> torch.Tensor:
+        check_cancelled()
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids

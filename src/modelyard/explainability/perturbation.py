@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelyard.explainability.cancel import check_cancelled
 from modelyard.explainability.methods import Attribution, method, proba_score
 from modelyard.explainability.subject import Subject
 from modelyard.explainability.words import Words
@@ -31,6 +32,7 @@ def mask_forward(
     seen: dict[str, float] = {}
 
     def forward(masks: torch.Tensor) -> torch.Tensor:
+        check_cancelled()
         texts = [words.compose((row > 0.5).tolist()) for row in masks]
         new = sorted({t for t in texts if t not in seen})
         if new:
@@ -39,6 +41,10 @@ def mask_forward(
         return torch.tensor([seen[t] for t in texts], dtype=torch.float64)
 
     return forward
+
+
+# perturbed texts per forward call: bounds memory, and a cancelled explanation stops between
+_PER_EVAL = 32
 
 
 def _ones(words: Words) -> torch.Tensor:
@@ -50,7 +56,9 @@ def occlusion(subject: Subject, words: Words, target: int, cfg: ExplainConfig) -
     """Return, per word, how much the explained score drops when that word is removed."""
     attr_mod: Any = require("captum.attr", extra="explain")
     ablation = attr_mod.FeatureAblation(mask_forward(subject, words, target, cfg.score))
-    scores = ablation.attribute(_ones(words), baselines=0.0, perturbations_per_eval=len(words))
+    scores = ablation.attribute(
+        _ones(words), baselines=0.0, perturbations_per_eval=min(len(words), _PER_EVAL)
+    )
     return Attribution(word_scores=scores[0].numpy().astype(np.float64))
 
 
@@ -66,6 +74,6 @@ def shapley(subject: Subject, words: Words, target: int, cfg: ExplainConfig) -> 
             _ones(words),
             baselines=0.0,
             n_samples=cfg.samples,
-            perturbations_per_eval=len(words) + 1,
+            perturbations_per_eval=min(len(words) + 1, _PER_EVAL),
         )
     return Attribution(word_scores=scores[0].numpy().astype(np.float64))

@@ -33,6 +33,8 @@ class Explanation:
     positive words pushed the model toward `label`, negative ones away. `tokens` is filled by gradient methods only (forward-only
     methods perturb whole words). `delta` is the integrated-gradients convergence delta:
     sum of attributions minus the output difference to the baseline (None for other methods).
+    `words_cut` counts the words past the model's maximum length, left out (and not in
+    `text`): `truncated` is then true.
     """
 
     text: str
@@ -44,6 +46,7 @@ class Explanation:
     tokens: list[TokenScore] = field(default_factory=list)
     delta: float | None = None
     truncated: bool = False
+    words_cut: int = 0
     seconds: float = 0.0
 
     def top_words(self, n: int = 5) -> list[WordScore]:

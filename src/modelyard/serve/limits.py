@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import threading
 import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import anyio
 from pydantic import AfterValidator
 
-from modelyard.serve.errors import InvalidRequestError, RateLimitedError
+from modelyard.serve.errors import InvalidRequestError, OverloadedError, RateLimitedError
+
+T = TypeVar("T")
 
 _MAX_TRACKED = 10_000
 
@@ -154,3 +159,52 @@ def check_texts(texts: list[str], max_texts: int, max_chars: int) -> None:
                 f"text {i} has {len(text)} characters; at most {max_chars} are accepted, "
                 "shorten it (the model reads only its first tokens anyway)"
             )
+
+
+class WorkQueue:
+    """Runs heavy jobs in worker threads: `running` at once, `waiting` more queued, beyond: 503.
+
+    A job whose caller is cancelled (deadline, disconnect) is abandoned at once and its
+    slot freed; the job itself must stop at its next step (a cancellation flag).
+    """
+
+    def __init__(self, running: int, waiting: int, what: str) -> None:
+        self.running, self.waiting, self.what = running, waiting, what
+        self._admitted = 0
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """Return work() from a worker thread; raise OverloadedError when the queue is full."""
+        if self._admitted >= self.running + self.waiting:
+            raise OverloadedError(
+                f"too many {self.what} in progress ({self._admitted}); retry in a moment"
+            )
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.running)
+        self._admitted += 1
+        try:
+            return await anyio.to_thread.run_sync(
+                work, limiter=self._limiter, abandon_on_cancel=True
+            )
+        finally:
+            self._admitted -= 1
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return trim if callable(trim) else None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc's malloc_trim), so RSS drops again.
+
+    Explanations allocate hundreds of MB of short-lived tensors and strings; without the
+    trim glibc keeps the pages and the process stays at its peak. It takes milliseconds.
+    (No gc.collect here: a finalizer run from it could wait on the event loop.) Returns None.
+    """
+    if _TRIM is not None:
+        _TRIM(0)

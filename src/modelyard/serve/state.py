@@ -9,6 +9,7 @@ import threading
 import time
 from types import FrameType
 
+from modelyard.errors import ModelyardError
 from modelyard.serve.limits import RateLimiter
 from modelyard.serve.metrics import ServeMetrics
 from modelyard.serve.models import ModelSet
@@ -59,10 +60,17 @@ class ServerState:
         interval = self.settings.watch_aliases_s
         if interval is None:
             return
+        last = ""
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.models.check_aliases()
+                last = ""
+            except ModelyardError as exc:
+                # a refused version (tampered, hostile) is one clear line, logged once per cause
+                if str(exc) != last:
+                    log.error("not following the registry: %s; will retry", exc)
+                last = str(exc)
             except Exception:
                 log.exception("checking the registry for new versions failed; will retry")
 
