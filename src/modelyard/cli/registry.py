@@ -30,8 +30,13 @@ def push(
     as_json: JsonOption = False,
 ) -> None:
     """Verify a run and copy it in atomically as the next version of NAME."""
+    from modelyard.backends import load_backend
+    from modelyard.registry.crypto import is_encrypted
+    from modelyard.registry.manifest import read_manifest
     from modelyard.registry.store import ModelStore
 
+    if not is_encrypted(read_manifest(run)):  # an encrypted run loads only with its key
+        load_backend(run)  # the checks `predict` and `serve` run: what cannot load is not pushed
     stored = ModelStore(registry).push(run, name)
     if as_json:
         console.print_json(
