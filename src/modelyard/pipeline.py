@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,12 @@ import numpy as np
 import torch
 import yaml
 
-from modelyard.data import DataBundle, load_data
+from modelyard.backends import TorchBackend
+from modelyard.data import DataBundle, Split, load_data
 from modelyard.data.augment import augment_bundle
 from modelyard.errors import ArtifactError, DataError, RecipeError
 from modelyard.evaluation import (
-    classification_metrics,
-    measure_speed,
+    evaluate_classifier,
     metrics_markdown,
     peak_rss_mb,
     plot_confusion,
@@ -31,11 +32,10 @@ from modelyard.model_card import render_model_card
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.device import select_device, select_dtype, torch_threads
 from modelyard.models.encoding import Encoded, encode_split
-from modelyard.models.predict import predict_logits
 from modelyard.privacy.dp import private_policy
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import MANIFEST, write_manifest
-from modelyard.registry.run import RECIPE
+from modelyard.registry.run import RECIPE, LoadedRun
 from modelyard.trainer.loop import FineTuner, TrainResult
 
 HISTORY = "history.jsonl"
@@ -106,6 +106,15 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
     return run_dir
 
 
+def evaluate_model(
+    model: Any, tokenizer: Any, labels: list[str], recipe: Recipe, split: Split, run_dir: Path
+) -> dict[str, Any]:
+    """Return the metrics of a model that has just trained on `split`, through the one
+    evaluation of every artifact (`modelyard.evaluation.evaluate_classifier`)."""
+    run = LoadedRun(run_dir, model, tokenizer, labels, {}, recipe)
+    return evaluate_classifier(TorchBackend.from_run(run), split, recipe.evaluate)
+
+
 def evaluate_encoded(
     model: Any,
     tokenizer: Any,
@@ -115,33 +124,18 @@ def evaluate_encoded(
     texts: list[str],
     device: torch.device,
 ) -> dict[str, Any]:
-    """Return quality metrics on `data`, plus latency and throughput when the recipe asks for them."""
-    pad = tokenizer.pad_token_id or 0
-    logits = predict_logits(model, data, pad, device, None)
-    probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
-    metrics = classification_metrics(data.labels, probs, labels, ece_bins=recipe.evaluate.ece_bins)
-    metrics["truncated"] = data.truncated
-    if recipe.evaluate.speed and texts:
-        sample = texts[: recipe.evaluate.speed_samples]
-        metrics.update(
-            measure_speed(_predict_fn(model, tokenizer, recipe, device), sample, batch_size=32)
-        )
-    return metrics
+    """Deprecated: `evaluate_model` (or `modelyard.evaluation.evaluate_classifier`).
 
-
-def _predict_fn(model: Any, tokenizer: Any, recipe: Recipe, device: torch.device) -> Any:
-    def run(texts: list[str]) -> np.ndarray:
-        enc = tokenizer(
-            texts,
-            truncation=True,
-            max_length=recipe.model.max_length,
-            padding=True,
-            return_tensors="pt",
-        )
-        with torch.inference_mode():
-            return model(**{k: v.to(device) for k, v in enc.items()}).logits.cpu().numpy()
-
-    return run
+    Returns the metrics of `model` on `texts` with the label ids of `data` (single texts).
+    """
+    warnings.warn(
+        "modelyard.pipeline.evaluate_encoded is deprecated; use "
+        "modelyard.evaluation.evaluate_classifier",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    split = Split(texts=list(texts), labels=list(data.labels))
+    return evaluate_model(model.to(device), tokenizer, labels, recipe, split, Path("."))
 
 
 def write_reports(
@@ -272,10 +266,8 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
         training["self_training"] = selftrain
     if privacy is not None:
         training["privacy"] = privacy
-    eval_data, eval_split = (test, bundle.test) if held_out == "test" else (dev, bundle.dev)
-    metrics = evaluate_encoded(
-        model, tokenizer, eval_data, bundle.labels, recipe, eval_split.texts, device
-    )
+    eval_split = bundle.test if held_out == "test" else bundle.dev
+    metrics = evaluate_model(model, tokenizer, bundle.labels, recipe, eval_split, run_dir)
     metrics["evaluated_on"] = held_out
     warning = fallback_warning(recipe, result)
     if warning:

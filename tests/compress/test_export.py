@@ -115,3 +115,18 @@ def test_memory_is_measured_in_a_fresh_process(onnx_artifact: Path) -> None:
     figures = isolated_memory(onnx_artifact, 1, texts(8))
     assert figures["memory_mb"] is not None and figures["peak_rss_mb"] is not None
     assert 0 < figures["memory_mb"] < figures["peak_rss_mb"]
+
+
+def test_robustness_evaluates_an_onnx_artifact(
+    onnx_artifact: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    # one evaluation for every artifact kind: the noise sweep runs through the ONNX backend
+    test = write_csv(tmp_path / "test.csv", make_rows(30, seed=5))
+    onnx = modelyard.evaluate(onnx_artifact, test, output=tmp_path / "onnx", robustness=True)
+    torch = modelyard.evaluate(trained_run, test, output=tmp_path / "torch", robustness=True)
+    assert onnx["robustness"]["clean_accuracy"] == pytest.approx(onnx["accuracy"])
+    for name, value in onnx["robustness"]["noise"].items():
+        assert value["accuracy"] == pytest.approx(
+            torch["robustness"]["noise"][name]["accuracy"], abs=0.07
+        )
+    assert (tmp_path / "onnx" / "robustness.md").is_file()

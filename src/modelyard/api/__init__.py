@@ -37,16 +37,15 @@ from modelyard.curation.api import label_import as label_import
 from modelyard.curation.api import label_next as label_next
 from modelyard.curation.relabel import set_label as relabel
 from modelyard.curation.relabel import undo_last as undo_label
-from modelyard.data.labelled import labelled_split_like
 from modelyard.errors import DataError
 from modelyard.explainability.api import evaluate_explanations as evaluate_explanations
 from modelyard.explainability.api import explain as explain
 from modelyard.explainability.api import explain_file as explain_file
 from modelyard.federated.run import federate as federate
-from modelyard.fsutil import atomic_write_json, atomic_write_text
+from modelyard.fsutil import atomic_write_text
 from modelyard.inference import Predictions, backend_predictions, predict_proba
 from modelyard.inference import predict_file as _predict_file
-from modelyard.pipeline import RunResult, evaluate_encoded, run_training
+from modelyard.pipeline import RunResult, run_training
 from modelyard.recipe import DEFAULT_BACKBONE, DEFAULT_MAX_LENGTH, Recipe, build_recipe, load_recipe
 from modelyard.registry.run import LoadedRun, load_run
 
@@ -136,14 +135,15 @@ def evaluate(
     output: str | Path | None = None,
     robustness: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a run on a labelled file; return the metrics and write them to `output`.
+    """Evaluate a run or artifact of any kind on a labelled file; return the metrics and write
+    them to `output`.
 
     `output` defaults to `RUN/evaluations/<file stem>/` (outside the run's manifest). With
     `robustness`, accuracy under seeded character- and word-level noise is added.
     Raises DataError for a bad file or a label the model does not know.
     """
-    from modelyard.evaluation import metrics_markdown, plot_confusion
-    from modelyard.models.encoding import encode_split
+    from modelyard.backends import TorchBackend, evaluate_file
+    from modelyard.registry import read_recipe
 
     if _lm_kind(run):
         from modelyard.generation import load_lm_run
@@ -153,41 +153,13 @@ def evaluate(
             load_lm_run(Path(str(run))), Path(data), Path(output) if output else None
         )
     backend = _backend(run)
-    if backend is not None:
-        from modelyard.compress.measure import evaluate_artifact
-
-        if robustness:
-            raise DataError("--robustness needs a PyTorch run; this artifact is " + backend.name)
-        return evaluate_artifact(backend, Path(data), text_column, label_column, output)
-    loaded = _as_run(run)
-    split, dropped = labelled_split_like(
-        Path(data), loaded.recipe.data, loaded.labels, text_column, label_column
-    )
-    encoded = encode_split(loaded.tokenizer, split, loaded.max_length)
-    device = next(loaded.model.parameters()).device
-    metrics = evaluate_encoded(
-        loaded.model,
-        loaded.tokenizer,
-        encoded,
-        loaded.labels,
-        loaded.recipe,
-        split.texts,
-        device,
-    )
-    metrics["rows_dropped_empty_text"] = dropped
-    out = Path(output) if output else loaded.path / "evaluations" / Path(data).stem
-    out.mkdir(parents=True, exist_ok=True)
-    if robustness:
-        from modelyard.methods.robustness import add_robustness
-
-        add_robustness(metrics, loaded, split, out)
-    atomic_write_json(out / "metrics.json", metrics)
-    plot_confusion(metrics["confusion_matrix"], loaded.labels, out / "confusion.png")
-    atomic_write_text(
-        out / "report.md", metrics_markdown(metrics, f"{loaded.path.name} on {Path(data).name}")
-    )
-    metrics["report_dir"] = str(out)
-    return metrics
+    if backend is None:
+        loaded = _as_run(run)
+        backend, recipe = TorchBackend.from_run(loaded), loaded.recipe
+    else:
+        recipe = read_recipe(backend.path)
+    out = Path(output) if output else None
+    return evaluate_file(backend, recipe, Path(data), text_column, label_column, out, robustness)
 
 
 def predict(

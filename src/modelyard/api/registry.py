@@ -14,7 +14,14 @@ def _store(registry: str | Path | None) -> Any:
 
 def push(run: str | Path, name: str, registry: str | Path | None = None) -> Any:
     """Verify a run and copy it in atomically as the next version of `name`; return the
-    stored model (name, version, path). Raises ArtifactError for a run that does not verify."""
+    stored model (name, version, path). Raises ArtifactError for a run that does not verify
+    or does not load."""
+    from modelyard.backends import load_backend
+    from modelyard.registry.crypto import is_encrypted
+    from modelyard.registry.manifest import read_manifest
+
+    if not is_encrypted(read_manifest(Path(run))):  # an encrypted run loads only with its key
+        load_backend(run)  # the checks `predict` and `serve` run: what cannot load is not pushed
     return _store(registry).push(run, name)
 
 

@@ -140,7 +140,8 @@ def serve(
         Path | None, typer.Option(help="Also show this job queue, read-only, at /v1/jobs.")
     ] = None,
 ) -> None:
-    """Serve registry models over HTTP: /v1/predict, Open Inference Protocol v2, /metrics."""
+    """Serve registry models over HTTP: /v1/predict, Open Inference Protocol v2, OpenAI-compatible
+    /v1/chat/completions and /v1/completions for generation runs, /metrics."""
     options = {
         "host": host, "port": port, "workers": workers, "backend": backend, "auth": auth,
         "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "rate_limit": rate_limit,

@@ -12,6 +12,7 @@ import json
 import statistics
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from modelyard.backends import evaluate_file
 from modelyard.data import Split
 from modelyard.evaluation import (
-    classification_metrics,
     cost_per_million,
+    evaluate_classifier,
     measure_speed,
     peak_rss_mb,
 )
+from modelyard.recipe import EvaluateConfig
+from modelyard.registry.records import read_recipe
 
 WEIGHT_SUFFIXES = (".onnx", ".safetensors", ".bin", ".data")
 _MB = 2**20
@@ -117,11 +121,10 @@ def isolated_memory(path: Path, threads: int, texts: list[str]) -> dict[str, flo
 
 
 def quality(backend: Any, split: Split, ece_bins: int = 15) -> dict[str, Any]:
-    """Return classification metrics of `backend` on `split` (labels follow backend.labels)."""
-    probs, cut = backend.predict_proba(split.texts)
-    metrics = classification_metrics(split.labels, probs, backend.labels, ece_bins=ece_bins)
-    metrics["truncated"] = int(sum(cut))
-    return metrics
+    """Return classification metrics of `backend` on `split` (labels follow backend.labels);
+    speed is measured apart, in interleaved rounds (`SpeedRounds`)."""
+    cfg = EvaluateConfig(ece_bins=ece_bins, speed=False)
+    return evaluate_classifier(backend, split, cfg)
 
 
 @dataclass
@@ -171,34 +174,13 @@ def evaluate_artifact(
     label_column: str | None,
     output: str | Path | None,
 ) -> dict[str, Any]:
-    """Evaluate a loaded backend (ONNX, compressed, ...) on a labelled file as `modelyard evaluate`
-    does for a PyTorch run: metrics (with speed when the recipe asks), report.md, confusion.png.
-
-    Returns the metrics with `report_dir`. Raises DataError for a bad file or unknown label.
-    """
-    from modelyard.data.labelled import labelled_split
-    from modelyard.evaluation import metrics_markdown, plot_confusion
-    from modelyard.fsutil import atomic_write_json, atomic_write_text
-    from modelyard.registry.records import read_recipe
-
-    recipe = read_recipe(backend.path)
-    data_cfg, eval_cfg = recipe.data, recipe.evaluate
-    split, dropped = labelled_split(
-        Path(data),
-        text_column or data_cfg.text_column,
-        label_column or data_cfg.label_column,
-        backend.labels,
+    """Deprecated: `modelyard.evaluate(path, data)` evaluates every artifact kind (through
+    `modelyard.backends.evaluate_file`); this calls the same code."""
+    warnings.warn(
+        "modelyard.compress.measure.evaluate_artifact is deprecated; use modelyard.evaluate",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    metrics = quality(backend, split, eval_cfg.ece_bins)
-    if eval_cfg.speed:
-        sample = split.texts[: eval_cfg.speed_samples]
-        metrics.update(measure_speed(backend.predict_proba, sample, batch_size=32))
-    metrics["rows_dropped_empty_text"] = dropped
-    out = Path(output) if output else backend.path / "evaluations" / Path(data).stem
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "metrics.json", metrics)
-    plot_confusion(metrics["confusion_matrix"], backend.labels, out / "confusion.png")
-    title = f"{backend.path.name} ({backend.name}) on {Path(data).name}"
-    atomic_write_text(out / "report.md", metrics_markdown(metrics, title))
-    metrics["report_dir"] = str(out)
-    return metrics
+    out = Path(output) if output else None
+    recipe = read_recipe(backend.path)
+    return evaluate_file(backend, recipe, Path(data), text_column, label_column, out)

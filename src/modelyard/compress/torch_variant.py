@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from modelyard.backends import TorchBackend
 from modelyard.errors import ArtifactError
 from modelyard.inference import predict_proba
 from modelyard.models.build import load_tokenizer, quiet_transformers
@@ -283,19 +284,8 @@ def load_torch_variant(path: str | Path) -> LoadedRun:
     return LoadedRun(root, model.eval(), load_tokenizer(root), labels, manifest, recipe)
 
 
-class TorchVariantBackend:
+class TorchVariantBackend(TorchBackend):
     """A `torch-compressed-classifier` artifact served by PyTorch on the CPU."""
 
-    name = "torch"
-
     def __init__(self, path: Path, batch_size: int = 32) -> None:
-        self.run = load_torch_variant(path)
-        self.path = Path(path)
-        self.labels = self.run.labels
-        self.max_length = self.run.max_length
-        self.batch_size = batch_size
-
-    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        """Return class probabilities and truncation flags for `texts`."""
-        preds = predict_proba(self.run, texts, batch_size=self.batch_size)
-        return preds.probs, preds.truncated
+        self._serve(load_torch_variant(path), batch_size)

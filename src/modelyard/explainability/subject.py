@@ -13,29 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modelyard.backends import Backend, load_backend
+from modelyard.backends import Backend, TorchBackend, load_backend
 from modelyard.recipe import Recipe
 from modelyard.registry.run import LoadedRun
 
 
-class RunBackend:
+class RunBackend(TorchBackend):
     """A Backend over a run that is already loaded (no second load from disk)."""
 
-    name = "torch"
-
     def __init__(self, run: LoadedRun, batch_size: int = 32) -> None:
-        self.run = run
-        self.path = run.path
-        self.labels = run.labels
-        self.max_length = run.max_length
-        self.batch_size = batch_size
-
-    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        """Return class probabilities and truncation flags for `texts`."""
-        from modelyard.inference import predict_proba
-
-        preds = predict_proba(self.run, texts, batch_size=self.batch_size)
-        return preds.probs, preds.truncated
+        self._serve(run, batch_size)
 
 
 @dataclass

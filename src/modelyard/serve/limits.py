@@ -58,9 +58,11 @@ class RateLimiter:
         burst: int,
         clock: Callable[[], float] = time.monotonic,
         max_tracked: int = _MAX_TRACKED,
+        unit: str = "requests",
     ) -> None:
         self.rate = rate
         self.burst = burst
+        self.unit = unit
         self.clock = clock
         self.max_tracked = max_tracked
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
@@ -86,10 +88,20 @@ class RateLimiter:
             wait = self._bucket(caller, now).take(now, cost)
         if wait > 0:
             raise RateLimitedError(
-                f"rate limit of {self.rate:g} requests/s (burst {self.burst}) reached; "
+                f"rate limit of {self.rate:g} {self.unit}/s (burst {self.burst}) reached; "
                 f"retry after {wait:.2f} s or ask for a higher limit",
                 retry_after_s=max(1, math.ceil(wait)),
             )
+
+    def refund(self, caller: str, amount: float) -> None:
+        """Give `amount` tokens back to `caller` (reserved, then not spent), up to the burst."""
+        if self.rate is None or amount <= 0:
+            return
+        with self._lock:
+            now = self.clock()
+            bucket = self._bucket(caller, now)
+            bucket.refill(now)
+            bucket.tokens = min(float(self.burst), bucket.tokens + amount)
 
     def charge(self, caller: str) -> None:
         """Take one token from `caller`'s bucket even if that empties it (never raises)."""

@@ -9,9 +9,9 @@ from typing import Any
 from modelyard.compress import METHODS as COMPRESSION_METHODS
 from modelyard.curation.active import STRATEGIES
 from modelyard.data.pii import DETECTORS
+from modelyard.evaluation.robustness import NOISES
 from modelyard.explainability.methods import EXPLAINERS
 from modelyard.methods import METHODS
-from modelyard.methods.robustness import NOISES
 from modelyard.models.backbones import BACKBONES
 from modelyard.plugins import Registry, require
 from modelyard.recipe.methods import METHOD_SPECS
@@ -91,7 +91,7 @@ for _point in (
     ),
     ExtensionPoint(
         "robustness-noise",
-        "modelyard.methods.robustness.NOISES",
+        "modelyard.evaluation.NOISES",
         lambda: sorted(NOISES),
         check_noise,
     ),

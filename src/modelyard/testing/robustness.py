@@ -1,11 +1,11 @@
-"""The contract of robustness noises (`modelyard.methods.robustness.NOISES`)."""
+"""The contract of robustness noises (`modelyard.evaluation.NOISES`)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
-from modelyard.methods.robustness import NOISES, Noise
+from modelyard.evaluation.robustness import NOISES, Noise
 from modelyard.testing.contract import Contract
 
 TEXTS = (
