@@ -193,29 +193,31 @@ def test_a_plateau_keeps_the_best_weights_when_there_is_no_cool_down_to_run(
         assert torch.equal(final[key], value), key
 
 
-def test_a_plateau_at_the_planned_end_is_not_an_early_stop(
-    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # the plateau is seen at step 30; its cool-down (6 steps) runs into the ceiling (35)
+        ({"max_epochs": 3.5}, ("max_epochs", 35)),
+        # patience runs out at step 30, the last planned step of 3 fixed epochs
+        ({"epochs": 3, "early_stopping": {"patience": 2}}, (None, 30)),
+    ],
+    ids=["cool-down-reaches-the-ceiling", "patience-at-the-last-epoch"],
+)
+def test_a_stop_at_the_planned_end_is_not_an_early_stop(
+    tmp_path: Path,
+    tiny_backbone: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    expected: tuple[str | None, int],
 ) -> None:
     train, names = _data(tiny_backbone, 80)
     dev, _ = _data(tiny_backbone, 24, seed=2)
     _scripted(monkeypatch, {10: 0.9}, default=0.5)
-    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None, "max_epochs": 3.5})
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None, **options})
     result = tuner.fit(train, dev)
-    # the plateau is seen at step 30; its cool-down (6 steps) runs into the ceiling (35), so
-    # every planned step ran: not an early stop
-    assert (result.stop_reason, result.steps, result.stopped_early) == ("max_epochs", 35, False)
-
-
-def test_patience_met_at_the_last_epoch_is_not_an_early_stop(
-    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    train, names = _data(tiny_backbone, 80)
-    dev, _ = _data(tiny_backbone, 24, seed=2)
-    _scripted(monkeypatch, {10: 0.9}, default=0.5)
-    options = {"checkpoint_every": None, "epochs": 3, "early_stopping": {"patience": 2}}
-    result = _tuner(tiny_backbone, names, tmp_path, options).fit(train, dev)
-    # patience runs out at step 30, the last planned step: all 3 epochs ran
-    assert (result.steps, result.stopped_early) == (30, False)
+    reason, steps = expected
+    assert (result.steps, result.stopped_early) == (steps, False)  # every planned step ran
+    assert reason is None or result.stop_reason == reason
 
 
 def test_no_cool_down_stops_at_the_plateau(

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 registry_app = typer.Typer(
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
     help="The model registry: versions and aliases (root: $MODELYARD_HOME/registry or ~/.modelyard/registry).",
     no_args_is_help=True,
 )
@@ -30,14 +31,9 @@ def push(
     as_json: JsonOption = False,
 ) -> None:
     """Verify a run and copy it in atomically as the next version of NAME."""
-    from modelyard.backends import load_backend
-    from modelyard.registry.crypto import is_encrypted
-    from modelyard.registry.manifest import read_manifest
-    from modelyard.registry.store import ModelStore
+    from modelyard.api import push as push_run
 
-    if not is_encrypted(read_manifest(run)):  # an encrypted run loads only with its key
-        load_backend(run)  # the checks `predict` and `serve` run: what cannot load is not pushed
-    stored = ModelStore(registry).push(run, name)
+    stored = push_run(run, name, registry)
     if as_json:
         console.print_json(
             json.dumps({"name": stored.name, "version": stored.version, "path": str(stored.path)})
@@ -55,9 +51,9 @@ def alias(
     registry: RegistryOption = None,
 ) -> None:
     """Point ALIAS at a version (an atomic rename: readers see the old or the new version)."""
-    from modelyard.registry.store import ModelStore
+    from modelyard.api import set_alias
 
-    target = ModelStore(registry).set_alias(ref, alias_name)
+    target = set_alias(ref, alias_name, registry)
     console.print(f"{target.name}:{alias_name} -> version {target.version}")
 
 
