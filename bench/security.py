@@ -50,7 +50,7 @@ SERVE_SECTION = {
 }
 # generated requests run on a server with short texts and a short deadline, as the probe's did
 # (explanations of 10,000 characters are probed above, once)
-SCHEMA_SECTION = {**SERVE_SECTION, "max_chars": 200, "max_texts": 8, "request_timeout_s": 2}
+SCHEMA_SECTION = {**SERVE_SECTION, "max_chars": 200, "max_texts": 2}
 SERVE_ENTRY = "import typer; from modelyard.cli.serve import serve; typer.run(serve)"
 CLI = [sys.executable, "-m", "modelyard"]
 LEGIT = "my invoice was charged twice, please refund the second payment"
