@@ -176,6 +176,25 @@ def test_a_plateau_rewinds_to_the_best_weights_and_cools_down_from_there(
     assert distance(41, 20) < distance(41, 40)
 
 
+def test_a_cool_down_clearly_worse_on_dev_keeps_the_weights_it_started_from(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    # the cool-down ends at 0.5, far below step 20's 0.8 (one standard error on 24 dev rows
+    # is about 0.08): the step-20 weights are kept
+    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7, 44: 0.5}, default=0.6)
+    weights = _Weights()
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None}, observers=[weights])
+    result = tuner.fit(train, dev)
+    assert result.steps == 44 and result.stopping["rewound_to_step"] == 20
+    assert result.stopping["best_step"] == 20 and result.best_metric == 0.8
+    assert "the weights it started from were kept" in result.stopped_because
+    final = tuner.model.state_dict()
+    for key, value in weights.at[20].items():
+        assert torch.equal(final[key], value), key
+
+
 def test_a_plateau_keeps_the_best_weights_when_there_is_no_cool_down_to_run(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

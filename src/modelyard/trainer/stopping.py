@@ -223,9 +223,15 @@ def stop_sentence(cfg: TrainConfig, plan: StoppingPlan, state: TrainingState) ->
             f"; it went back to the best checkpoint on dev (step {int(step)}, "
             f"{cfg.early_stopping.metric} {value:.4f}) and cooled down from there"
         )
+        if state.kept_rewound:
+            sentence += (
+                ", but the cool-down scored lower on dev by more than the split's standard "
+                "error, so the weights it started from were kept"
+            )
     if state.best_step is not None and state.best_metric is not None:
         sentence += (
-            f"; kept the {'cool-down' if state.rewound_to else 'best'} checkpoint on dev: "
+            f"; kept the {'cool-down' if state.rewound_to and not state.kept_rewound else 'best'}"
+            " checkpoint on dev: "
             f"step {state.best_step} (epoch "
             f"{_epoch_of(state.best_step, plan)}), {cfg.early_stopping.metric} "
             f"{state.best_metric:.4f}"
