@@ -56,6 +56,18 @@ def prompts(data_dir: Path, n: int) -> list[str]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU seconds used so far by process `pid` and its children."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
     """Poll `url` until it answers 200; raise if the process dies or time runs out."""
     deadline = time.monotonic() + timeout_s
@@ -182,20 +194,21 @@ def markdown(fig: dict[str, Any]) -> str:
         f"template, greedy, max_tokens {fig['max_tokens']}. Threads per server: {fig['threads']}. "
         f"Size: {fig['size']}.",
         "",
-        "| concurrency | server | requests | errors | output tokens/s | TTFT p50 ms | TTFT p99 ms | latency p50 s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| concurrency | server | requests | errors | output tokens/s | tokens per CPU-s | TTFT p50 ms | TTFT p99 ms | latency p50 s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for level in fig["levels"]:
         for name in ("modelyard", "naive"):
             r = level[name]
             lines.append(
                 f"| {level['concurrency']} | {name} | {r['requests']} | {r['errors']} | "
-                f"{r['tokens_per_s']} | {r['ttft_p50_ms']} | {r['ttft_p99_ms']} | {r['latency_p50_s']} |"
+                f"{r['tokens_per_s']} | {r['tokens_per_cpu_s']} | {r['ttft_p50_ms']} | {r['ttft_p99_ms']} | {r['latency_p50_s']} |"
             )
     lines += [
         "",
         f"- tokens/s ratio (modelyard / naive): c1 {fig['tokens_per_s_c1_ratio']}, "
         f"c8 {fig['tokens_per_s_c8_ratio']}, c32 {fig['tokens_per_s_c32_ratio']}",
+        f"- tokens per CPU-second ratio (modelyard / naive): {fig['tokens_per_cpu_s_ratio']}",
         f"- modelyard TTFT p99 at concurrency 8: {fig['ttft_p99_ms_c8']} ms",
         f"- errors: modelyard {fig['errors']}, naive {fig['errors_naive']}",
         "- vs llama.cpp server: not measured (null): llama-cpp-python is an sdist that compiles "
@@ -233,11 +246,19 @@ def main() -> None:
     try:
         for concurrency in LEVELS:
             level: dict[str, Any] = {"concurrency": concurrency}
-            for name in ("modelyard", "naive"):
+            for name, proc in zip(("modelyard", "naive"), procs, strict=True):
                 url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
                 batch = texts[: per_level[concurrency]]
+                cpu_before = cpu_seconds(proc.pid)
                 level[name] = asyncio.run(
                     load(url, batch, concurrency, args.max_tokens, stream=name == "modelyard")
+                )
+                # the machine is shared: a server's share of it varies with its thread count,
+                # so tokens per CPU-second of the server process is reported beside tokens/s
+                cpu = cpu_seconds(proc.pid) - cpu_before
+                level[name]["cpu_s"] = round(cpu, 2)
+                level[name]["tokens_per_cpu_s"] = round(
+                    level[name]["completion_tokens"] / max(cpu, 1e-9), 2
                 )
                 print(concurrency, name, level[name], flush=True)
             levels.append(level)
@@ -252,11 +273,17 @@ def main() -> None:
         naive = level["naive"]["tokens_per_s"]
         return round(level["modelyard"]["tokens_per_s"] / naive, 2) if naive else None
 
+    def cpu_ratio(c: int) -> float | None:
+        level = next(x for x in levels if x["concurrency"] == c)
+        naive = level["naive"]["tokens_per_cpu_s"]
+        return round(level["modelyard"]["tokens_per_cpu_s"] / naive, 2) if naive else None
+
     c8 = next(x for x in levels if x["concurrency"] == 8)
     fig = {
         "tokens_per_s_c8_ratio": ratio(8),
         "tokens_per_s_c32_ratio": ratio(32),
         "tokens_per_s_c1_ratio": ratio(1),
+        "tokens_per_cpu_s_ratio": {str(c): cpu_ratio(c) for c in LEVELS},
         "ttft_p99_ms_c8": c8["modelyard"]["ttft_p99_ms"],
         "vs_llamacpp_tokens_per_s_c8": None,
         "vs_llamacpp_reason": "llama-cpp-python[server] not installed: it compiles llama.cpp from source",
