@@ -217,7 +217,13 @@ def markdown(fig: dict[str, Any]) -> str:
         "time to the first streamed content chunk.",
         "- Levels interleaved (modelyard then naive at each concurrency), both servers up for the "
         "whole run. The machine is shared: see load averages.",
-        f"- Load average at start / end: {fig['loadavg_start']} / {fig['loadavg_end']}",
+        f"- Load average at start / end: {fig['loadavg_start']} / {fig['loadavg_end']}. On a shared "
+        "machine a process's share of the cores grows with its runnable threads: the naive server "
+        "runs one `generate` per request in its thread pool, modelyard one batched step at a time, "
+        "so tokens per CPU-second of each server process is the fairer measure of the work each "
+        "needs per token.",
+        "- Size 'quick': 2, 8 and 32 requests at concurrency 1, 8 and 32 (one wave each), to stay "
+        "within the benchmark's time budget on the shared machine; 'full' sends 4, 16 and 32.",
         "",
         "Machine: " + json.dumps(fig["machine"]),
         "",
