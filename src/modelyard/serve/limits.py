@@ -164,14 +164,16 @@ def check_texts(texts: list[str], max_texts: int, max_chars: int) -> None:
 class WorkQueue:
     """Runs heavy jobs in worker threads: `running` at once, `waiting` more queued, beyond: 503.
 
-    A job whose caller is cancelled (deadline, disconnect) is abandoned at once and its
-    slot freed; the job itself must stop at its next step (a cancellation flag).
+    A job whose caller is cancelled (deadline, disconnect) is abandoned at once: the caller
+    answers without waiting. Its thread still holds its running slot until it returns, so
+    jobs never overlap on a shared model; the job must stop at its next step (a
+    cancellation flag) to free the slot soon.
     """
 
     def __init__(self, running: int, waiting: int, what: str) -> None:
         self.running, self.waiting, self.what = running, waiting, what
         self._admitted = 0
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._slots = threading.BoundedSemaphore(running)
 
     async def run(self, work: Callable[[], T]) -> T:
         """Return work() from a worker thread; raise OverloadedError when the queue is full."""
@@ -179,13 +181,14 @@ class WorkQueue:
             raise OverloadedError(
                 f"too many {self.what} in progress ({self._admitted}); retry in a moment"
             )
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.running)
+
+        def in_slot() -> T:
+            with self._slots:  # held by the thread itself, so an abandoned job keeps it
+                return work()
+
         self._admitted += 1
         try:
-            return await anyio.to_thread.run_sync(
-                work, limiter=self._limiter, abandon_on_cancel=True
-            )
+            return await anyio.to_thread.run_sync(in_slot, abandon_on_cancel=True)
         finally:
             self._admitted -= 1
 

@@ -307,7 +307,11 @@ class FineTuner:
             history=state.history or [],
             stop_reason=state.stop_reason or ("fallback" if plan.fallback else "epochs"),
             stopped_because=stop_sentence(self.cfg, plan, state),
-            stopping={**plan.summary(), "best_step": state.best_step},
+            stopping={
+                **plan.summary(),
+                "best_step": state.best_step,
+                **({"rewound_to_step": int(state.rewound_to[0])} if state.rewound_to else {}),
+            },
             wall_seconds=round(state.elapsed_seconds, 3),
             train_tokens=run.tokens,
             tokens_per_s=round(run.tokens / max(run.seconds, 1e-9), 2),
@@ -512,7 +516,25 @@ class FineTuner:
         if run.plan.mode == "fixed":
             state.stop_reason, state.stopped_early, state.stop_now = "patience", True, True
         elif not run.schedule.decaying:
-            self._cool_down(run, "plateau")
+            self._rewind_and_cool_down(run)
+
+    def _rewind_and_cool_down(self, run: _Run) -> None:
+        """On a plateau, go back to the best weights and cool down from there.
+
+        The best checkpoint of a constant-rate run was taken mid-flight; the decay is what makes
+        a run end well (the warmup-stable-decay idea), so it starts from the best weights and
+        its result is kept: from then on only the cool-down's own evaluations compete.
+        """
+        state, plan = run.state, run.plan
+        best = state.best_step
+        end = None if best is None else min(plan.total, state.step + plan.cooldown_steps(best))
+        if best is None or state.best_metric is None or end is None or end <= state.step:
+            self._cool_down(run, "plateau")  # no cool-down to run: stop, keep the best
+            return
+        self._restore_best()
+        state.rewound_to = [best, state.best_metric]
+        state.best_metric, state.best_step = None, None
+        self._cool_down(run, "plateau", end)
 
     def _save_best(self) -> None:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
