@@ -213,3 +213,30 @@ def test_the_end_of_turn_token_stops_a_sequence(lm: tuple[Any, Any]) -> None:
         assert lm[1].eos_token_id in engine.stop_ids
     finally:
         engine.close(5)
+
+
+def test_prefills_are_bounded_in_tokens(lm: tuple[Any, Any]) -> None:
+    steps: list[StepStats] = []
+    gate = threading.Event()
+    engine = GenerationEngine(
+        lm[0], lm[1], max_batch_size=8, max_prefill_tokens=20, on_step=steps.append
+    )
+    original = engine._prefill
+
+    def gated(seqs: list[Any]) -> None:
+        gate.wait(30)
+        original(seqs)
+
+    engine._prefill = gated  # type: ignore[method-assign]
+    try:
+        prompt = [5] * 8
+        sequences = [engine.submit(GenerationRequest(prompt, 2)) for _ in range(5)]
+        gate.set()
+        for seq in sequences:
+            assert list(seq.deltas(timeout_s=60))[-1].finish_reason == LENGTH
+        # the first admission may have started before the rest arrived; later ones take 2 of 8
+        assert all(s.sequences <= 2 for s in steps if s.kind == "prefill")
+        assert sum(s.sequences for s in steps if s.kind == "prefill") == 5
+    finally:
+        gate.set()
+        engine.close(5)

@@ -170,9 +170,11 @@ class GenerationEngine:
         max_queue: int = 64,
         max_context: int | None = None,
         on_step: Callable[[StepStats], None] | None = None,
+        max_prefill_tokens: int = 2048,
     ) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_batch_size, self.max_queue = max_batch_size, max_queue
+        self.max_prefill_tokens = max_prefill_tokens
         self.max_context = max_context or int(
             getattr(model.config, "max_position_embeddings", 2048)
         )
@@ -278,8 +280,24 @@ class GenerationEngine:
                 if reason is not None:
                     self._waiting.remove(seq)
                     seq.push(Delta("", 0, reason))
-            free = self.max_batch_size - len(self._state.rows)
-            return [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+            return self._admit(self.max_batch_size - len(self._state.rows))
+
+    def _admit(self, free: int) -> list[Sequence]:
+        """Take waiting requests, oldest first, into at most `free` slots, while their
+        left-padded prefill stays within `max_prefill_tokens` (always at least one).
+
+        A prefill stalls every running sequence for its duration: a bounded one lets running
+        sequences advance and the next arrivals get their first token sooner.
+        """
+        taken: list[Sequence] = []
+        longest = 0
+        while self._waiting and len(taken) < free:
+            width = max(longest, len(self._waiting[0].request.prompt_ids))
+            if taken and width * (len(taken) + 1) > self.max_prefill_tokens:
+                break
+            taken.append(self._waiting.popleft())
+            longest = width
+        return taken
 
     def _prefill(self, seqs: list[Sequence]) -> None:
         began = time.perf_counter()
