@@ -299,3 +299,22 @@ def test_history_writer_keeps_every_line_strict_json(tmp_path) -> None:
     first, second = (json.loads(line, parse_constant=lambda c: 1 / 0) for line in lines)
     assert first["loss"] is None and first["step"] == 1 and "time" in first
     assert second["dev"] == {"loss": None, "accuracy": 0.5}
+
+
+def test_list_runs_names_task_method_metric_and_date(trained: Any, tmp_path: Path) -> None:
+    from modelyard.api import list_runs
+
+    [row] = [r for r in list_runs(trained.run_dir.parent) if r["name"] == "tiny"]
+    assert (row["task"], row["method"], row["metric"]) == ("classification", "full", "accuracy")
+    assert 0 <= row["value"] <= 1 and row["created"][:2] == "20" and row["status"] == "finished"
+    with pytest.raises(DataError, match="no runs folder"):
+        list_runs(tmp_path / "nowhere")
+
+
+def test_quickstart_keeps_an_earlier_run(tmp_path: Path) -> None:
+    from modelyard.api import next_free_name
+
+    assert next_free_name(tmp_path, "quickstart") == "quickstart"
+    (tmp_path / "quickstart").mkdir()
+    (tmp_path / "quickstart-2").mkdir()
+    assert next_free_name(tmp_path, "quickstart") == "quickstart-3"

@@ -38,6 +38,16 @@ def test_mean_and_count_per_class_case_folded() -> None:
     assert view.classes["no"][0].mean == pytest.approx(0.3)
 
 
+def test_too_few_texts_say_how_many_the_view_needs() -> None:
+    view = global_view([_exp("yes", {"refund": 1.0}), _exp("no", {"late": 1.0})], min_count=2)
+    note = view.shortfall()
+    assert "no top words for no, yes" in note and "at least 2 texts per class" in note
+    assert "got 2 texts" in note and f"**Note:** {note}." in view.markdown()
+    assert global_view([], min_count=2).shortfall().startswith("no top words:")
+    full = [_exp("yes", {"refund": 1.0}), _exp("yes", {"refund": 2.0})]
+    assert global_view(full, min_count=2).shortfall() == ""
+
+
 def test_top_limits_the_words_per_class() -> None:
     view = global_view([_exp("yes", {"a": 1.0, "b": 2.0, "c": 3.0})], top=2, min_count=1)
     assert [s.word for s in view.classes["yes"]] == ["c", "b"]

@@ -73,9 +73,7 @@ def build_tokenizer(template: str | None = CHATML) -> PreTrainedTokenizerFast:
     return tok
 
 
-def save_tiny_llama(
-    folder: Path, template: str | None = CHATML, varied: bool = False
-) -> Path:
+def save_tiny_llama(folder: Path, template: str | None = CHATML, varied: bool = False) -> Path:
     """Save a 2-layer Llama (hidden 32) and its tokenizer to `folder`; return it.
 
     `varied`: larger random weights, so greedy answers vary from token to token instead of

@@ -45,3 +45,15 @@ def test_classifier_head_has_label_names(tiny_backbone: Path) -> None:
 def test_default_backbone_is_the_packaged_minilm() -> None:
     folder = resolve_backbone("minilm-l6")
     assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt", "weights.ckpt"])
+def test_a_backbone_folder_with_pickled_weights_is_refused(
+    tiny_backbone: Path, tmp_path: Path, name: str
+) -> None:
+    folder = Path(shutil.copytree(tiny_backbone, tmp_path / "backbone"))
+    (folder / name).write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(
+        BackboneError, match=f"holds pickled weights \\({name}\\).*safetensors only"
+    ):
+        resolve_backbone(str(folder))

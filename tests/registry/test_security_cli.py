@@ -1,4 +1,4 @@
-"""`modelyard keys gen-signing|gen-encryption`, `modelyard registry sign|verify|encrypt|decrypt`."""
+"""`modelyard signing-keys|encryption-keys create` (and the deprecated `keys gen-*`), `registry sign|verify|encrypt|decrypt`."""
 
 from __future__ import annotations
 
@@ -60,9 +60,9 @@ def test_encrypt_predict_decrypt_without_printing_the_key(  # type: ignore[no-un
     outputs += [out, err]
     assert code == EXIT_USER_ERROR and "no encryption key" in err
     monkeypatch.setenv("MODELYARD_ENCRYPTION_KEY_FILE", str(key_file))
-    code, out, err = cli("predict", str(encrypted), "refund my invoice")
+    code, out, err = cli("predict", str(encrypted), "refund my invoice", "--json")
     outputs += [out, err]
-    assert code == 0 and '"label"' in out, err
+    assert code == 0 and '"predicted_label"' in out, err
     code, out, err = cli("registry", "decrypt", str(encrypted), "--output", str(tmp_path / "plain"))
     outputs += [out, err]
     assert code == 0 and (tmp_path / "plain" / "model.safetensors").is_file(), err
@@ -70,3 +70,20 @@ def test_encrypt_predict_decrypt_without_printing_the_key(  # type: ignore[no-un
     raw = base64.b64decode(secret)
     for text in outputs:
         assert secret not in text and raw.hex() not in text
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "made"),
+    [
+        (("signing-keys", "create"), ("keys", "gen-signing"), "signing key"),
+        (("encryption-keys", "create"), ("keys", "gen-encryption"), "encryption key"),
+    ],
+)
+def test_key_groups_and_the_deprecated_spellings(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, new: tuple[str, str], old: tuple[str, str], made: str
+) -> None:
+    code, out, err = cli(*new, str(tmp_path / "new.key"))
+    assert code == 0 and made in out and "deprecated" not in err, err
+    code, out, err = cli(*old, str(tmp_path / "old.key"))
+    assert code == 0 and made in out, err
+    assert f"`modelyard {' '.join(old)}` is deprecated; use `modelyard {' '.join(new)}`" in err

@@ -147,3 +147,43 @@ def live_server() -> Iterator[Callable[[FastAPI], LiveServer]]:
     yield start
     for live in running:
         stop_server(live)
+
+
+def build_lm_run(folder: Path) -> Path:
+    """Write a chat-tuned generation run: the varied tiny Llama (ChatML) with a manifest."""
+    from tests.generation.conftest import save_tiny_llama
+
+    save_tiny_llama(folder, varied=True)
+    recipe = {"task": "generation", "model": {"backbone": str(folder), "max_length": 64}}
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    write_manifest(folder, kind="causal-lm")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generation run on the tiny Llama."""
+    return build_lm_run(tmp_path_factory.mktemp("lm-run") / "chat")
+
+
+@pytest.fixture()
+def lm_store(store: ModelStore, lm_run: Path) -> ModelStore:
+    """The registry of `store` plus `chat` version 1, a generation run."""
+    store.push(lm_run, "chat")
+    return store
+
+
+@pytest.fixture()
+def make_lm_app(lm_store: ModelStore, keys: Keys) -> Callable[..., FastAPI]:
+    """Return a builder of apps serving `chat` (generation) beside `tiny:production`."""
+
+    def build(**overrides: object) -> FastAPI:
+        options: dict[str, object] = {
+            "models": ["chat", "tiny:production"],
+            "watch_aliases_s": None,
+            "max_new_tokens": 64,
+        }
+        options.update(overrides)
+        return create_app(ServeSettings.model_validate(options), store=lm_store, keys=keys.store)
+
+    return build

@@ -109,3 +109,19 @@ def test_serve_reads_the_recipe_section(tmp_path: Path) -> None:
     recipe.write_text("serve: {max_batch: 8}\n")
     with pytest.raises(Exception, match="max_batch: unknown key"):
         build_settings(["tiny"], recipe, {})
+
+
+def test_registry_push_refuses_what_predict_refuses(
+    home: Path,
+    tiny_runs: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from modelyard.testing.hostile import HOSTILE_ARTIFACTS, damaged_copy
+
+    case = next(c for c in HOSTILE_ARTIFACTS if "positions" in c.message)
+    root = damaged_copy(tiny_runs[0], case, tmp_path / "hostile")
+    code, _, err = run_cli(["registry", "push", str(root), "--name", "bad"], monkeypatch, capsys)
+    assert code == EXIT_USER_ERROR and "positions" in err and "Traceback" not in err
+    assert not (home / "registry" / "bad" / "versions" / "1").exists()

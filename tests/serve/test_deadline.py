@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
 from modelyard.serve.deadline import DeadlineMiddleware, deadline_of
@@ -27,6 +29,15 @@ def _app(pause: threading.Event, done: list[str]) -> FastAPI:
     async def fast() -> dict[str, bool]:
         return {"ok": True}
 
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def parts() -> AsyncIterator[bytes]:
+            for i in range(4):
+                await anyio.sleep(0.1)
+                yield b"part%d " % i
+
+        return StreamingResponse(parts())
+
     @app.get("/ui/page")
     async def page() -> dict[str, bool]:
         await anyio.sleep(0.3)
@@ -46,6 +57,8 @@ def test_a_slow_request_gets_504_and_its_handler_is_cancelled() -> None:
         assert done == ["cancelled"]
         assert client.get("/fast").json() == {"ok": True}
         assert client.get("/ui/page").status_code == 200  # exempt prefixes run unbounded
+        # the deadline covers the start of the answer: a stream, once begun, runs on
+        assert client.get("/stream").text == "part0 part1 part2 part3 "
 
 
 def test_the_deadline_is_recorded_in_the_request_scope() -> None:

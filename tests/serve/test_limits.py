@@ -117,16 +117,27 @@ def test_the_work_queue_refuses_beyond_its_bound() -> None:
     assert outcomes.count("done") == 2 and "too many explanations in progress" in outcomes[0]
 
 
-def test_an_abandoned_job_frees_its_slot_at_once() -> None:
-    queue = WorkQueue(running=1, waiting=0, what="explanations")
+def test_an_abandoned_job_answers_at_once_but_never_overlaps_the_next() -> None:
+    queue = WorkQueue(running=1, waiting=1, what="explanations")
     stuck = threading.Event()
+    order: list[str] = []
 
-    async def main() -> str:
+    def slow() -> None:
+        stuck.wait()
+        order.append("abandoned job returned")
+
+    async def main() -> None:
         with anyio.move_on_after(0.05):
-            await queue.run(stuck.wait)
-        try:
-            return await queue.run(lambda: "next one ran")
-        finally:
+            await queue.run(slow)
+        order.append("its caller answered")
+
+        async def release() -> None:
+            await anyio.sleep(0.1)
             stuck.set()
 
-    assert anyio.run(main) == "next one ran"
+        async with anyio.create_task_group() as group:
+            group.start_soon(release)
+            await queue.run(lambda: order.append("next job ran"))
+
+    anyio.run(main)
+    assert order == ["its caller answered", "abandoned job returned", "next job ran"]

@@ -145,51 +145,98 @@ def _scripted(monkeypatch: pytest.MonkeyPatch, values: dict[int, float], default
     monkeypatch.setattr(loop.FineTuner, "_evaluate", evaluate)
 
 
-def test_a_plateau_cools_down_stops_and_restores_the_best_weights(
+def test_a_plateau_rewinds_to_the_best_weights_and_cools_down_from_there(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     train, names = _data(tiny_backbone, 80)  # 10 steps an epoch, evaluated once an epoch
     dev, _ = _data(tiny_backbone, 24, seed=2)
-    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7}, default=0.6)
+    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7, 44: 0.75}, default=0.6)
     weights = _Weights()
     tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None}, observers=[weights])
     result = tuner.fit(train, dev)
-    # best at step 20; steps 30 and 40 do not beat it (patience 2): the cool-down starts at
-    # step 40 and lasts 0.2 * 40 = 8 steps
+    # best at step 20; steps 30 and 40 do not beat it (patience 2): at step 40 the weights go
+    # back to step 20's and cool down over 0.2 * 20 = 4 steps; the cool-down's result is kept
+    # although its dev value (0.75) is below the mid-flight best (0.8)
     assert result.stopping["patience_evals"] == 2 and result.stopping["eval_every_steps"] == 10
-    assert (result.stop_reason, result.steps, result.stopped_early) == ("plateau", 48, True)
+    assert (result.stop_reason, result.steps, result.stopped_early) == ("plateau", 44, True)
+    assert result.stopping["rewound_to_step"] == 20
+    assert result.stopping["best_step"] == 44 and result.best_metric == 0.75
+    assert [h["step"] for h in result.history] == [10, 20, 30, 40, 44]
+    assert "went back to the best checkpoint on dev (step 20" in result.stopped_because
+    assert "kept the cool-down checkpoint on dev: step 44" in result.stopped_because
+    final = tuner.model.state_dict()
+    for key, value in weights.at[44].items():
+        assert torch.equal(final[key], value), key
+
+    # the first cool-down step starts from step 20's weights, not step 40's
+    def distance(a: int, b: int) -> float:
+        key = "classifier.weight"
+        return float((weights.at[a][key] - weights.at[b][key]).norm())
+
+    assert distance(41, 20) < distance(41, 40)
+
+
+def test_a_cool_down_clearly_worse_on_dev_keeps_the_weights_it_started_from(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    # the cool-down ends at 0.5, far below step 20's 0.8 (one standard error on 24 dev rows
+    # is about 0.08): the step-20 weights are kept
+    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7, 44: 0.5}, default=0.6)
+    weights = _Weights()
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None}, observers=[weights])
+    result = tuner.fit(train, dev)
+    assert result.steps == 44 and result.stopping["rewound_to_step"] == 20
     assert result.stopping["best_step"] == 20 and result.best_metric == 0.8
-    assert [h["step"] for h in result.history] == [10, 20, 30, 40, 48]
-    assert "stopped improving" in result.stopped_because and "step 20" in result.stopped_because
+    assert "the weights it started from were kept" in result.stopped_because
     final = tuner.model.state_dict()
     for key, value in weights.at[20].items():
         assert torch.equal(final[key], value), key
-    assert not torch.equal(final["classifier.weight"], weights.at[48]["classifier.weight"])
 
 
-def test_a_plateau_at_the_planned_end_is_not_an_early_stop(
+def test_a_plateau_keeps_the_best_weights_when_there_is_no_cool_down_to_run(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    train, names = _data(tiny_backbone, 80)
+    train, names = _data(tiny_backbone, 16)  # 2 steps an epoch: a cool-down of 0.2 * 2 rounds to 0
     dev, _ = _data(tiny_backbone, 24, seed=2)
-    _scripted(monkeypatch, {10: 0.9}, default=0.5)
-    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None, "max_epochs": 3.5})
+    _scripted(monkeypatch, {2: 0.9}, default=0.5)
+    weights = _Weights()
+    options = {"checkpoint_every": None, "early_stopping": {"min_dev_rows": 1}}
+    tuner = _tuner(tiny_backbone, names, tmp_path, options, observers=[weights])
     result = tuner.fit(train, dev)
-    # the plateau is seen at step 30; its cool-down (6 steps) runs into the ceiling (35), so
-    # every planned step ran: not an early stop
-    assert (result.stop_reason, result.steps, result.stopped_early) == ("max_epochs", 35, False)
+    assert result.stop_reason == "plateau" and "rewound_to_step" not in result.stopping
+    assert result.stopping["best_step"] == 2 and result.best_metric == 0.9
+    final = tuner.model.state_dict()
+    for key, value in weights.at[2].items():
+        assert torch.equal(final[key], value), key
 
 
-def test_patience_met_at_the_last_epoch_is_not_an_early_stop(
-    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # the plateau is seen at step 30; its cool-down (6 steps) runs into the ceiling (35)
+        ({"max_epochs": 3.5}, ("max_epochs", 35)),
+        # patience runs out at step 30, the last planned step of 3 fixed epochs
+        ({"epochs": 3, "early_stopping": {"patience": 2}}, (None, 30)),
+    ],
+    ids=["cool-down-reaches-the-ceiling", "patience-at-the-last-epoch"],
+)
+def test_a_stop_at_the_planned_end_is_not_an_early_stop(
+    tmp_path: Path,
+    tiny_backbone: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    expected: tuple[str | None, int],
 ) -> None:
     train, names = _data(tiny_backbone, 80)
     dev, _ = _data(tiny_backbone, 24, seed=2)
     _scripted(monkeypatch, {10: 0.9}, default=0.5)
-    options = {"checkpoint_every": None, "epochs": 3, "early_stopping": {"patience": 2}}
-    result = _tuner(tiny_backbone, names, tmp_path, options).fit(train, dev)
-    # patience runs out at step 30, the last planned step: all 3 epochs ran
-    assert (result.steps, result.stopped_early) == (30, False)
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None, **options})
+    result = tuner.fit(train, dev)
+    reason, steps = expected
+    assert (result.steps, result.stopped_early) == (steps, False)  # every planned step ran
+    assert reason is None or result.stop_reason == reason
 
 
 def test_no_cool_down_stops_at_the_plateau(

@@ -26,6 +26,7 @@ from modelyard.cli.ui import register as _register_ui
 from modelyard.errors import ModelyardError
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
     help="modelyard: from data to a deployed, cheap, explainable and private model.",
     no_args_is_help=True,
     add_completion=False,
@@ -136,7 +137,7 @@ def train(
         )
         return
     _print_data(result.data_report, result.metrics, result.training)
-    _emit({"test": result.metrics}, False, f"{result.run_dir.name} (held-out set)")
+    _emit({"test": result.metrics}, False, f"{result.run_dir.name}: held-out set")
     _print_finished(result, "your text here")
 
 
@@ -170,9 +171,19 @@ def _short_source(source: str) -> str:
     return f"{head}{sep}{Path(path).name}" if sep else Path(source).name
 
 
+def _shown(path: Path) -> str:
+    """Return `path` relative to the working folder when it is inside it (short, and what the
+    user typed), else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _print_finished(result: Any, example: str) -> None:
     """Print the speed line, where the run is, and what to try next."""
     t = result.training
+    run = _shown(result.run_dir)
     stopped = t.get("stopped_because")
     if stopped:
         console.print(f"training stopped: {stopped}", highlight=False)
@@ -183,9 +194,8 @@ def _print_finished(result: Any, example: str) -> None:
             highlight=False,
         )
     console.print(
-        f'run saved to {result.run_dir}\ntry: modelyard predict {result.run_dir} "{example}"',
+        f'run saved to {run}\ntry: modelyard predict {run} "{example}"',
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -308,6 +318,34 @@ def export_run(
     console.print(f"exported to {path}")
 
 
+runs_app = typer.Typer(
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
+    help="The runs under a runs folder.",
+    no_args_is_help=True,
+)
+
+
+@runs_app.command("list")
+def runs_list(
+    runs: Annotated[Path, typer.Option(help="Runs folder.")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """List the runs, newest first: name, task, method, headline metric and date."""
+    rows = _api().list_runs(runs)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"runs in {runs}")
+    for column in ("name", "task", "method", "metric", "date"):
+        table.add_column(column, justify="right" if column == "metric" else "left")
+    for row in rows:
+        value = row["value"]
+        metric = f"{row['metric']} {value:.4f}" if value is not None else row["status"]
+        table.add_row(row["name"], row["task"], row["method"], metric, row["created"][:16])
+    console.print(table)
+
+
+app.add_typer(runs_app, name="runs")
 app.command("explain")(_explain_command)
 app.command("compress")(_compress_command)
 _register_methods(app)
@@ -315,7 +353,7 @@ _register_serving(app)
 _register_ui(app)
 _register_privacy(app)
 _register_federate(app)
-_register_security()
+_register_security(app)
 _attach_data_tools(app)
 _register_jobs(app)
 

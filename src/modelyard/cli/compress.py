@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -15,39 +16,44 @@ from modelyard.errors import ModelyardError
 console = Console()
 
 
+# (header, report key, format): short headers so a row fits 80 columns beside its name
+_COLUMNS = (
+    ("acc", "accuracy", "{:.3f}"),
+    ("F1", "macro_f1", "{:.3f}"),
+    ("MiB", "size_mb", "{:.1f}"),
+    ("p50 ms", "latency_p50_ms", "{:.2f}"),
+    ("/s b32", "throughput_b32_per_s", "{:.0f}"),
+    ("$/1M", "cost_per_million", "{:.3g}"),
+)
+
+
 def _table(report: dict[str, Any]) -> Table:
+    """Return the comparison table; the variant names are never cut (numbers shrink first)."""
+    names = [row["name"] for row in report["variants"]]
     table = Table(
-        title=f"compression of {Path(report['parent']).name} ({report['test_rows']} test rows)"
+        title=f"compression of {Path(report['parent']).name} ({report['test_rows']} test rows)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        caption="* Pareto-optimal (no other variant is both as accurate and faster)",
     )
-    for title in (
-        "variant",
-        "accuracy",
-        "macro-F1",
-        "MiB",
-        "p50 ms",
-        "texts/s b32",
-        "$/1M",
-        "Pareto",
-    ):
-        table.add_column(title, justify="left" if title == "variant" else "right")
-    for row in report["variants"]:
-        table.add_row(
-            row["name"],
-            f"{row['accuracy']:.4f}",
-            f"{row['macro_f1']:.4f}",
-            f"{row['size_mb']:.1f}",
-            f"{row['latency_p50_ms']:.2f}",
-            f"{row['throughput_b32_per_s']:.1f}",
-            f"{row['cost_per_million']:.4f}",
-            "*" if row["pareto"] else "",
-        )
+    rows = [[fmt.format(row[key]) for _, key, fmt in _COLUMNS] for row in report["variants"]]
+    # the Pareto mark follows the name: a column of its own does not fit 80 columns
+    table.add_column(
+        "variant", no_wrap=True, min_width=min(max(map(len, names), default=7) + 2, 38)
+    )
+    for i, (title, _, _) in enumerate(_COLUMNS):
+        width = max([len(r[i]) for r in rows] + [min(len(title), 6)])
+        table.add_column(title, justify="right", no_wrap=True, min_width=width)
+    for row, cells in zip(report["variants"], rows, strict=True):
+        table.add_row(row["name"] + (" *" if row["pareto"] else ""), *cells)
     return table
 
 
 def _print_methods() -> None:
-    from modelyard.compress import describe_methods
+    from modelyard.api import compression_methods
 
-    for spec, doc in describe_methods().items():
+    for spec, doc in compression_methods().items():
         console.print(f"[bold]{spec}[/]  {doc}")
 
 
@@ -93,7 +99,7 @@ def compress_command(
         return
     if run is None:
         raise ModelyardError("give the RUN directory to compress (or --list to see the methods)")
-    from modelyard.compress import compress
+    from modelyard.api import compress
 
     result = compress(
         run,

@@ -13,11 +13,14 @@ from rich.console import Console
 from modelyard.errors import ModelyardError
 
 data_app = typer.Typer(
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
     help="Data-centric tools: label audit, PII scan, active-learning simulation.",
     no_args_is_help=True,
 )
 label_app = typer.Typer(
-    help="The labelling loop: pick rows to label, merge labels back.", no_args_is_help=True
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
+    help="The labelling loop: pick rows to label, merge labels back.",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -68,12 +71,15 @@ def _patterns(items: list[str]) -> dict[str, str]:
 
 @data_app.command("scan-pii")
 def scan_pii_command(
-    file: Annotated[Path, typer.Argument(help="CSV/TSV/JSONL/Parquet file to scan.")],
-    column: Annotated[
-        list[str] | None, typer.Option(help="Column to scan (repeat; default: all).")
+    path: Annotated[
+        Path, typer.Argument(metavar="FILE", help="CSV/TSV/JSONL/Parquet file to scan.")
+    ],
+    columns: Annotated[
+        list[str] | None,
+        typer.Option("--column", help="Column to scan (repeat; default: all)."),
     ] = None,
-    pattern: Annotated[
-        list[str] | None, typer.Option(help="Custom detector NAME=REGEX (repeat).")
+    patterns: Annotated[
+        list[str] | None, typer.Option("--pattern", help="Custom detector NAME=REGEX (repeat).")
     ] = None,
     region: Annotated[
         str, typer.Option(help="Country of phone numbers written without +code.")
@@ -82,9 +88,9 @@ def scan_pii_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the scan as JSON.")] = False,
 ) -> None:
     """Count e-mails, phones, card numbers, IBANs, IPs, URLs and custom patterns in a file."""
-    scan = _api().scan_pii(file, column, _patterns(pattern or []), region, redact_to)
+    scan = _api().scan_pii(path, columns, _patterns(patterns or []), region, redact_to)
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(scan.counts.items())) or "none"
-    text = f"{file}: {scan.rows_with_pii} of {scan.rows} rows hold personal data ({counts})"
+    text = f"{path}: {scan.rows_with_pii} of {scan.rows} rows hold personal data ({counts})"
     if scan.redacted_to:
         text += f"\nredacted copy: {scan.redacted_to} (the original is unchanged)"
     _print(scan.to_dict(), as_json, text)
@@ -95,8 +101,8 @@ def simulate_al_command(
     data: Annotated[Path, typer.Option(help="Labelled file: the pool and the oracle.")],
     test: Annotated[Path, typer.Option(help="Labelled file for test accuracy.")],
     output: Annotated[Path, typer.Option(help="Folder for curves.csv, curves.png, summary.json.")],
-    strategy: Annotated[
-        list[str] | None, typer.Option(help="Strategy (repeat; default: all).")
+    strategies: Annotated[
+        list[str] | None, typer.Option("--strategy", help="Strategy (repeat; default: all).")
     ] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per strategy.")] = 3,
     start: Annotated[int, typer.Option(min=1, help="Random labels to start with.")] = 50,
@@ -115,7 +121,7 @@ def simulate_al_command(
         data,
         test,
         output,
-        strategy,
+        strategies,
         seeds,
         start,
         step,

@@ -116,6 +116,8 @@ def _print_file(done: object, as_json: bool) -> None:
         for s in stats:
             table.add_row(label, s.word, f"{s.mean:+.4f}", str(s.count))
     console.print(table)
+    if done.view.shortfall():
+        console.print(f"[yellow]note:[/] {done.view.shortfall()}", highlight=False)
     console.print(
         f"{len(done.explanations)} explanations written to {files['html']} and {files['json']}"
     )

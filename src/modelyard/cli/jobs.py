@@ -20,6 +20,7 @@ from modelyard.jobs.spec import FINISHED, STATES, Job, format_memory
 from modelyard.jobs.stages import STAGES
 
 jobs_app = typer.Typer(
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
     help="Job queue: run training, compression, audits and evaluations in the background, "
     "placed by the cores, memory and GPUs they ask for (local queue, or a Ray cluster).",
     no_args_is_help=True,

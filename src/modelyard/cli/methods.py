@@ -17,9 +17,9 @@ def methods_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the training methods a recipe can name in train.method."""
-    from modelyard.methods import METHODS
+    from modelyard.api import training_methods
 
-    rows = [(n, METHODS.get(n).kind, METHODS.get(n).summary) for n in METHODS.names()]
+    rows = [(m["name"], m["kind"], m["summary"]) for m in training_methods()]
     if as_json:
         console.print_json(
             json.dumps([dict(zip(("name", "kind", "summary"), r, strict=True)) for r in rows])
@@ -41,15 +41,16 @@ def merge_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Fold an adapter run into its base and save a standalone classifier run."""
-    from modelyard.methods import merge_run
+    from modelyard.api import merge as merge_run
 
     path = merge_run(run, output, overwrite)
     console.print(f"merged classifier written to {path}")
 
 
 def zeroshot_command(
-    labels: Annotated[
-        Path, typer.Option(help="YAML: label -> description or list of descriptions.")
+    labels_file: Annotated[
+        Path,
+        typer.Option("--labels", help="YAML: label -> description or list of descriptions."),
     ],
     data: Annotated[Path, typer.Option(help="Labelled file to evaluate on.")],
     output: Annotated[Path, typer.Option(help="Where to write the zero-shot artifact.")] = Path(
@@ -69,7 +70,7 @@ def zeroshot_command(
     from modelyard.api import zeroshot
 
     metrics = zeroshot(
-        labels,
+        labels_file,
         data,
         output,
         backbone,

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 privacy_app = typer.Typer(
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
     help="Privacy: audit what a trained model reveals about its training rows.",
     no_args_is_help=True,
 )
@@ -36,8 +37,11 @@ def audit(
     label_column: Annotated[
         str | None, typer.Option(help="Label column (default: the run's).")
     ] = None,
-    bootstrap: Annotated[
-        int, typer.Option(min=100, help="Bootstrap resamples for the intervals.")
+    resamples: Annotated[
+        int,
+        typer.Option(
+            "--bootstrap", "--resamples", min=100, help="Bootstrap resamples for the intervals."
+        ),
     ] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     output: Annotated[
@@ -46,10 +50,10 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Attack RUN with loss, confidence and (with --reference) calibrated membership inference."""
-    from modelyard.privacy.audit import audit_membership
+    from modelyard.api import audit_membership
 
     report = audit_membership(
-        run, members, non_members, reference, text_column, label_column, bootstrap, seed, output
+        run, members, non_members, reference, text_column, label_column, resamples, seed, output
     )
     if as_json:
         console.print_json(json.dumps(report))

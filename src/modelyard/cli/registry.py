@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 registry_app = typer.Typer(
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
     help="The model registry: versions and aliases (root: $MODELYARD_HOME/registry or ~/.modelyard/registry).",
     no_args_is_help=True,
 )
@@ -30,9 +31,9 @@ def push(
     as_json: JsonOption = False,
 ) -> None:
     """Verify a run and copy it in atomically as the next version of NAME."""
-    from modelyard.registry.store import ModelStore
+    from modelyard.api import push as push_run
 
-    stored = ModelStore(registry).push(run, name)
+    stored = push_run(run, name, registry)
     if as_json:
         console.print_json(
             json.dumps({"name": stored.name, "version": stored.version, "path": str(stored.path)})
@@ -50,9 +51,9 @@ def alias(
     registry: RegistryOption = None,
 ) -> None:
     """Point ALIAS at a version (an atomic rename: readers see the old or the new version)."""
-    from modelyard.registry.store import ModelStore
+    from modelyard.api import set_alias
 
-    target = ModelStore(registry).set_alias(ref, alias_name)
+    target = set_alias(ref, alias_name, registry)
     console.print(f"{target.name}:{alias_name} -> version {target.version}")
 
 

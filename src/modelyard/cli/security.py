@@ -1,19 +1,33 @@
-"""Commands for signed and encrypted artifacts, attached to the `registry` and `keys` groups.
+"""Commands for signed and encrypted artifacts: `modelyard signing-keys create`,
+`modelyard encryption-keys create` and `modelyard registry sign|verify|encrypt|decrypt`.
 
-`modelyard keys gen-signing|gen-encryption` and `modelyard registry sign|verify|encrypt|decrypt`.
+`modelyard keys gen-signing|gen-encryption` (the API-key group) still work, deprecated.
 No command prints key material: only paths and key ids.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 console = Console()
+err_console = Console(stderr=True)
+signing_keys_app = typer.Typer(
+    rich_markup_mode=None,
+    help="Ed25519 signing keys: sign artifacts (`registry sign`) so loaders can trust them.",
+    no_args_is_help=True,
+)
+encryption_keys_app = typer.Typer(
+    rich_markup_mode=None,
+    help="AES-256 keys: encrypt artifacts at rest (`registry encrypt`); serve decrypts in memory.",
+    no_args_is_help=True,
+)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 KeyFileOption = Annotated[
     Path | None,
@@ -40,14 +54,14 @@ def gen_signing(
     as_json: JsonOption = False,
 ) -> None:
     """Create an Ed25519 signing key (mode 0600) and its public half (<name>.pub)."""
-    from modelyard.registry.signing import generate_signing_key
+    from modelyard.api import create_signing_key
 
-    private, public, key_id = generate_signing_key(private_key, overwrite)
+    made = create_signing_key(private_key, overwrite)
     _print(
-        {"private_key": str(private), "public_key": str(public), "key_id": key_id},
+        dict(made),
         as_json,
-        f"signing key {key_id}: private {private} (keep it secret), public {public} "
-        "(give it to whoever loads your models)",
+        f"signing key {made['key_id']}: private {made['private_key']} (keep it secret), "
+        f"public {made['public_key']} (give it to whoever loads your models)",
     )
 
 
@@ -57,14 +71,14 @@ def gen_encryption(
     as_json: JsonOption = False,
 ) -> None:
     """Create an AES-256 key file (mode 0600) for `modelyard registry encrypt`."""
-    from modelyard.registry.crypto import generate_key_file
+    from modelyard.api import create_encryption_key
 
-    key = generate_key_file(key_file, overwrite)
+    made = create_encryption_key(key_file, overwrite)
     _print(
-        {"key_file": str(key_file), "key_id": key.key_id},
+        dict(made),
         as_json,
-        f"encryption key {key.key_id} written to {key_file} (keep it secret; without it the "
-        "encrypted models cannot be read)",
+        f"encryption key {made['key_id']} written to {key_file} (keep it secret; without it "
+        "the encrypted models cannot be read)",
     )
 
 
@@ -74,9 +88,9 @@ def sign(
     as_json: JsonOption = False,
 ) -> None:
     """Verify an artifact and sign its manifest (the signature is stored in manifest.json)."""
-    from modelyard.registry.signing import sign_artifact
+    from modelyard.api import sign as sign_run
 
-    record = sign_artifact(run, key)
+    record = sign_run(run, key)
     _print({"path": str(run), **record}, as_json, f"signed {run} with key {record['key_id']}")
 
 
@@ -92,14 +106,9 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check every file's hash and a valid signature by a trusted key; exit 2 if either fails."""
-    from modelyard.registry.signing import SignatureError, trusted_keys_from_env, verify_artifact
+    from modelyard.api import verify as verify_run
 
-    keys = trusted_key or trusted_keys_from_env()
-    if not keys:
-        raise SignatureError(
-            "give --trusted-key FILE (or set MODELYARD_TRUSTED_KEYS) to verify against"
-        )
-    result = verify_artifact(run, keys)
+    result = verify_run(run, trusted_key)
     _print(
         result,
         as_json,
@@ -115,11 +124,10 @@ def encrypt(
     key_file: KeyFileOption = None,
 ) -> None:
     """Write an AES-256-GCM encrypted copy of an artifact; `load` and `serve` decrypt it in memory."""
-    from modelyard.registry.crypto import encrypt_artifact, read_key
+    from modelyard.api import encrypt as encrypt_run
 
-    key = read_key(key_file)
-    out = encrypt_artifact(run, output, key)
-    console.print(f"encrypted {run} to {out} with key {key.key_id}", highlight=False)
+    out, key_id = encrypt_run(run, output, key_file)
+    console.print(f"encrypted {run} to {out} with key {key_id}", highlight=False)
 
 
 def decrypt(
@@ -130,19 +138,43 @@ def decrypt(
     key_file: KeyFileOption = None,
 ) -> None:
     """Write the decrypted original of an encrypted artifact (its manifest and signatures too)."""
-    from modelyard.registry.crypto import decrypt_artifact, read_key
+    from modelyard.api import decrypt as decrypt_run
 
-    out = decrypt_artifact(run, output, read_key(key_file))
+    out = decrypt_run(run, output, key_file)
     console.print(f"decrypted {run} to {out}", highlight=False)
 
 
-def register() -> None:
-    """Add the commands to the `keys` and `registry` groups (which the main app attaches)."""
+def deprecated_alias(command: Callable[..., None], old: str, new: str) -> Callable[..., None]:
+    """Return `command` under an old spelling: it runs as before after a note on stderr."""
+
+    @functools.wraps(command)
+    def alias(*args: Any, **kwargs: Any) -> None:
+        err_console.print(
+            f"note: `{old}` is deprecated; use `{new}`", highlight=False, soft_wrap=True
+        )
+        command(*args, **kwargs)
+
+    alias.__doc__ = f"Deprecated: use `{new}`."
+    return alias
+
+
+def register(app: typer.Typer) -> None:
+    """Add the key groups to `app`, the old `keys gen-*` spellings, and the registry commands."""
     from modelyard.cli.registry import registry_app
     from modelyard.cli.serve import keys_app
 
-    keys_app.command("gen-signing")(gen_signing)
-    keys_app.command("gen-encryption")(gen_encryption)
+    signing_keys_app.command("create")(gen_signing)
+    encryption_keys_app.command("create")(gen_encryption)
+    app.add_typer(signing_keys_app, name="signing-keys")
+    app.add_typer(encryption_keys_app, name="encryption-keys")
+    keys_app.command("gen-signing")(
+        deprecated_alias(gen_signing, "modelyard keys gen-signing", "modelyard signing-keys create")
+    )
+    keys_app.command("gen-encryption")(
+        deprecated_alias(
+            gen_encryption, "modelyard keys gen-encryption", "modelyard encryption-keys create"
+        )
+    )
     for name, command in (
         ("sign", sign),
         ("verify", verify),

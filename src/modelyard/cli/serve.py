@@ -15,7 +15,9 @@ from modelyard.errors import RecipeError
 from modelyard.plugins import require
 
 keys_app = typer.Typer(
-    help="Keys: API keys of the HTTP server (salted hashes; shown once) and signing keys.",
+    rich_markup_mode=None,  # plain help wraps at any width; rich panels cut option names at 80
+    help="API keys of the HTTP server (salted hashes; shown once). Signing and encryption "
+    "keys: `modelyard signing-keys`, `modelyard encryption-keys`.",
     no_args_is_help=True,
 )
 console = Console()
@@ -34,9 +36,9 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print the key as JSON.")] = False,
 ) -> None:
     """Create an API key and print it once (only its salted hash is stored)."""
-    from modelyard.serve.auth import KeyStore
+    from modelyard.api import create_api_key
 
-    info, key = KeyStore(keys_file).create(scope, name)
+    info, key = create_api_key(scope, name, keys_file)
     if as_json:
         console.print_json(json.dumps({"id": info.id, "scope": info.scope, "key": key}))
         return
@@ -48,12 +50,12 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(keys_file: KeysFile = None) -> None:
     """List key ids, scopes, names and creation times (never the keys)."""
-    from modelyard.serve.auth import KeyStore
+    from modelyard.api import list_api_keys
 
     table = Table(title="API keys")
     for column in ("id", "scope", "name", "created"):
         table.add_column(column)
-    for info in KeyStore(keys_file).list():
+    for info in list_api_keys(keys_file):
         table.add_row(info.id, info.scope, info.name, info.created)
     console.print(table)
 
@@ -64,9 +66,9 @@ def keys_revoke(
     keys_file: KeysFile = None,
 ) -> None:
     """Delete a key; running servers refuse it from their next request on."""
-    from modelyard.serve.auth import KeyStore
+    from modelyard.api import revoke_api_key
 
-    info = KeyStore(keys_file).revoke(key_id)
+    info = revoke_api_key(key_id, keys_file)
     console.print(f"revoked key {info.id} ({info.scope})")
 
 
@@ -138,7 +140,8 @@ def serve(
         Path | None, typer.Option(help="Also show this job queue, read-only, at /v1/jobs.")
     ] = None,
 ) -> None:
-    """Serve registry models over HTTP: /v1/predict, Open Inference Protocol v2, /metrics."""
+    """Serve registry models over HTTP: /v1/predict, Open Inference Protocol v2, OpenAI-compatible
+    /v1/chat/completions and /v1/completions for generation runs, /metrics."""
     options = {
         "host": host, "port": port, "workers": workers, "backend": backend, "auth": auth,
         "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "rate_limit": rate_limit,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.errors import ArtifactError
+from modelyard.errors import ArtifactError, ModelyardError
 from modelyard.models.encoding import collate, encode_texts, eval_batches
 from modelyard.plugins import require
 from modelyard.registry.manifest import verify_manifest
@@ -88,6 +88,29 @@ class OnnxClassifier:
         return shifted / shifted.sum(axis=1, keepdims=True), cut
 
 
+def check_external_data(root: Path, manifest: dict[str, Any]) -> None:
+    """Refuse an ONNX graph whose tensors live in files outside the artifact or its manifest.
+
+    ONNX Runtime opens whatever path a tensor's `external_data` names; it is checked here
+    first, without loading any tensor data. Raises ArtifactError naming the tensor and path.
+    """
+    onnx: Any = require("onnx", extra="compress")
+    try:
+        graph = onnx.load(str(root / ONNX_FILE), load_external_data=False).graph
+    except Exception as exc:  # a protobuf that does not parse
+        raise ArtifactError(f"{root / ONNX_FILE} is not a valid ONNX model: {exc}") from None
+    for tensor in graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        # manifest names were checked to stay inside the artifact (verify_manifest)
+        if location not in manifest["files"]:
+            raise ArtifactError(
+                f"{root / ONNX_FILE}: tensor '{tensor.name}' keeps its data in '{location}', "
+                "outside the artifact's manifest; refusing to load this artifact"
+            )
+
+
 class OnnxBackend:
     """An `onnx-classifier` artifact served by ONNX Runtime; its manifest is verified on load."""
 
@@ -103,6 +126,7 @@ class OnnxBackend:
         self.labels = read_labels(self.path)
         self.manifest, self.recipe = manifest, read_recipe(self.path)
         self.max_length = self.recipe.model.max_length
+        check_external_data(self.path, manifest)
         try:
             self.classifier = OnnxClassifier(
                 self.path / ONNX_FILE,
@@ -112,7 +136,9 @@ class OnnxBackend:
                 threads,
                 batch_size,
             )
-        except (RuntimeError, ValueError) as exc:  # onnxruntime's own load errors
+        except Exception as exc:  # onnxruntime's own load errors have no common base class
+            if isinstance(exc, ModelyardError):
+                raise
             raise ArtifactError(f"cannot load {self.path / ONNX_FILE}: {exc}") from None
 
     def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:

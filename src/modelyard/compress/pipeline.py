@@ -112,6 +112,10 @@ def _parent(run: str | Path) -> LoadedRun:
 
 def _output_dir(run: Path, output: str | Path | None, overwrite: bool) -> Path:
     out = Path(output) if output else run.parent / f"{run.name}-compressed"
+    if out.is_dir() and all(p.name.startswith(".") for p in out.iterdir()):
+        # only the scratch of an interrupted compress (.work, hidden temporary variants):
+        # nothing finished is lost, so a plain rerun starts clean
+        shutil.rmtree(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ArtifactError(f"{out} already holds files; pass --overwrite or --output NEW_DIR")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from modelyard.errors import RecipeError
 from modelyard.explainability import gradient, perturbation  # noqa: F401  (register methods)
+from modelyard.explainability.cancel import check_cancelled
 from modelyard.explainability.methods import Attribution, ExplainError, get_method
 from modelyard.explainability.results import Explanation, TokenScore, WordScore
 from modelyard.explainability.subject import Subject
@@ -107,6 +108,7 @@ def explain_text(
     Only the words the model reads are explained (`fit_text`); the Explanation counts the
     words cut off. Raises DataError for a text without words, and the errors of `attribute`.
     """
+    check_cancelled()  # a job cancelled while it waited for its turn does no work
     start = time.perf_counter()
     text, cut = fit_text(subject, text)
     words = split_words(text)

@@ -33,12 +33,27 @@ class GlobalView:
         """Return the view as JSON-ready data."""
         return asdict(self)
 
+    def shortfall(self) -> str:
+        """Return why the view is empty for some classes and how many texts it needs, or ""."""
+        empty = [label for label, stats in self.classes.items() if not stats]
+        if self.classes and not empty:
+            return ""
+        which = f" for {', '.join(empty)}" if empty else ""
+        return (
+            f"no top words{which}: a word counts once it appears in at least {self.min_count} "
+            f"texts explained as the same class, so the global view needs at least "
+            f"{self.min_count} texts per class, and words shared across them (got "
+            f"{self.n_texts} texts in all; 20 or more per class give a readable view)"
+        )
+
     def markdown(self) -> str:
         """Return one markdown table per class: word, mean attribution, count."""
         lines = [
             f"# Top words per class ({self.method}, {self.n_texts} texts, "
             f"words seen at least {self.min_count} times)",
         ]
+        if self.shortfall():
+            lines += ["", f"**Note:** {self.shortfall()}."]
         for label, stats in self.classes.items():
             lines += ["", f"## {label}", "", "| word | mean attribution | count |", "|---|---|---|"]
             lines += [f"| {s.word} | {s.mean:.4f} | {s.count} |" for s in stats]

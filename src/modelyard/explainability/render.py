@@ -135,6 +135,8 @@ def _global_html(view: GlobalView) -> str:
         f"<h2>Top words per class</h2><p class='meta'>{escape(view.method)}, {view.n_texts} texts, "
         f"words seen at least {view.min_count} times; bars are mean attribution</p>"
     ]
+    if view.shortfall():
+        parts.append(f"<p class='meta'><b>Note:</b> {escape(view.shortfall())}.</p>")
     for label, stats in view.classes.items():
         # per class: one dominant word in one class must not flatten the other classes
         top = max((abs(s.mean) for s in stats), default=0.0) or 1.0

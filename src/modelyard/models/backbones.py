@@ -56,7 +56,18 @@ def backbone_kind(name: str, folder: Path | None = None) -> BackboneKind | None:
     return folder_kind(folder if folder is not None else Path(name).expanduser())
 
 
+# weight formats that are pickles: loading one can run code, so a backbone folder holds none
+_PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+
+
 def _check_folder(path: Path) -> Path:
+    pickled = sorted(p.name for pattern in _PICKLED_WEIGHTS for p in path.glob(pattern))
+    if pickled:
+        raise BackboneError(
+            f"backbone folder {path} holds pickled weights ({', '.join(pickled)}); modelyard "
+            "loads safetensors only, since unpickling can run code. Remove them (keep the "
+            "*.safetensors files) or convert them with save_pretrained(safe_serialization=True)."
+        )
     missing = [name for name in _REQUIRED_FILES if not (path / name).is_file()]
     weights = list(path.glob("*.safetensors"))
     if missing or not weights:

@@ -61,6 +61,7 @@ def build_classifier(folder: Path, labels: list[str]) -> Any:
                 label2id={label: i for i, label in id2label.items()},
                 local_files_only=True,
                 ignore_mismatched_sizes=True,
+                use_safetensors=True,
             )
     except (OSError, ValueError) as exc:
         raise BackboneError(f"cannot load a model from {folder}: {exc}") from None

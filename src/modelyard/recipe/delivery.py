@@ -99,6 +99,25 @@ class ServeConfig(Section):
         30.0, gt=0, description="On SIGTERM, wait this long for in-flight requests."
     )
     access_log: bool = Field(True, description="Log one line per request (uvicorn's access log).")
+    max_new_tokens: int = Field(
+        512,
+        ge=1,
+        description="Generation models: the largest max_tokens a request may ask for (and the default).",
+    )
+    generation_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="Generation models: a request still generating after this long is stopped (504).",
+    )
+    token_rate_limit: float | None = Field(
+        None,
+        gt=0,
+        description="Generation models: prompt and completion tokens per second per API key; null: no limit.",
+    )
+    token_burst: int = Field(
+        20_000, ge=1, description="Generation models: tokens a key may spend at once (bucket size)."
+    )
 
 
 class QuantizeConfig(Section):

@@ -270,9 +270,9 @@ class TrainConfig(Section):
         ge=0,
         le=1,
         description=(
-            "epochs auto: on a plateau (or before the ceiling or a budget) the learning rate "
-            "decays linearly to zero over this fraction of the steps trained so far, then "
-            "training stops; 0 stops at once."
+            "epochs auto: on a plateau (from the best dev checkpoint), or before the ceiling or "
+            "a budget, the learning rate decays linearly to zero over this fraction of the "
+            "steps trained so far, then training stops; 0 stops at once."
         ),
     )
     max_steps: int | None = Field(

@@ -60,7 +60,7 @@ def _key_from_text(data: bytes, source: str) -> EncryptionKey:
     if len(material) != 32:
         raise ArtifactError(
             f"{source} does not hold an AES-256 key (expected 32 bytes as base64, 44 characters); "
-            "create one with `modelyard keys gen-encryption FILE`"
+            "create one with `modelyard encryption-keys create FILE`"
         )
     return EncryptionKey(fingerprint(b"aes-256-gcm", material), material)
 

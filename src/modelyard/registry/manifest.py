@@ -92,6 +92,10 @@ def read_manifest(root: Path) -> dict[str, Any]:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{path} is corrupt: {exc}") from None
+    except RecursionError:
+        raise ArtifactError(
+            f"{path} is nested too deeply to be a manifest; refusing to load this artifact"
+        ) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise ArtifactError(f"{path} is corrupt: no 'files' table")
     return manifest

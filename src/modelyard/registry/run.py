@@ -170,8 +170,20 @@ def load_run(
         raise ArtifactError(
             f"{run_dir}: the model has {model.config.num_labels} outputs but {LABELS} names {len(labels)} labels"
         )
+    check_max_length(run_dir, recipe.model.max_length, model.config)
     model.to(device).eval()
     return LoadedRun(run_dir, model, load_tokenizer(run_dir), labels, manifest, recipe)
+
+
+def check_max_length(run_dir: Path, max_length: int, config: Any) -> None:
+    """Refuse a recipe `max_length` beyond the positions the model has (it would crash on long
+    texts after loading); raise ArtifactError, else return None."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ArtifactError(
+            f"{run_dir / RECIPE}: model.max_length is {max_length}, but the model has only "
+            f"{positions} positions; refusing to load this artifact (set max_length <= {positions})"
+        )
 
 
 _DEPRECATED = {"_read_labels": "read_labels", "_read_recipe": "read_recipe"}

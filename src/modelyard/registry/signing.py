@@ -104,7 +104,7 @@ def load_private_key(path: str | Path) -> Any:
     if not isinstance(key, Ed25519PrivateKey):
         raise SignatureError(
             f"{path} is not an unencrypted Ed25519 private key in PEM form "
-            "(create one with `modelyard keys gen-signing FILE`)"
+            "(create one with `modelyard signing-keys create FILE`)"
         )
     return key
 

@@ -31,11 +31,18 @@ from modelyard.serve.auth import Authenticator, KeyStore
 from modelyard.serve.deadline import DeadlineMiddleware
 from modelyard.serve.errors import ServeError
 from modelyard.serve.explain_routes import router as explain_router
-from modelyard.serve.guard import PUBLIC_PATHS, GuardMiddleware, error_response
+from modelyard.serve.guard import (
+    OPENAI_PATHS,
+    PUBLIC_PATHS,
+    GuardMiddleware,
+    error_body,
+    error_response,
+)
 from modelyard.serve.limits import RateLimiter
 from modelyard.serve.metrics import MetricsMiddleware, ServeMetrics
 from modelyard.serve.models import Loader, ModelSet
 from modelyard.serve.oip import InferRequest
+from modelyard.serve.openai_routes import router as openai_router
 from modelyard.serve.routes import router
 from modelyard.serve.settings import ServeSettings
 from modelyard.serve.state import ServerState
@@ -74,11 +81,15 @@ def create_app(
     app = FastAPI(
         title="modelyard",
         version=__version__,
-        description="Text classification: a simple `/v1` API and the Open Inference Protocol `/v2`.",
+        description=(
+            "Text classification: a simple `/v1` API and the Open Inference Protocol `/v2`; "
+            "text generation: OpenAI-compatible `/v1/chat/completions` and `/v1/completions`."
+        ),
         lifespan=_lifespan,
         routes=[
             *router.routes,
             *explain_router.routes,
+            *openai_router.routes,
             *(jobs_router(settings.jobs_queue).routes if settings.jobs_queue else []),
             *(Mount(prefix, app=sub) for prefix, sub in (mounts or {}).items()),
         ],  # flat, so route templates can be matched and enumerated
@@ -95,7 +106,10 @@ def create_app(
         self_guarded=tuple(mounts or ()),
     )
     app.add_middleware(
-        DeadlineMiddleware, timeout_s=settings.request_timeout_s, exempt=tuple(mounts or ())
+        DeadlineMiddleware,
+        timeout_s=settings.request_timeout_s,
+        # generation routes stop at their own generation_timeout_s, also mid-stream
+        exempt=(*(mounts or ()), *OPENAI_PATHS),
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, router=app.router)
     app.openapi = _openapi(app, secured=settings.auth)  # type: ignore[method-assign]
@@ -117,32 +131,39 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    async def serve_error(_: Request, exc: Exception) -> JSONResponse:
+    async def serve_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServeError)
-        return error_response(exc)
+        return error_response(exc, request.url.path)
 
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         # field locations and messages only: pydantic's `input` would echo the request back
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
             for e in exc.errors()[:5]
         )
-        return JSONResponse(
-            {"error": f"invalid request: {problems}", "code": "invalid_request"}, 422
+        # OpenAI's clients expect 400 for a bad request body
+        status = 400 if request.url.path in OPENAI_PATHS else 422
+        body = error_body(
+            f"invalid request: {problems}", "invalid_request", status, request.url.path
         )
+        return JSONResponse(body, status)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return JSONResponse(
-            {"error": str(exc.detail), "code": f"http_{exc.status_code}"},
+            error_body(
+                str(exc.detail), f"http_{exc.status_code}", exc.status_code, request.url.path
+            ),
             exc.status_code,
             exc.headers,
         )
 
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error answering a request", exc_info=exc)
-        return JSONResponse({"error": "internal server error", "code": "internal"}, 500)
+        return JSONResponse(
+            error_body("internal server error", "internal", 500, request.url.path), 500
+        )
 
     app.add_exception_handler(ServeError, serve_error)
     app.add_exception_handler(RequestValidationError, invalid)

@@ -2,11 +2,13 @@
 
 The queue deadline alone let answered requests take four times the setting: auth, body
 reading, parsing and the answer's encoding were not covered. This middleware wraps all of
-it. Cancelling the handler cancels what it awaits: a request waiting in a predictor's
+it, up to the start of the answer (a stream, once begun, runs on). Cancelling the handler cancels what it awaits: a request waiting in a predictor's
 queue is dropped before its forward pass, and an explanation stops at its next step.
 """
 
 from __future__ import annotations
+
+import math
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,19 +41,20 @@ class DeadlineMiddleware:
             await self.app(scope, receive, send)
             return
         started = False
+        deadline = anyio.current_time() + self.timeout_s
+        guard = anyio.CancelScope(deadline=deadline)
 
         async def tracked(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                guard.deadline = math.inf  # the answer has begun: a stream, once begun, runs on
             await send(message)
 
-        scope.setdefault("state", {})[DEADLINE_KEY] = anyio.current_time() + self.timeout_s
-        try:
-            with anyio.fail_after(self.timeout_s):
-                await self.app(scope, receive, tracked)
-        except TimeoutError:
-            if started:  # the answer is on its way; it cannot become a 504 any more
-                return
+        scope.setdefault("state", {})[DEADLINE_KEY] = deadline
+        with guard:
+            await self.app(scope, receive, tracked)
+        if guard.cancelled_caught and not started:
             exc = DeadlineExceededError(
                 f"no answer within the {self.timeout_s:g} s deadline; the server is busy, "
                 "retry later or send less work"

@@ -8,6 +8,8 @@ before the body is parsed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -34,9 +36,34 @@ HASH_SLOTS = 2
 KEY_HINT = "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
-def error_response(exc: ServeError) -> JSONResponse:
-    """Return the JSON answer for `exc`: `{"error": message, "code": code}` and its headers."""
-    return JSONResponse({"error": str(exc), "code": exc.code}, exc.status, headers=exc.headers)
+# the OpenAI-compatible routes answer errors in OpenAI's shape, which its clients parse
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions")
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(message: str, code: str, status: int, path: str = "") -> dict[str, Any]:
+    """Return an error body: `{"error": message, "code": code}`, or on the OpenAI routes
+    `{"error": {"message", "type", "param", "code"}}`."""
+    if path in OPENAI_PATHS:
+        kind = _OPENAI_TYPES.get(status, "server_error")
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return {"error": message, "code": code}
+
+
+def error_response(exc: ServeError, path: str = "") -> JSONResponse:
+    """Return the JSON answer for `exc` (shaped for `path`, see error_body) and its headers."""
+    return JSONResponse(
+        error_body(str(exc), exc.code, exc.status, path), exc.status, headers=exc.headers
+    )
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -80,7 +107,7 @@ class GuardMiddleware:
             key = await self._admit(scope)
             receive = await self._read_body(scope, receive)
         except ServeError as exc:
-            await error_response(exc)(scope, receive, send)
+            await error_response(exc, scope["path"])(scope, receive, send)
             return
         scope.setdefault("state", {})["api_key"] = key
         await self.app(scope, receive, send)

@@ -58,9 +58,11 @@ class RateLimiter:
         burst: int,
         clock: Callable[[], float] = time.monotonic,
         max_tracked: int = _MAX_TRACKED,
+        unit: str = "requests",
     ) -> None:
         self.rate = rate
         self.burst = burst
+        self.unit = unit
         self.clock = clock
         self.max_tracked = max_tracked
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
@@ -86,10 +88,20 @@ class RateLimiter:
             wait = self._bucket(caller, now).take(now, cost)
         if wait > 0:
             raise RateLimitedError(
-                f"rate limit of {self.rate:g} requests/s (burst {self.burst}) reached; "
+                f"rate limit of {self.rate:g} {self.unit}/s (burst {self.burst}) reached; "
                 f"retry after {wait:.2f} s or ask for a higher limit",
                 retry_after_s=max(1, math.ceil(wait)),
             )
+
+    def refund(self, caller: str, amount: float) -> None:
+        """Give `amount` tokens back to `caller` (reserved, then not spent), up to the burst."""
+        if self.rate is None or amount <= 0:
+            return
+        with self._lock:
+            now = self.clock()
+            bucket = self._bucket(caller, now)
+            bucket.refill(now)
+            bucket.tokens = min(float(self.burst), bucket.tokens + amount)
 
     def charge(self, caller: str) -> None:
         """Take one token from `caller`'s bucket even if that empties it (never raises)."""
@@ -152,14 +164,16 @@ def check_texts(texts: list[str], max_texts: int, max_chars: int) -> None:
 class WorkQueue:
     """Runs heavy jobs in worker threads: `running` at once, `waiting` more queued, beyond: 503.
 
-    A job whose caller is cancelled (deadline, disconnect) is abandoned at once and its
-    slot freed; the job itself must stop at its next step (a cancellation flag).
+    A job whose caller is cancelled (deadline, disconnect) is abandoned at once: the caller
+    answers without waiting. Its thread still holds its running slot until it returns, so
+    jobs never overlap on a shared model; the job must stop at its next step (a
+    cancellation flag) to free the slot soon.
     """
 
     def __init__(self, running: int, waiting: int, what: str) -> None:
         self.running, self.waiting, self.what = running, waiting, what
         self._admitted = 0
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._slots = threading.BoundedSemaphore(running)
 
     async def run(self, work: Callable[[], T]) -> T:
         """Return work() from a worker thread; raise OverloadedError when the queue is full."""
@@ -167,13 +181,14 @@ class WorkQueue:
             raise OverloadedError(
                 f"too many {self.what} in progress ({self._admitted}); retry in a moment"
             )
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.running)
+
+        def in_slot() -> T:
+            with self._slots:  # held by the thread itself, so an abandoned job keeps it
+                return work()
+
         self._admitted += 1
         try:
-            return await anyio.to_thread.run_sync(
-                work, limiter=self._limiter, abandon_on_cancel=True
-            )
+            return await anyio.to_thread.run_sync(in_slot, abandon_on_cancel=True)
         finally:
             self._admitted -= 1
 

@@ -8,6 +8,7 @@ raw path, so a client cannot blow up the number of series.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -66,6 +67,7 @@ class ServeMetrics:
         self.version = Gauge(
             "modelyard_model_version", "Version being served.", ["model"], registry=r
         )
+        self.generation = GenerationMetrics(r)
 
     def batch_hook(self, model: str) -> Callable[[BatchStats], None]:
         """Return a callback that records one forward pass of `model`."""
@@ -97,6 +99,71 @@ class ServeMetrics:
         self.latency.labels(route).observe(seconds)
         if status >= 400:
             self.errors.labels(str(status)).inc()
+
+
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_RATE_WINDOW_S = 10.0
+
+
+class GenerationMetrics:
+    """Metrics of generation models: tokens, tokens/s, time to first token, sequences, queue."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.tokens = Counter(
+            "modelyard_generated_tokens", "Completion tokens generated.", ["model"], registry=r
+        )
+        self.prompt_tokens = Counter(
+            "modelyard_prompt_tokens", "Prompt tokens read (prefilled).", ["model"], registry=r
+        )
+        self.tokens_per_s = Gauge(
+            "modelyard_generation_tokens_per_second",
+            f"Completion tokens per second over the last {_RATE_WINDOW_S:g} s.",
+            ["model"],
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "modelyard_time_to_first_token_seconds",
+            "From a request's arrival to its first generated token.",
+            ["model"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.active = Gauge(
+            "modelyard_active_sequences", "Sequences being generated.", ["model"], registry=r
+        )
+        self.waiting = Gauge(
+            "modelyard_generation_queue_depth",
+            "Generation requests waiting for a slot.",
+            ["model"],
+            registry=r,
+        )
+        self.finished = Counter(
+            "modelyard_sequences_finished",
+            "Sequences ended, by finish reason (stop, length, cancelled, timeout, error).",
+            ["model", "reason"],
+            registry=r,
+        )
+
+    def watch(self, model: str, active: Callable[[], int], waiting: Callable[[], int]) -> None:
+        """Report `active()` and `waiting()` for `model` at every scrape."""
+        self.active.labels(model).set_function(lambda: float(active()))
+        self.waiting.labels(model).set_function(lambda: float(waiting()))
+
+    def step_hook(self, model: str) -> Callable[[int], None]:
+        """Return a callback counting the tokens of one engine step and updating tokens/s."""
+        counter, gauge = self.tokens.labels(model), self.tokens_per_s.labels(model)
+        recent: deque[tuple[float, int]] = deque()
+
+        def record(tokens: int) -> None:
+            now = time.monotonic()
+            counter.inc(tokens)
+            recent.append((now, tokens))
+            while recent and recent[0][0] < now - _RATE_WINDOW_S:
+                recent.popleft()
+            span = max(now - recent[0][0], 1e-3) if len(recent) > 1 else _RATE_WINDOW_S
+            gauge.set(sum(n for _, n in recent) / span)
+
+        return record
 
 
 def route_template(app: ASGIApp, scope: Scope) -> str:

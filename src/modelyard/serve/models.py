@@ -27,6 +27,7 @@ from modelyard.registry.store import (
 )
 from modelyard.serve.engine import Predictor
 from modelyard.serve.errors import ConflictError, NotFoundError
+from modelyard.serve.llm import ServedGenerator, is_generation_artifact, load_generator
 from modelyard.serve.metrics import ServeMetrics
 from modelyard.serve.settings import ServeSettings
 
@@ -85,12 +86,22 @@ class ModelSet:
     ) -> None:
         self.settings, self.store, self.metrics, self.loader = settings, store, metrics, loader
         self.models: dict[str, ServedModel] = {}
+        self.generators: dict[str, ServedGenerator] = {}
 
     def load_all(self) -> None:
-        """Resolve and load every configured model; raise RegistryError or ArtifactError on failure."""
+        """Resolve and load every configured model; raise RegistryError or ArtifactError on failure.
+
+        Classifiers get a batching predictor; language-model runs a generation engine.
+        """
         for text in self.settings.models:
             ref = parse_ref(text)
             resolved = self.store.resolve(ref)
+            if is_generation_artifact(resolved.path):
+                self.generators[ref.name] = load_generator(
+                    ref, resolved, self.settings, self.metrics
+                )
+                log.info("serving %s as %s (generation)", ref, resolved)
+                continue
             predictor = Predictor(
                 self._warm(self.loader(resolved.path)),
                 str(resolved.version),
@@ -113,10 +124,30 @@ class ModelSet:
             return next(iter(self.models.values()))
         if name is not None and name in self.models:
             return self.models[name]
+        if name is not None and name in self.generators:
+            raise NotFoundError(
+                f"model '{name}' generates text; use /v1/chat/completions or /v1/completions"
+            )
         served = ", ".join(sorted(self.models))
         if name is None:
             raise NotFoundError(f"several models are served; name one of: {served}")
         raise NotFoundError(f"model '{name}' is not served here; served: {served}")
+
+    def generator(self, name: str | None) -> ServedGenerator:
+        """Return the generation model `name` (or the only one when `name` is None).
+
+        Raises NotFoundError naming the served generation models.
+        """
+        if name is None and len(self.generators) == 1:
+            return next(iter(self.generators.values()))
+        if name is not None and name in self.generators:
+            return self.generators[name]
+        served = ", ".join(sorted(self.generators)) or "(none)"
+        if name is None:
+            raise NotFoundError(f"name the model to use; generation models served: {served}")
+        raise NotFoundError(
+            f"model '{name}' is not a generation model served here; generation models: {served}"
+        )
 
     async def reload(self, name: str, tag: str | None = None) -> Swap:
         """Swap model `name` to the version `tag` names (default: its own reference's target).
@@ -186,6 +217,8 @@ class ModelSet:
         """Answer what is queued and stop every predictor."""
         for served in self.models.values():
             served.predictor.close(self.settings.drain_timeout_s)
+        for generator in self.generators.values():
+            generator.engine.close(self.settings.drain_timeout_s)
 
 
 def _depth_of(predictor: Predictor) -> Callable[[], int]:

@@ -16,6 +16,7 @@ from modelyard.inference import ranked_probabilities
 from modelyard.serve.engine import Prediction
 from modelyard.serve.errors import NotFoundError
 from modelyard.serve.limits import check_texts
+from modelyard.serve.llm import ServedGenerator
 from modelyard.serve.metrics import CONTENT_TYPE
 from modelyard.serve.models import ServedModel
 from modelyard.serve.oip import HEADER_LENGTH, encode_response, model_metadata, parse_request
@@ -23,6 +24,7 @@ from modelyard.serve.schemas import (
     Health,
     ModelInfo,
     ModelsResponse,
+    OpenAIModel,
     PredictionItem,
     PredictRequest,
     PredictResponse,
@@ -98,8 +100,24 @@ def _info(served: ServedModel) -> ModelInfo:
     "/v1/models", response_model=ModelsResponse, responses=error_responses(*_GUARDED), tags=["v1"]
 )
 async def list_models(state: State) -> ModelsResponse:
-    """List the served models with their version, labels and queue depth."""
-    return ModelsResponse(models=[_info(m) for m in state.models.models.values()])
+    """List the served models: version, labels and queue depth; OpenAI's list under `data`."""
+    infos = [_info(m) for m in state.models.models.values()]
+    infos += [_generator_info(g) for g in state.models.generators.values()]
+    data = [OpenAIModel(id=m.name, created=state.created) for m in state.models.models.values()]
+    data += [OpenAIModel(id=g.name, created=g.created) for g in state.models.generators.values()]
+    return ModelsResponse(models=infos, data=data)
+
+
+def _generator_info(served: ServedGenerator) -> ModelInfo:
+    return ModelInfo(
+        name=served.name,
+        version=served.version,
+        reference=str(served.ref),
+        labels=[],
+        backend="generation",
+        queue_depth=served.engine.waiting,
+        kind="generation",
+    )
 
 
 @router.post(

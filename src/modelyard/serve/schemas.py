@@ -53,14 +53,26 @@ class ModelInfo(_Body):
         description="What the server follows: NAME:VERSION, NAME:ALIAS or NAME:latest."
     )
     labels: list[str]
-    backend: str = Field(description="The inference backend (torch, onnx, ...).")
-    queue_depth: int = Field(description="Texts waiting for a forward pass.")
+    backend: str = Field(description="The inference backend (torch, onnx, generation, ...).")
+    queue_depth: int = Field(description="Texts (classifiers) or requests (generation) waiting.")
+    kind: str = Field("classifier", description="classifier, or generation (OpenAI routes).")
+
+
+class OpenAIModel(_Body):
+    """A served model as OpenAI's `GET /v1/models` lists it."""
+
+    id: str
+    object: str = "model"
+    created: int = Field(description="Unix time the server loaded it.")
+    owned_by: str = "modelyard"
 
 
 class ModelsResponse(_Body):
-    """Every served model."""
+    """Every served model: `models` in modelyard's shape, `data` in OpenAI's."""
 
     models: list[ModelInfo]
+    object: str = "list"
+    data: list[OpenAIModel] = Field(default_factory=list)
 
 
 class ReloadRequest(_Body):

@@ -6,8 +6,11 @@ import asyncio
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
+from modelyard.errors import ModelyardError
+from modelyard.serve.limits import RateLimiter
 from modelyard.serve.metrics import ServeMetrics
 from modelyard.serve.models import ModelSet
 from modelyard.serve.settings import ServeSettings
@@ -20,7 +23,12 @@ class ServerState:
 
     def __init__(self, settings: ServeSettings, models: ModelSet, metrics: ServeMetrics) -> None:
         self.settings, self.models, self.metrics = settings, models, metrics
+        # generation models: prompt and completion tokens per API key
+        self.token_limiter = RateLimiter(
+            settings.token_rate_limit, settings.token_burst, unit="tokens"
+        )
         self.started = False
+        self.created = int(time.time())
         self.draining = False
         self._lock = threading.Lock()
 
@@ -52,10 +60,17 @@ class ServerState:
         interval = self.settings.watch_aliases_s
         if interval is None:
             return
+        last = ""
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.models.check_aliases()
+                last = ""
+            except ModelyardError as exc:
+                # a refused version (tampered, hostile) is one clear line, logged once per cause
+                if str(exc) != last:
+                    log.error("not following the registry: %s; will retry", exc)
+                last = str(exc)
             except Exception:
                 log.exception("checking the registry for new versions failed; will retry")
 

@@ -1,16 +1,20 @@
-"""A corpus of hostile requests: what an attacker sends a server, and what it must answer.
+"""A corpus of hostile requests and artifacts: what an attacker sends, and what must happen.
 
 Tests (and `bench/security.py`) iterate over `BAD_INPUTS`: every case must be answered
 with a 4xx whose status is the one expected, never a 5xx, and never fail anyone else's
-request. Paths name the served model `{name}` and its version `{version}`; `scope` says
+request; and over `HOSTILE_ARTIFACTS`: every damaged run must be refused with a
+ModelyardError naming the problem, never a traceback. Paths name the served model `{name}` and its version `{version}`; `scope` says
 which key a case is sent with (the checks it probes sit behind the key).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 SURROGATE = "hi \ud800"  # a lone surrogate: valid JSON (`"\ud800"`), not valid Unicode
@@ -176,3 +180,75 @@ BAD_INPUTS: tuple[BadInput, ...] = (
         "unknown model", "POST", _V1, _json({"texts": ["x"], "model": "n\u0000pe"}), status=404
     ),
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile artifacts: each takes a copy of a clean run folder and damages it; loading it
+# (predict, serve, push) must raise a ModelyardError whose message contains `message`
+
+
+@dataclass(frozen=True)
+class HostileArtifact:
+    """One way to damage a clean run folder, and a fragment of the refusal it must get."""
+
+    name: str
+    damage: Callable[[Path], None]
+    message: str
+    rehash: bool = True  # rewrite the manifest after the damage (a forger would)
+
+
+def _write(name: str, content: bytes | str) -> Callable[[Path], None]:
+    def damage(root: Path) -> None:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        (root / name).write_bytes(data)
+
+    return damage
+
+
+def _recipe(text: str) -> Callable[[Path], None]:
+    return _write("recipe.yaml", text)
+
+
+def _nested_manifest(root: Path) -> None:
+    depth = 200_000
+    (root / "manifest.json").write_bytes(b'{"files": ' + b"[" * depth + b"]" * depth + b"}")
+
+
+HOSTILE_ARTIFACTS: tuple[HostileArtifact, ...] = (
+    HostileArtifact("deeply nested manifest.json", _nested_manifest, "nested too deeply", False),
+    HostileArtifact(
+        "deeply nested labels.json", _write("labels.json", "[" * 200_000 + "]" * 200_000), "labels"
+    ),
+    HostileArtifact("labels.json not a list", _write("labels.json", '{"a": 1}'), "labels"),
+    HostileArtifact("recipe max_length abc", _recipe("model:\n  max_length: abc\n"), "recipe"),
+    HostileArtifact("recipe model is a list", _recipe("model: [1, 2]\n"), "recipe"),
+    HostileArtifact(
+        "recipe with a python tag",
+        _recipe("model: !!python/object/apply:os.system ['echo pwned']\n"),
+        "recipe",
+    ),
+    HostileArtifact("recipe not YAML", _recipe("model: {max_length: [\n"), "recipe"),
+    HostileArtifact(
+        "recipe nested too deeply", _recipe("a: " + "[" * 5000 + "]" * 5000 + "\n"), "recipe"
+    ),
+    HostileArtifact(
+        "recipe max_length beyond the positions",
+        _recipe("model:\n  max_length: 4096\n"),
+        "positions",
+    ),
+    HostileArtifact("config.json not JSON", _write("config.json", "{not json"), "config"),
+    HostileArtifact(
+        "weights replaced unhashed", _write("model.safetensors", b"\x00" * 64), "manifest", False
+    ),
+)
+
+
+def damaged_copy(clean: Path, case: HostileArtifact, target: Path) -> Path:
+    """Return `target`: a copy of the clean run `clean` with `case`'s damage done to it."""
+    from modelyard.registry.manifest import write_manifest
+
+    shutil.copytree(clean, target)
+    case.damage(target)
+    if case.rehash:
+        write_manifest(target)
+    return target

@@ -39,6 +39,9 @@ class TrainingState:
     stop_reason: str | None = None  # why the run stopped or is cooling down to stop
     stop_now: bool = False  # end the run at this step (patience, time budget spent)
     elapsed_seconds: float = 0.0  # wall time of the loop, over resumes too
+    # a plateau rewound to the best checkpoint before cooling down: [step, dev metric]
+    rewound_to: list[float] | None = None
+    kept_rewound: bool = False  # the cool-down scored clearly worse: its start was kept
 
 
 def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -5,6 +5,12 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Column
+
+
+def _fixed(width: int) -> Column:
+    # counts and times keep their width; only the status text gives way on a narrow terminal
+    return Column(no_wrap=True, min_width=width)
 
 
 class TrainingProgress:
@@ -13,13 +19,16 @@ class TrainingProgress:
     def __init__(self, total_steps: int, done: int = 0, enabled: bool = True) -> None:
         self.enabled = enabled
         self._progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} steps"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
+            TextColumn("[bold]train", table_column=_fixed(5)),
+            BarColumn(bar_width=16),
+            TextColumn("{task.completed}/{task.total} steps", table_column=_fixed(11)),
+            TimeElapsedColumn(table_column=_fixed(7)),
+            TextColumn("eta", table_column=_fixed(3)),
+            TimeRemainingColumn(table_column=_fixed(7)),
+            TextColumn(
+                "{task.fields[status]}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1),
+            ),
             disable=not enabled,
         )
         self._task = self._progress.add_task("train", total=total_steps, completed=done, status="")
@@ -46,7 +55,7 @@ class TrainingProgress:
 
     def dev(self, name: str, value: float) -> None:
         """Show the latest dev metric."""
-        self._dev = f"dev {name} {value:.4f}"
+        self._dev = f"dev {name} {value:.3f}"
         self._progress.update(self._task, status=self._status())
 
     def set_total(self, total_steps: int) -> None:
@@ -59,5 +68,5 @@ class TrainingProgress:
         self._progress.update(self._task, status=self._status())
 
     def _status(self) -> str:
-        loss = f"loss {self._loss:.4f}" if self._loss is not None else ""
-        return f"{loss}  {self._dev}  {self._phase}".strip()
+        loss = f"loss {self._loss:.3f}" if self._loss is not None else ""
+        return " ".join(part for part in (loss, self._dev, self._phase) if part)

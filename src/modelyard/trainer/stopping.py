@@ -6,7 +6,8 @@ linear decay to zero over the planned steps, as transformers' linear schedule. `
 (`epochs: auto` with enough dev rows): warmup, then a constant learning rate while the dev
 metric still improves; after `patience` evaluations without a better value (or before the
 ceiling or a budget) the rate cools down linearly to zero over a fraction of the steps
-trained so far, and the run stops. Cooling down before stopping is the warmup-stable-decay
+trained so far, and the run stops; a plateau first goes back to the best checkpoint on dev, so
+the cool-down starts from the best weights. Cooling down before stopping is the warmup-stable-decay
 idea: the final decay is what makes a linearly decayed run end well, and it can be started
 whenever the length becomes known.
 """
@@ -216,9 +217,22 @@ def stop_sentence(cfg: TrainConfig, plan: StoppingPlan, state: TrainingState) ->
         f"{_reason_text(reason, cfg, plan, state)}, at step {state.step} "
         f"(epoch {_epoch_of(state.step, plan)})"
     )
+    if state.rewound_to is not None:
+        step, value = state.rewound_to
+        sentence += (
+            f"; it went back to the best checkpoint on dev (step {int(step)}, "
+            f"{cfg.early_stopping.metric} {value:.4f}) and cooled down from there"
+        )
+        if state.kept_rewound:
+            sentence += (
+                ", but the cool-down scored lower on dev by more than the split's standard "
+                "error, so the weights it started from were kept"
+            )
     if state.best_step is not None and state.best_metric is not None:
         sentence += (
-            f"; kept the best checkpoint on dev: step {state.best_step} (epoch "
+            f"; kept the {'cool-down' if state.rewound_to and not state.kept_rewound else 'best'}"
+            " checkpoint on dev: "
+            f"step {state.best_step} (epoch "
             f"{_epoch_of(state.best_step, plan)}), {cfg.early_stopping.metric} "
             f"{state.best_metric:.4f}"
         )

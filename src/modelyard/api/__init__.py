@@ -1,4 +1,10 @@
-"""The public Python API; the CLI only wraps these functions."""
+"""The public Python API, one function per stage; the CLI only wraps these functions
+(`modelyard.cli.surface` maps every command to its function, and a test checks the map).
+
+Modules: this one (train, evaluate, predict, explain, quickstart, language models, runs),
+`registry` (push, aliases), `security` (API, signing and encryption keys; sign, verify,
+encrypt, decrypt) and `stages` (compress, training methods, privacy audit, data tools).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelyard.api.registry import list_models as list_models
+from modelyard.api.registry import push as push
+from modelyard.api.registry import set_alias as set_alias
+from modelyard.api.security import create_api_key as create_api_key
+from modelyard.api.security import create_encryption_key as create_encryption_key
+from modelyard.api.security import create_signing_key as create_signing_key
+from modelyard.api.security import decrypt as decrypt
+from modelyard.api.security import encrypt as encrypt
+from modelyard.api.security import list_api_keys as list_api_keys
+from modelyard.api.security import revoke_api_key as revoke_api_key
+from modelyard.api.security import sign as sign
+from modelyard.api.security import verify as verify
+from modelyard.api.stages import audit as audit
+from modelyard.api.stages import audit_membership as audit_membership
+from modelyard.api.stages import compress as compress
+from modelyard.api.stages import compression_methods as compression_methods
+from modelyard.api.stages import merge as merge
+from modelyard.api.stages import scan_pii as scan_pii
+from modelyard.api.stages import simulate_al as simulate_al
+from modelyard.api.stages import training_methods as training_methods
 from modelyard.curation.api import label_import as label_import
 from modelyard.curation.api import label_next as label_next
 from modelyard.curation.relabel import set_label as relabel
@@ -184,7 +210,7 @@ def demo_data_path() -> Path:
     packaged = resources.files("modelyard") / "demo" / DEMO_DATA
     if packaged.is_file():
         return Path(str(packaged))
-    source_tree = Path(__file__).resolve().parents[2] / "examples" / DEMO_DATA
+    source_tree = Path(__file__).resolve().parents[3] / "examples" / DEMO_DATA
     if source_tree.is_file():
         return source_tree
     raise DataError(
@@ -225,6 +251,33 @@ def quickstart(
     return run_training(quickstart_recipe(output_dir, name), overwrite=overwrite, progress=progress)
 
 
+def list_runs(runs: str | Path = "runs") -> list[dict[str, Any]]:
+    """Return every run folder under `runs`, newest first: name, task, method, the headline
+    metric (accuracy, else macro-F1, else none), its value, status, creation date and path."""
+    from modelyard.registry.summary import is_run_dir, summarise
+
+    root = Path(runs)
+    if not root.is_dir():
+        raise DataError(f"no runs folder at {root}; train one with `modelyard quickstart`")
+    found = [summarise(p.name, p, "runs") for p in sorted(root.iterdir()) if is_run_dir(p)]
+    rows = []
+    for run in sorted(found, key=lambda r: r.created, reverse=True):
+        metric = next((k for k in ("accuracy", "macro_f1") if k in run.metrics), None)
+        rows.append(
+            {
+                "name": run.name,
+                "task": run.task,
+                "method": run.method,
+                "metric": metric,
+                "value": run.metrics.get(metric) if metric else None,
+                "status": run.status,
+                "created": run.created,
+                "path": str(run.path),
+            }
+        )
+    return rows
+
+
 def init_project(directory: str | Path, overwrite: bool = False) -> Path:
     """Create `directory` with a commented recipe and a copy of the demo data; return the recipe path.
 
@@ -260,18 +313,43 @@ def export(
 
 
 __all__ = [
+    "audit",
+    "audit_membership",
+    "compress",
+    "compression_methods",
+    "create_api_key",
+    "create_encryption_key",
+    "create_signing_key",
+    "decrypt",
+    "encrypt",
     "evaluate",
+    "evaluate_explanations",
+    "explain",
+    "explain_file",
     "export",
+    "federate",
     "generate",
     "init_project",
     "label_import",
     "label_next",
+    "list_api_keys",
+    "list_models",
+    "list_runs",
+    "merge",
     "predict",
     "predict_file",
+    "push",
     "quickstart",
     "relabel",
+    "revoke_api_key",
+    "scan_pii",
+    "set_alias",
+    "sign",
+    "simulate_al",
     "train",
+    "training_methods",
     "undo_label",
+    "verify",
     "zeroshot",
 ]
 
@@ -279,7 +357,7 @@ __all__ = [
 def zeroshot(
     labels_file: str | Path,
     data: str | Path,
-    output: str | Path,
+    output: str | Path = "runs/zeroshot",
     backbone: str = DEFAULT_BACKBONE,
     max_length: int = DEFAULT_MAX_LENGTH,
     temperature: float = 0.05,

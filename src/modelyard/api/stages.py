@@ -1,0 +1,43 @@
+"""The stages whose code lives in a component package, under the names of their commands:
+compression, training methods, privacy audit and the data tools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelyard.compress import compress as compress
+from modelyard.curation.api import audit as audit
+from modelyard.curation.api import scan_pii as scan_pii
+from modelyard.curation.api import simulate_al as simulate_al
+from modelyard.methods import merge_run as merge
+from modelyard.privacy.audit import audit_membership as audit_membership
+
+
+def compression_methods() -> dict[str, str]:
+    """Return each compression method's spec (e.g. `distill:N`) and what it does."""
+    from modelyard.compress import describe_methods
+
+    return dict(describe_methods())
+
+
+def training_methods() -> list[dict[str, Any]]:
+    """Return the training methods a recipe can name in train.method: name, artifact kind
+    and what trains."""
+    from modelyard.methods import METHODS
+
+    return [
+        {"name": n, "kind": METHODS.get(n).kind, "summary": METHODS.get(n).summary}
+        for n in METHODS.names()
+    ]
+
+
+__all__ = [
+    "audit",
+    "audit_membership",
+    "compress",
+    "compression_methods",
+    "merge",
+    "scan_pii",
+    "simulate_al",
+    "training_methods",
+]
