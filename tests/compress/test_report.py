@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from modelyard.compress.report import mark_pareto, markdown, pick_within_budget, plot
+from modelyard.compress.report import (
+    mark_pareto,
+    markdown,
+    pareto_consistent,
+    pick_within_budget,
+    plot,
+)
 
 
 def row(name: str, accuracy: float, latency: float, throughput: float) -> dict[str, Any]:
@@ -32,6 +38,41 @@ def test_dominated_rows_are_off_the_front() -> None:
         "worse": False,
         "tie": True,
     }
+
+
+def test_the_front_is_computed_on_the_plotted_axes() -> None:
+    # the case of the issue: onnx is quicker at batch 1 than the parent and distill:3 and as
+    # accurate, so neither is on the batch-1 front although each wins on batch-32 throughput
+    rows = mark_pareto(
+        [
+            row("parent", 0.86, 28.0, 81.0),
+            row("onnx", 0.86, 9.7, 99.0),
+            row("int8", 0.86, 6.5, 142.0),
+            row("distill:3", 0.84, 14.7, 149.0),
+            row("bf16", 0.86, 45.0, 12.0),
+        ]
+    )
+    on_b1 = {r["name"] for r in rows if r["pareto"]}
+    on_b32 = {r["name"] for r in rows if r["pareto_b32"]}
+    assert on_b1 == {"int8"}
+    assert on_b32 == {"int8", "distill:3"}
+    assert pareto_consistent(rows)
+    for flag, speed, faster in (
+        ("pareto", "latency_p50_ms", min),
+        ("pareto_b32", "throughput_b32_per_s", max),
+    ):
+        for marked in (r for r in rows if r[flag]):
+            assert not any(
+                o["accuracy"] >= marked["accuracy"]
+                and faster(o[speed], marked[speed]) == o[speed] != marked[speed]
+                for o in rows
+            )
+
+
+def test_an_inconsistent_marking_is_caught() -> None:
+    rows = mark_pareto([row("parent", 0.86, 28.0, 81.0), row("onnx", 0.86, 9.7, 99.0)])
+    rows[0]["pareto"] = True  # what the old three-axis rule said of the parent
+    assert not pareto_consistent(rows)
 
 
 def test_budget_pick_is_the_fastest_within_the_drop() -> None:

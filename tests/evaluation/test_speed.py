@@ -7,7 +7,7 @@ import sys
 import psutil
 import pytest
 
-from modelyard.evaluation import cost_per_million, measure_speed, peak_rss_mb
+from modelyard.evaluation import cost_per_million, measure_speed, peak_rss_mb, speed
 
 
 class FakePredictor:
@@ -86,6 +86,7 @@ def test_peak_rss_is_about_at_least_current_rss() -> None:
 
 def test_peak_rss_falls_back_to_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "resource", None)  # makes `import resource` fail
+    monkeypatch.setattr(speed, "_vm_hwm_mb", lambda: None)  # as where /proc is missing
     assert peak_rss_mb() > 0
 
 
@@ -102,3 +103,20 @@ def test_cost_per_million_golden_values() -> None:
 def test_cost_per_million_rejects_bad_input(throughput: float, price: float, cpus: int) -> None:
     with pytest.raises(ValueError):
         cost_per_million(throughput, price, cpus)
+
+
+def test_a_child_reports_its_own_peak_not_its_parents() -> None:
+    # ru_maxrss starts a spawned process at its parent's size; the peak must be the child's
+    import subprocess
+
+    ballast = bytearray(600 * 2**20)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # 600 MiB resident in this process
+    # the child loads speed.py alone (numpy, no torch) so its own peak is small
+    code = (
+        "import importlib.util as u, sys; s = u.spec_from_file_location('s', sys.argv[1]); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.peak_rss_mb())"
+    )
+    args = [sys.executable, "-c", code, speed.__file__]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    del ballast
+    assert float(out.stdout.strip()) < 200

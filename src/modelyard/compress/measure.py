@@ -7,6 +7,7 @@ alike instead of one of them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import statistics
@@ -82,31 +83,41 @@ _PROBE = (
     "import json, sys; from modelyard.compress.measure import probe_memory; "
     "print(json.dumps(probe_memory(sys.argv[1], int(sys.argv[2]), json.load(sys.stdin))))"
 )
+# what serving any variant imports: a baseline process imports the same, loads nothing
+_RUNTIMES = ("torch", "transformers", "onnxruntime")
 
 
 def probe_memory(path: str, threads: int, texts: list[str]) -> dict[str, float]:
-    """Load the artifact at `path` in this (fresh) process and predict `texts`; return the
-    process's peak RSS and its RSS before loading (after the imports), in MiB."""
-    import torch
+    """In this fresh process, import every runtime a variant may need, then (when `path` is
+    not empty) load the artifact at `path` and predict `texts` in batches of 32 and the first
+    few one at a time; return this process's own peak RSS (`peak_rss_mb`, VmHWM) in MiB.
+
+    With an empty `path` it is the baseline: the same imports and nothing loaded.
+    """
+    import importlib
 
     import modelyard.compress.onnx_backend
     import modelyard.compress.torch_variant  # noqa: F401  (imports counted in the baseline)
     from modelyard.backends import load_backend
 
+    for name in _RUNTIMES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    torch = importlib.import_module("torch")
     torch.set_num_threads(threads)
-    baseline = current_rss_mb()
-    load_backend(path).predict_proba(texts)
-    return {"peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline}
+    if path:
+        backend = load_backend(path)
+        for start in range(0, len(texts), 32):
+            backend.predict_proba(texts[start : start + 32])
+        for text in texts[:8]:
+            backend.predict_proba([text])
+    return {"peak_rss_mb": peak_rss_mb()}
 
 
-def isolated_memory(path: Path, threads: int, texts: list[str]) -> dict[str, float | None]:
-    """Return the memory a fresh process needs to serve the artifact at `path`: `memory_mb`
-    (peak RSS above the process's baseline with modelyard imported) and `peak_rss_mb`.
-
-    Both are None when the probe process fails (the error is not the variant's fault).
-    """
+def _probe(path: str, threads: int, texts: list[str]) -> float | None:
+    # a child process of its own: its peak is the variant's, not this process's
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(path), str(threads)],
+        [sys.executable, "-c", _PROBE, path, str(threads)],
         input=json.dumps(texts),
         capture_output=True,
         text=True,
@@ -114,10 +125,33 @@ def isolated_memory(path: Path, threads: int, texts: list[str]) -> dict[str, flo
         timeout=600,
     )
     if proc.returncode != 0:
+        return None
+    peak: float = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return peak
+
+
+def baseline_memory(threads: int) -> float | None:
+    """Return the peak RSS in MiB of a fresh process that imports what `probe_memory` imports
+    and loads nothing (None when the probe fails)."""
+    return _probe("", threads, [])
+
+
+def isolated_memory(
+    path: Path, threads: int, texts: list[str], baseline: float | None = None
+) -> dict[str, float | None]:
+    """Return the memory the artifact at `path` needs of its own: `peak_rss_mb`, the peak RSS
+    of a fresh process that loads it and predicts `texts`, and `memory_mb`, that peak minus
+    `baseline` (the peak of a process with the same imports and nothing loaded; measured
+    when not given): the variant's weights, runtime arenas and activations.
+
+    Both are None when a probe process fails (the error is not the variant's fault).
+    """
+    peak = _probe(str(path), threads, texts)
+    if baseline is None:
+        baseline = baseline_memory(threads)
+    if peak is None or baseline is None:
         return {"memory_mb": None, "peak_rss_mb": None}
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    model = round(figures["peak_rss_mb"] - figures["baseline_rss_mb"], 1)
-    return {"memory_mb": model, "peak_rss_mb": figures["peak_rss_mb"]}
+    return {"memory_mb": round(max(0.0, peak - baseline), 1), "peak_rss_mb": peak}
 
 
 def quality(backend: Any, split: Split, ece_bins: int = 15) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from modelyard.compress.base import (
 )
 from modelyard.compress.measure import (
     SpeedRounds,
+    baseline_memory,
     cost,
     isolated_memory,
     load_measured,
@@ -154,12 +155,12 @@ def _build(
 
 
 def _score(
-    path: Path, split: Split, cfg: CompressConfig, threads: int
+    path: Path, split: Split, cfg: CompressConfig, threads: int, baseline: float | None
 ) -> tuple[Any, dict[str, Any]]:
     probe = split.texts[:32]
     if cfg.isolate_memory:
         backend = load_backend(path)
-        memory = isolated_memory(path, threads, probe)
+        memory = isolated_memory(path, threads, split.texts[: cfg.speed_samples], baseline)
     else:
         backend, in_process = load_measured(functools.partial(load_backend, path), probe)
         memory = {"memory_mb": in_process, "peak_rss_mb": None}
@@ -184,8 +185,9 @@ def measure_variants(
     """
     loaded: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
+    baseline = baseline_memory(threads) if cfg.isolate_memory else None
     for name, path in artifacts.items():
-        loaded[name], row = _score(path, split, cfg, threads)
+        loaded[name], row = _score(path, split, cfg, threads, baseline)
         rows.append({"name": name, **row})
     log(f"timing {len(loaded)} models, {cfg.rounds} interleaved round(s) ...")
     timing = SpeedRounds(split.texts[: cfg.speed_samples], cfg.latency_runs, cfg.rounds)

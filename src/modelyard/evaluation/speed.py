@@ -86,10 +86,15 @@ def _round_sig(value: float, digits: int = _SIGNIFICANT_DIGITS) -> float:
 def peak_rss_mb() -> float:
     """Return the peak resident set size of this process so far, in MiB (1 decimal).
 
-    Uses ``resource.getrusage`` where available (KiB on Linux, bytes on macOS) and falls
-    back to psutil (peak working set on Windows, else current RSS) otherwise.
-    Raises nothing of its own; psutil errors propagate if both sources fail.
+    Reads the peak of the process's own memory (VmHWM in /proc/self/status) on Linux: unlike
+    ``getrusage``'s ru_maxrss, it does not start from the parent's size when the process was
+    spawned by a large one. Elsewhere ``resource.getrusage`` (bytes on macOS), else psutil
+    (peak working set on Windows, else current RSS). Raises nothing of its own; psutil errors
+    propagate if every source fails.
     """
+    own = _vm_hwm_mb()
+    if own is not None:
+        return own
     try:
         import resource
     except ImportError:
@@ -99,6 +104,17 @@ def peak_rss_mb() -> float:
         return _psutil_peak_mb()
     bytes_per_unit = 1 if sys.platform == "darwin" else 1024
     return round(peak * bytes_per_unit / 2**20, 1)
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _psutil_peak_mb() -> float:
