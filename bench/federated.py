@@ -31,6 +31,7 @@ SEED = 42
 FULL = {"rows": 8000, "test_rows": 872, "rounds": 3}
 QUICK = {"rows": 600, "test_rows": 300, "rounds": 2}
 CLIENTS = 5
+ROUND_TIMEOUT = 7200.0
 
 
 def recipe_dict(work: Path, train_csv: Path, test_csv: Path, name: str) -> dict[str, Any]:
@@ -65,7 +66,13 @@ def kill_and_resume(base: dict[str, Any], work: Path) -> dict[str, Any]:
     from modelyard.recipe import Recipe
 
     spec = {**base, "run": {**base["run"], "name": "fed-killed"}}
-    spec["federated"] = {"clients": 2, "rounds": 2, "min_clients": 2, "partition": "iid"}
+    spec["federated"] = {
+        "clients": 2,
+        "rounds": 2,
+        "min_clients": 2,
+        "partition": "iid",
+        "round_timeout": ROUND_TIMEOUT,
+    }
     path = work / "killed.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
     state = Path(spec["run"]["output_dir"]) / "fed-killed" / "federation" / "state.json"
@@ -137,6 +144,9 @@ def main() -> None:
             "rounds": cfg["rounds"],
             "min_clients": CLIENTS - 1,
             "partition": partition,
+            # one simulated client at a time on a shared 2-core machine: a round of five takes
+            # minutes, far past the 600 s default meant for a real network
+            "round_timeout": ROUND_TIMEOUT,
         }
         start = time.perf_counter()
         fed = federate(Recipe.model_validate(spec), overwrite=True, drop=drop)
