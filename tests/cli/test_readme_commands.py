@@ -170,7 +170,7 @@ def test_registry_signing_and_api_keys(ws: Workspace, trained: str) -> None:
     assert "signing key" in ok(ws.root, "signing-keys", "create", "signing.key")
     assert "signed" in ok(ws.root, "registry", "sign", ws.run, "--key", "signing.key")
     assert "files match" in ok(
-        ws.root, "registry", "verify", ws.run, "--trusted-key", "signing.key.pub"
+        ws.root, "registry", "verify", ws.run, "--trusted-key", "signing.pub"
     )
     assert "encryption key" in ok(ws.root, "encryption-keys", "create", "aes.key")
     out = ok(ws.root, "registry", "encrypt", ws.run, "--output", "enc", "--key-file", "aes.key")
