@@ -16,6 +16,9 @@ import yaml
 
 from tests.conftest import make_rows, write_csv
 
+# every test runs the command line in processes of its own (minutes in all)
+pytestmark = pytest.mark.slow
+
 WIDTH = 80
 
 

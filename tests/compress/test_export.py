@@ -109,6 +109,7 @@ def test_missing_onnxruntime_names_the_extra(
         make_session(onnx_artifact / "model.onnx")
 
 
+@pytest.mark.slow  # a process of its own
 def test_memory_is_measured_in_a_fresh_process(onnx_artifact: Path) -> None:
     from modelyard.compress.measure import isolated_memory
 

@@ -127,6 +127,7 @@ def test_cli_compresses_and_prints_json(trained_run: Path, tmp_path: Path) -> No
     assert [r["name"] for r in report["variants"]][1:] == ["onnx"]
 
 
+@pytest.mark.slow  # a process of its own
 def test_cli_errors_exit_2_without_traceback(trained_run: Path, tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from modelyard.jobs.queue import CHAOS_ENV, JobQueue
 from tests.jobs.conftest import child_env, py_job, run_until_idle, wait_until
 
@@ -77,6 +79,7 @@ def _kill_inside_a_transaction(queue: JobQueue, worker: subprocess.Popen[bytes],
     return False
 
 
+@pytest.mark.slow  # a process of its own
 def test_kill_9_of_the_worker_at_many_moments_loses_nothing(
     queue: JobQueue, tmp_path: Path, spawn_worker: Spawn
 ) -> None:

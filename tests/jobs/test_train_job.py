@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from modelyard.jobs.local import LocalJobs
@@ -19,6 +20,7 @@ from tests.jobs.conftest import run_until_idle, wait_until
 Spawn = Callable[..., subprocess.Popen[bytes]]
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_killed_training_job_resumes_from_its_checkpoint(
     queue: JobQueue, tmp_path: Path, tiny_recipe: dict[str, Any], spawn_worker: Spawn
 ) -> None:

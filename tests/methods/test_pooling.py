@@ -25,9 +25,7 @@ def _mean(recipe: dict, **train: object) -> dict:
 
 def _probs(run: object) -> torch.Tensor:
     rows = modelyard.predict(run, TEXTS)  # type: ignore[arg-type]
-    return torch.tensor(
-        [[float(v) for _, v in sorted(r["probabilities"].items())] for r in rows]
-    )
+    return torch.tensor([[float(v) for _, v in sorted(r["probabilities"].items())] for r in rows])
 
 
 def test_cls_stays_the_default() -> None:

@@ -63,6 +63,7 @@ def _start(
     return proc, output, key
 
 
+@pytest.mark.slow  # a process of its own
 def test_sigterm_turns_readiness_off_and_finishes_requests_in_flight(
     tmp_path: Path, tiny_runs: list[Path]
 ) -> None:
