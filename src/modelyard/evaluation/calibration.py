@@ -68,15 +68,7 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: in
     float in [0, 1].
     Raises ValueError if ``n_bins < 1`` or the inputs fail :func:`check_probs`.
     """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer; got {n_bins}")
-    p, y = check_probs(probs, y_true)
-    confidence = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(np.float64)
-    bins = _bin_index(confidence, n_bins)
-    counts = np.bincount(bins, minlength=n_bins)
-    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
-    correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    counts, conf_sum, correct_sum = _bin_sums(probs, y_true, n_bins)
     # Per bin, count * |acc - conf| equals |correct_sum - conf_sum|, so empty bins add 0.
     return float(np.abs(correct_sum - conf_sum).sum() / counts.sum())
 
@@ -91,15 +83,7 @@ def reliability_bins(
     ``accuracy`` (share of correct predictions), so ECE is the count-weighted mean of
     ``|accuracy - confidence|``. Raises ValueError as :func:`expected_calibration_error` does.
     """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer; got {n_bins}")
-    p, y = check_probs(probs, y_true)
-    confidence = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(np.float64)
-    bins = _bin_index(confidence, n_bins)
-    counts = np.bincount(bins, minlength=n_bins)
-    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
-    correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    counts, conf_sum, correct_sum = _bin_sums(probs, y_true, n_bins)
     return [
         {
             "lo": round(i / n_bins, 6),
@@ -117,3 +101,19 @@ def _bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:
     # side="left" puts a confidence equal to an edge into the bin below it: bins are (lo, hi].
     index = np.searchsorted(edges, confidence, side="left") - 1
     return np.clip(index, 0, n_bins - 1)
+
+
+def _bin_sums(
+    probs: np.ndarray, y_true: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return per-bin counts, sums of top-1 confidence and sums of correct top-1 predictions."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer; got {n_bins}")
+    p, y = check_probs(probs, y_true)
+    confidence = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    bins = _bin_index(confidence, n_bins)
+    counts = np.bincount(bins, minlength=n_bins)
+    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
+    correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    return counts, conf_sum, correct_sum
