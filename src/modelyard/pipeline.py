@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ from modelyard.privacy.dp import private_policy
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import MANIFEST, write_manifest
 from modelyard.registry.run import RECIPE, LoadedRun
-from modelyard.trainer.loop import FineTuner, TrainResult
+from modelyard.tracking.mlflow_sink import log_run
+from modelyard.trainer.loop import FineTuner, HistoryListener, TrainResult
 
 HISTORY = "history.jsonl"
 
@@ -198,30 +200,54 @@ def _training_summary(
 
 
 def run_training(
-    recipe: Recipe, resume: bool = False, overwrite: bool = False, progress: bool = True
+    recipe: Recipe,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    listeners: Sequence[HistoryListener] = (),
 ) -> RunResult:
     """Train, evaluate and save one run; return its directory and figures.
 
     The recipe's task picks the run: a classifier, or a language model (continued
-    pre-training, instruction fine-tuning). Raises RecipeError, DataError, BackboneError or
-    ArtifactError for a user's mistake.
+    pre-training, instruction fine-tuning). `listeners` also receive each loss and dev
+    evaluation as it is measured (hyper-parameter search prunes on them). With
+    `tracking.mlflow_uri`, the saved run is then logged to MLflow. Raises RecipeError,
+    DataError, BackboneError, ArtifactError or TrackingError for a user's mistake.
     """
     with torch_threads(recipe.train.num_threads):
         if recipe.task != "classification":
-            return _run_language_model(recipe, resume, overwrite, progress)
-        return _run(recipe, resume, overwrite, progress)
+            result = _run_language_model(recipe, resume, overwrite, progress, listeners)
+        else:
+            result = _run(recipe, resume, overwrite, progress, listeners)
+    if recipe.tracking.mlflow_uri is not None:
+        log_run(result.run_dir, recipe.tracking, recipe.run.name)
+    return result
 
 
-def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+def _run_language_model(
+    recipe: Recipe,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    listeners: Sequence[HistoryListener],
+) -> RunResult:
     from modelyard.generation import prepare_lm_run
 
     prepared = prepare_lm_run(recipe)  # every user mistake surfaces before the run directory exists
     run_dir = prepare_run_dir(recipe, resume, overwrite)
-    out = prepared.train(run_dir, resume=resume, progress=progress)
+    out = prepared.train(
+        run_dir, resume=resume, progress=progress, listeners=[HistoryWriter(run_dir), *listeners]
+    )
     return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
 
 
-def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+def _run(
+    recipe: Recipe,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    listeners: Sequence[HistoryListener],
+) -> RunResult:
     folder = resolve_backbone(recipe.model.backbone)
     tokenizer = load_tokenizer(folder)
     bundle = load_data(recipe.data, recipe.run.seed, _token_counter(tokenizer))
@@ -250,7 +276,7 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
         progress,
         hooks=session.hooks,
         policy=policy,
-        listeners=[HistoryWriter(run_dir)],
+        listeners=[HistoryWriter(run_dir), *listeners],
     )
     result = session.fit(tuner, train, dev, resume)
     selftrain = None
