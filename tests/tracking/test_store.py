@@ -73,3 +73,22 @@ def test_compare_lists_the_keys_that_differ_and_every_metric(tmp_path: Path) -> 
     accuracy = next(m for m in found["metrics"] if m["key"] == "test.accuracy")
     assert accuracy["a"] == 0.75 and accuracy["b"] == 0.8
     assert accuracy["delta"] == pytest.approx(0.05)
+
+
+def test_runs_compare_reads_names_under_the_runs_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_cli import run_cli
+
+    fake_run(tmp_path / "runs" / "a", 0.001, 0.75)
+    fake_run(tmp_path / "runs" / "b", 0.0002, 0.8)
+    args = ["runs", "compare", "a", "b", "--runs", str(tmp_path / "runs"), "--json"]
+    code, out, _ = run_cli(args, monkeypatch, capsys)
+    assert code == 0
+    assert json.loads(out)["params"] == [{"key": "train.lr", "a": "0.001", "b": "0.0002"}]
+    code, out, _ = run_cli(args[:-1], monkeypatch, capsys)
+    assert code == 0 and "train.lr" in out and "test.accuracy" in out
+    code, _, err = run_cli(
+        ["runs", "compare", "a", "nope", "--runs", str(tmp_path / "runs")], monkeypatch, capsys
+    )
+    assert code == 2 and "is not a run folder" in err

@@ -55,7 +55,9 @@ def test_a_bad_spec_is_a_clear_error(text: str, message: str) -> None:
 
 
 def test_the_key_must_be_a_recipe_value(recipe: Recipe) -> None:
-    with pytest.raises(TuningError, match=r"unknown recipe key 'lrr' in 'train'; allowed: .*\blr\b"):
+    with pytest.raises(
+        TuningError, match=r"unknown recipe key 'lrr' in 'train'; allowed: .*\blr\b"
+    ):
         parse_space(["train.lrr=loguniform:1e-5:1e-3"], recipe)
     with pytest.raises(TuningError, match="unknown recipe key 'trian' in the recipe"):
         parse_space(["trian.lr=loguniform:1e-5:1e-3"], recipe)

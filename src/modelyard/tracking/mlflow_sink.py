@@ -4,7 +4,7 @@ The run is logged once it is saved, from the files of the local store, so a slow
 unreachable server never holds up training and MLflow shows exactly what the folder holds:
 parameters as the recipe's dotted keys, the per-step values with the step and time they were
 measured, the final metrics at step 0, and the reports as artifacts. The MLflow run's id is
-written to `RUN/tracking.json`.
+written to `RUN/tracking/mlflow.json`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from modelyard.recipe import TrackingConfig
 from modelyard.tracking.errors import TrackingError
 from modelyard.tracking.store import TrackedRun, read_tracked
 
-TRACKING = "tracking.json"
+# a sub-folder: top-level files outside the manifest make a run refuse to load
+TRACKING = "tracking/mlflow.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. :/]")
 _MAX_PARAM = 6000  # MLflow's limit on a parameter value
 # MLflow's limits on one log_batch call
@@ -94,6 +95,7 @@ def log_run(run_dir: str | Path, config: TrackingConfig, name: str | None = None
             f"could not log {path} to MLflow at {config.mlflow_uri}: {exc}; the run itself is "
             "saved (check the server, or set tracking.mlflow_uri null)"
         ) from exc
+    (path / TRACKING).parent.mkdir(exist_ok=True)
     atomic_write_json(
         path / TRACKING,
         {
