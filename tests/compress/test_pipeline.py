@@ -161,7 +161,7 @@ def test_cli_lists_the_methods_and_needs_a_run() -> None:
 
 
 def test_an_interrupted_compress_leaves_nothing_that_blocks_a_plain_rerun(tmp_path: Path) -> None:
-    from modelyard.compress.pipeline import _output_dir
+    from modelyard.compress.sweep import _output_dir
 
     run = tmp_path / "run"
     out = tmp_path / "run-compressed"

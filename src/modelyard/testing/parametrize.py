@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard.compress import METHODS as COMPRESSION_METHODS
+from modelyard.compress import COMPRESSION_METHODS
 from modelyard.curation.active import STRATEGIES
 from modelyard.data.pii import DETECTORS
 from modelyard.evaluation.robustness import NOISES
 from modelyard.explainability.methods import EXPLAINERS
-from modelyard.methods import METHODS
+from modelyard.methods import TRAINING_METHODS
 from modelyard.models.backbones import BACKBONES
 from modelyard.plugins import Registry, require
 from modelyard.recipe.methods import METHOD_SPECS
@@ -67,7 +67,12 @@ for _point in (
         lambda: sorted(artifact_kinds()),
         check_artifact_kind,
     ),
-    ExtensionPoint("training-method", "modelyard.methods.METHODS", METHODS.names, check_method),
+    ExtensionPoint(
+        "training-method",
+        "modelyard.methods.TRAINING_METHODS",
+        TRAINING_METHODS.names,
+        check_method,
+    ),
     ExtensionPoint(
         "method-spec",
         "modelyard.recipe.methods.METHOD_SPECS",
@@ -76,7 +81,7 @@ for _point in (
     ),
     ExtensionPoint(
         "compression-method",
-        "modelyard.compress.METHODS",
+        "modelyard.compress.COMPRESSION_METHODS",
         COMPRESSION_METHODS.names,
         check_compression_method,
     ),
