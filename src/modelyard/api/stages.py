@@ -10,7 +10,7 @@ from modelyard.curation.api import audit as audit
 from modelyard.curation.api import scan_pii as scan_pii
 from modelyard.curation.api import simulate_al as simulate_al
 from modelyard.methods import merge_run as merge
-from modelyard.privacy.audit import audit_membership as audit_membership
+from modelyard.privacy.membership import audit_membership as audit_membership
 
 
 def compression_methods() -> dict[str, str]:

@@ -22,7 +22,7 @@ from modelyard.compress.base import (
 from modelyard.inference import predict_proba
 from modelyard.registry.kinds import ARTIFACT_KINDS
 from modelyard.registry.manifest import read_manifest
-from modelyard.testing.backends import TEXTS, check_backend
+from modelyard.testing.backend_checks import TEXTS, check_backend
 from modelyard.testing.contract import Contract
 
 

@@ -17,7 +17,7 @@ from modelyard.recipe.methods import CLASSIFIER, EMBEDDING, METHOD_SPECS, Method
 from modelyard.recipe.training import TrainConfig
 from modelyard.registry.kinds import ARTIFACT_KINDS
 from modelyard.registry.manifest import read_manifest
-from modelyard.testing.backends import check_artifact_kind
+from modelyard.testing.backend_checks import check_artifact_kind
 from modelyard.testing.contract import Contract
 
 

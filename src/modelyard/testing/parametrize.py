@@ -16,7 +16,7 @@ from modelyard.models.backbones import BACKBONES
 from modelyard.plugins import Registry, require
 from modelyard.recipe.methods import METHOD_SPECS
 from modelyard.registry.kinds import artifact_kinds
-from modelyard.testing.backends import check_artifact_kind
+from modelyard.testing.backend_checks import check_artifact_kind
 from modelyard.testing.compression import check_compression_method
 from modelyard.testing.curation import check_strategy
 from modelyard.testing.data import check_pii_detector
