@@ -24,7 +24,7 @@ from modelyard.fsutil import atomic_write_json, replace_dir
 from modelyard.models.encoding import Encoded, encode_split
 from modelyard.plugins import Registry
 from modelyard.recipe import CompressConfig
-from modelyard.registry.manifest import sha256_file, write_manifest
+from modelyard.registry.manifest import relative_parent, sha256_file, write_manifest
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun
 from modelyard.registry.store import is_number
 
@@ -245,9 +245,8 @@ def save_variant(compressed: Compressed, ctx: CompressContext, spec: MethodSpec,
             if (ctx.run.path / name).is_file():
                 shutil.copyfile(ctx.run.path / name, tmp / name)
         atomic_write_json(tmp / COMPRESSION_FILE, {"method": spec.label, **compressed.details})
-        write_manifest(
-            tmp, kind=compressed.kind, parent=str(ctx.run.path.resolve()), extra=_lineage(ctx)
-        )
+        parent = relative_parent(ctx.run.path, out)
+        write_manifest(tmp, kind=compressed.kind, parent=parent, extra=_lineage(ctx))
         return replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -22,7 +22,7 @@ from modelyard.methods.peft_methods import peft_module, quiet_peft
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.build import quiet_transformers
 from modelyard.recipe import DEFAULT_BACKBONE
-from modelyard.registry.manifest import MANIFEST, sha256_file, write_manifest
+from modelyard.registry.manifest import MANIFEST, relative_parent, sha256_file, write_manifest
 from modelyard.registry.records import read_labels, read_recipe
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun, save_model_files
 
@@ -188,5 +188,5 @@ def merge_run(run: str | Path, output: str | Path | None = None, overwrite: bool
             shutil.copyfile(src / name, tmp / name)
     extra = {"backbone": manifest.get("backbone"), "merged_from": manifest.get("kind")}
     extra["parent_manifest_sha256"] = sha256_file(src / MANIFEST)
-    write_manifest(tmp, kind=kind, parent=str(src.resolve()), extra=extra)
+    write_manifest(tmp, kind=kind, parent=relative_parent(src, out), extra=extra)
     return replace_dir(tmp, out)

@@ -21,7 +21,7 @@ from modelyard.compress.base import (
 )
 from modelyard.inference import predict_proba
 from modelyard.registry.kinds import ARTIFACT_KINDS
-from modelyard.registry.manifest import read_manifest
+from modelyard.registry.manifest import parent_of, read_manifest
 from modelyard.testing.backend_checks import TEXTS, check_backend
 from modelyard.testing.contract import Contract
 
@@ -116,7 +116,7 @@ def _check_artifact(c: Contract, path: Path, kind: str, ctx: CompressContext, la
         f"got {manifest.get('kind')!r}, expected {kind!r}",
     )
     c.require(
-        manifest.get("parent") == str(ctx.run.path.resolve()),
+        parent_of(path, manifest) == ctx.run.path.resolve(),
         "the saved variant's manifest names its parent run",
         f"got {manifest.get('parent')!r}",
     )
