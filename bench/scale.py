@@ -27,14 +27,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,52 +84,6 @@ def correct_rows(run_dir: Path, test: Path) -> list[int]:
     frame = read_csv(test)
     preds = api.predict(run_dir, list(frame["text"]))
     return [int(p["predicted_label"] == y) for p, y in zip(preds, frame["label"], strict=True)]
-
-
-def free_port() -> int:
-    """Return a TCP port free on 127.0.0.1 at the time of asking."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def mlflow_server(folder: Path) -> Iterator[str]:
-    """Run an MLflow tracking server on 127.0.0.1 (SQLite store) and yield its URI."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(folder / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                time.sleep(1)
-        else:
-            raise RuntimeError(f"the MLflow server did not start; see {folder / 'server.log'}")
-        yield uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group only
-        proc.wait(timeout=60)
-        log.close()
 
 
 def run_default(args: Any, train: Path, test: Path, mlflow_uri: str | None) -> dict[str, Any]:
@@ -247,6 +196,7 @@ def tuning_markdown(fig: dict[str, Any], default: dict[str, Any], args: Any) -> 
 def section_tracking(args: Any, shared: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Train the default run logged to a real MLflow server; compare what it holds."""
     from modelyard.tracking.mlflow_sink import TRACKING, mlflow_key, read_back
+    from modelyard.tracking.server import local_mlflow_server
     from modelyard.tracking.store import read_tracked
 
     cache = args.work / "scale" / "tracking.json"
@@ -254,7 +204,7 @@ def section_tracking(args: Any, shared: dict[str, Any]) -> tuple[dict[str, Any],
         shared["default"] = run_default(args, shared["train"], shared["test"], None)
         figures, md = json.loads(cache.read_text(encoding="utf-8"))
         return figures, md
-    with mlflow_server(args.work / "scale" / "mlflow") as uri:
+    with local_mlflow_server(args.work / "scale" / "mlflow") as uri:
         default = run_default(args, shared["train"], shared["test"], uri)
         run_dir = Path(default["run_dir"])
         run_id = json.loads((run_dir / TRACKING).read_text(encoding="utf-8"))["mlflow"]["run_id"]

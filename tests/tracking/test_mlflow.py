@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +13,10 @@ from modelyard.errors import RecipeError
 from modelyard.recipe import TrackingConfig, build_recipe
 from modelyard.tracking import TrackingError, read_tracked
 from modelyard.tracking.mlflow_sink import TRACKING, log_run, mlflow_key, read_back
+from modelyard.tracking.server import free_port, local_mlflow_server
 from tests.tracking.test_store import fake_run
 
 pytest.importorskip("mlflow")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def expected_metrics(run_dir: Path) -> dict[str, float]:
@@ -67,7 +55,7 @@ def test_an_unreachable_server_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     run = fake_run(tmp_path / "one", 0.001, 0.75)
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(TrackingError, match="could not log .* the run itself is saved"):
         log_run(run, TrackingConfig(mlflow_uri=uri))
     assert not (run / TRACKING).exists()
@@ -85,29 +73,8 @@ def test_the_tracking_section_is_checked(tiny_recipe: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real MLflow tracking server on 127.0.0.1 with a SQLite store; yields its URI."""
-    folder = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    command = [mlflow, "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(folder / "artifacts"), "--workers", "1"]
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                assert proc.poll() is None, (folder / "server.log").read_text()
-                time.sleep(0.5)
+    with local_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: our own group only
-        proc.wait(timeout=60)
-        log.close()
 
 
 @pytest.mark.slow
