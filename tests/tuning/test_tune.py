@@ -129,3 +129,12 @@ def test_the_command_reports_a_bad_param_in_one_line(
     )
     assert code == 2
     assert "unknown recipe key 'lrr'" in err and "Traceback" not in err
+
+
+@pytest.mark.slow  # a spawned process imports torch and modelyard afresh
+def test_parallel_processes_share_one_study(recipe_file: Path) -> None:
+    result = tune(recipe_file, SPACE, trials=2, pruner="none", parallel=2, progress=False)
+    finished = [t for t in result.trials if t["state"] == "complete"]
+    # each process stops once the study holds 2; one may finish the trial it had started
+    assert 2 <= len(finished) <= 3
+    assert len({t["run_dir"] for t in finished}) == len(finished)
