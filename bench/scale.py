@@ -4,8 +4,9 @@
                                     [--sections tuning,tracking]
 
 Each section is a function that returns its figures and a markdown part; they are merged
-into `bench/results/scale.{json,md}` with whatever other sections wrote there before, so a
-section can be (re)measured on its own. Sections:
+into `bench/results/scale.{json,md}` (between `<!-- NAME:start -->` and `<!-- NAME:end -->`)
+with whatever other sections and bench/scale_ddp.py wrote there before, so a section can be
+(re)measured on its own. Sections:
 
 - `tuning`: a stratified, seeded sample of SST-2's train.csv (the recipe's default 10% dev
   split is carved from it) and of test.csv. One run of the default recipe, then
@@ -18,8 +19,8 @@ section can be (re)measured on its own. Sections:
   of `tuning` is trained with `tracking.mlflow_uri` pointing at it. Key:
   `tracking_roundtrip_ok` (1 when every metric read back from MLflow equals metrics.json).
 
-The data-parallel keys (`ddp_accuracy_gap`, `ddp_samples_per_s_ratio`) belong to their own
-section, which adds itself to SECTIONS.
+The data-parallel keys (`ddp_accuracy_gap`, `ddp_samples_per_s_ratio`) are
+bench/scale_ddp.py's, written into the same files the same way.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bootstrap import paired_gain
-from common import base_parser, machine, read_csv, stratified_sample, write_results
+from common import base_parser, machine, read_csv, stratified_sample
+from scale_ddp import merge_results
 
 NAME = "scale"
 SEED = 42
@@ -45,7 +47,6 @@ SPACE = [
     "train.epochs=int:2:5",
     "train.batch_size=choice:16,32",
 ]
-MARK = "<!-- section: {} -->"
 Section = Callable[[Any, dict[str, Any]], tuple[dict[str, Any], str]]
 
 
@@ -265,16 +266,6 @@ def section_tracking(args: Any, shared: dict[str, Any]) -> tuple[dict[str, Any],
 SECTIONS: dict[str, Section] = {"tracking": section_tracking, "tuning": section_tuning}
 
 
-def merge_markdown(old: str, parts: dict[str, str], header: str) -> str:
-    """Return the results page with each section's part replaced (others kept as they were)."""
-    kept: dict[str, str] = {}
-    for chunk in old.split("<!-- section: ")[1:]:
-        name, _, body = chunk.partition(" -->")
-        kept[name] = body.strip("\n")
-    kept.update({k: v.strip("\n") for k, v in parts.items()})
-    return header + "".join(f"\n{MARK.format(k)}\n{v}\n" for k, v in sorted(kept.items()))
-
-
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=240, help="rows sampled from train.csv")
@@ -295,20 +286,15 @@ def main() -> None:
     for name in SECTIONS:  # in the table's order, not the command line's
         if name in chosen:
             figures[name], parts[name] = SECTIONS[name](args, shared)
-    path = args.results / f"{NAME}.json"
-    merged = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    for section in figures.values():
-        merged.update(section)
-    merged.setdefault("machine_by_section", {}).update(
-        {name: {**machine(), "load_average": list(os.getloadavg())} for name in figures}
-    )
-    merged.setdefault("sizes_by_section", {}).update(
-        {name: {"train_file_rows": args.rows, "test_rows": args.test_rows} for name in figures}
-    )
-    md_path = args.results / f"{NAME}.md"
-    old = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
-    header = "# Training at scale: data-parallel training, hyper-parameter search, tracking\n"
-    write_results(args.results, NAME, merged, merge_markdown(old, parts, header))
+    for name, section in figures.items():
+        setup = {
+            "train_file_rows": args.rows,
+            "test_rows": args.test_rows,
+            "machine": {**machine(), "load_average": list(os.getloadavg())},
+        }
+        markers = (f"<!-- {name}:start -->", f"<!-- {name}:end -->")
+        body = f"{markers[0]}\n{parts[name].strip()}\n{markers[1]}\n"
+        merge_results(args.results, {**section, f"{name}_setup": setup}, body, markers)
     shutil.rmtree(args.work / "scale" / "mlflow", ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from modelyard.recipe import Recipe
 from modelyard.registry.manifest import MANIFEST, write_manifest
 from modelyard.registry.run import RECIPE, LoadedRun
 from modelyard.tracking.mlflow_sink import log_run
+from modelyard.trainer.distributed import DistributedFineTuner, Parallel, launched, process_group
 from modelyard.trainer.loop import FineTuner, HistoryListener, TrainResult
 
 HISTORY = "history.jsonl"
@@ -210,16 +212,24 @@ def run_training(
 
     The recipe's task picks the run: a classifier, or a language model (continued
     pre-training, instruction fine-tuning). `listeners` also receive each loss and dev
-    evaluation as it is measured (hyper-parameter search prunes on them). With
-    `tracking.mlflow_uri`, the saved run is then logged to MLflow. Raises RecipeError,
-    DataError, BackboneError, ArtifactError or TrackingError for a user's mistake.
+    evaluation as it is measured (hyper-parameter search prunes on them). Started as one rank
+    of a launcher (`--nproc`, torchrun), it trains data-parallel with the other ranks and
+    rank 0 writes the run. With `tracking.mlflow_uri`, the saved run is then logged to MLflow.
+    Raises RecipeError, DataError, BackboneError, ArtifactError or TrackingError for a user's
+    mistake.
     """
-    with torch_threads(recipe.train.num_threads):
-        if recipe.task != "classification":
-            result = _run_language_model(recipe, resume, overwrite, progress, listeners)
-        else:
-            result = _run(recipe, resume, overwrite, progress, listeners)
-    if recipe.tracking.mlflow_uri is not None:
+    if launched():
+        result = _run_data_parallel(recipe, resume, overwrite, progress)
+    else:
+        with torch_threads(recipe.train.num_threads):
+            if recipe.task == "token-classification":
+                result = _run_tagging(recipe, resume, overwrite, progress)
+            elif recipe.task != "classification":
+                result = _run_language_model(recipe, resume, overwrite, progress, listeners)
+            else:
+                result = _run(recipe, resume, overwrite, progress, listeners)
+    # the other ranks of a data-parallel run return no metrics: rank 0 logs the run
+    if recipe.tracking.mlflow_uri is not None and result.metrics:
         log_run(result.run_dir, recipe.tracking, recipe.run.name)
     return result
 
@@ -241,12 +251,56 @@ def _run_language_model(
     return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
 
 
+def _run_tagging(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    from modelyard.tagging import prepare_tagging_run
+
+    prepared = prepare_tagging_run(
+        recipe
+    )  # every user mistake surfaces before the run directory exists
+    run_dir = prepare_run_dir(recipe, resume, overwrite)
+    out = prepared.train(run_dir, resume=resume, progress=progress)
+    return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
+
+
+def _run_data_parallel(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    """Run `_run` as one rank; the other ranks' RunResult holds no metrics."""
+    if recipe.task != "classification":
+        raise RecipeError(
+            f"--nproc: data-parallel training covers task classification; task {recipe.task} "
+            "trains in one process (drop --nproc)"
+        )
+    with process_group(select_device(recipe.train.device)) as parallel:
+        threads = parallel.threads(recipe.train.num_threads)
+        with torch_threads(threads):
+            return _run(recipe, resume, overwrite, progress, parallel=parallel)
+
+
+def _check_data_parallel(recipe: Recipe, session: Any) -> None:
+    """Raise RecipeError for what data-parallel training does not cover (yet)."""
+    found = [
+        what
+        for what, present in (
+            (f"method {recipe.train.method} (it trains by its own procedure)", session.method.fit),
+            ("loop hooks (adversarial training, continual learning)", session.hooks),
+            ("DP-SGD (privacy)", recipe.privacy is not None),
+            ("self-training", recipe.train.self_training is not None),
+        )
+        if present
+    ]
+    if found:
+        raise RecipeError(
+            f"--nproc: data-parallel training does not support {'; '.join(found)}; "
+            "train in one process (drop --nproc)"
+        )
+
+
 def _run(
     recipe: Recipe,
     resume: bool,
     overwrite: bool,
     progress: bool,
-    listeners: Sequence[HistoryListener],
+    listeners: Sequence[HistoryListener] = (),
+    parallel: Parallel | None = None,
 ) -> RunResult:
     folder = resolve_backbone(recipe.model.backbone)
     tokenizer = load_tokenizer(folder)
@@ -256,16 +310,19 @@ def _run(
     torch.manual_seed(recipe.run.seed)
     # the method is set up before the run directory exists, so a bad option leaves nothing behind
     session = start_method(recipe, folder, bundle)
+    if parallel is not None:
+        _check_data_parallel(recipe, session)
     model = session.model
-    run_dir = prepare_run_dir(recipe, resume, overwrite)
-    device = select_device(recipe.train.device)
+    leader = parallel is None or parallel.leader  # only rank 0 of a parallel run writes
+    run_dir = prepare_run_dir(recipe, resume, overwrite) if leader else recipe.run_dir()
+    device = select_device(recipe.train.device) if parallel is None else parallel.device
     dtype = select_dtype(recipe.train.precision, device)
     max_len = recipe.model.max_length
     train, dev, test = (
         encode_split(tokenizer, s, max_len) for s in (bundle.train, bundle.dev, bundle.test)
     )
     policy = private_policy(recipe, model, len(train))
-    tuner = FineTuner(
+    tuner = (FineTuner if parallel is None else partial(DistributedFineTuner, parallel=parallel))(
         model,
         recipe.train,
         device,
@@ -273,12 +330,14 @@ def _run(
         tokenizer.pad_token_id or 0,
         recipe.run.seed,
         run_dir,
-        progress,
+        progress and leader,
         hooks=session.hooks,
         policy=policy,
-        listeners=[HistoryWriter(run_dir), *listeners],
+        listeners=[HistoryWriter(run_dir), *listeners] if leader else [],
     )
     result = session.fit(tuner, train, dev, resume)
+    if not leader:
+        return RunResult(run_dir, {}, asdict(result), {})
     selftrain = None
     if recipe.train.self_training is not None:
         selftrain = run_self_training(recipe, session, tuner, tokenizer, (train, dev, test))
@@ -292,6 +351,8 @@ def _run(
         training["self_training"] = selftrain
     if privacy is not None:
         training["privacy"] = privacy
+    if parallel is not None:
+        training["distributed"] = parallel.summary(torch.get_num_threads())
     eval_split = bundle.test if held_out == "test" else bundle.dev
     metrics = evaluate_model(model, tokenizer, bundle.labels, recipe, eval_split, run_dir)
     metrics["evaluated_on"] = held_out
