@@ -56,7 +56,7 @@ def run_child(config: dict[str, Any]) -> dict[str, Any]:
 
     recipe = build_recipe(
         {
-            "run": {"name": config["name"], "output_dir": config["out"], "seed": SEED},
+            "run": {"name": config["name"], "output_dir": config["out"], "seed": config["seed"]},
             "data": {"train": config["train"], "test": config["test"]},
             # one thread: on a shared 2-core machine two threads per process spin against the
             # neighbours' and train several times slower; the settings compared are unchanged
@@ -99,11 +99,17 @@ def load() -> list[float]:
 
 
 def one_run(
-    args: Any, dataset: str, name: str, overrides: dict[str, Any], paths: tuple[Path, Path]
+    args: Any,
+    dataset: str,
+    name: str,
+    overrides: dict[str, Any],
+    paths: tuple[Path, Path],
+    seed: int = SEED,
 ) -> dict[str, Any]:
-    """Run (or read from the cache) one setting on one dataset; return its figures."""
+    """Run (or read from the cache) one setting on one dataset with `run.seed`; return its figures."""
     quick = "-quick" if args.quick else ""
-    cache = args.work / "cache" / f"{dataset}-{args.rows}{quick}-{name}.json"
+    seeded = "" if seed == SEED else f"-seed{seed}"
+    cache = args.work / "cache" / f"{dataset}-{args.rows}{quick}-{name}{seeded}.json"
     if cache.is_file():
         return dict(json.loads(cache.read_text(encoding="utf-8")))
     config = {
@@ -113,6 +119,7 @@ def one_run(
         "test": str(paths[1]),
         "overrides": overrides,
         "threads": args.threads,
+        "seed": seed,
     }
     before = load()
     start = time.perf_counter()
@@ -181,6 +188,11 @@ def main() -> None:
         "sweep 1 and 2 epochs, epochs auto capped at 4 (max_epochs)",
     )
     parser.add_argument("--name", default=None, help="result file name (default: defaults)")
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated run seeds: repeat every setting per seed and write defaults-seeds",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_child(json.loads(args.child))))
@@ -195,6 +207,22 @@ def main() -> None:
         table["defaults"] = {"max_epochs": 4}
     names = args.only.split(",") if args.only else list(table)
     paths = prepare_sets(args)
+    if args.seeds:
+        seeds = [int(x) for x in args.seeds.split(",")]
+        by_seed = {
+            seed: {
+                d: {n: one_run(args, d, n, table[n], paths[d], seed) for n in names}
+                for d in args.datasets
+            }
+            for seed in seeds
+        }
+        from defaults_seeds import markdown as seeds_markdown
+        from defaults_seeds import seeds_report
+
+        figures = {"machine": machine(), "uptime_load_at_end": load(), "rows": args.rows}
+        figures |= seeds_report(by_seed, sweep)
+        write_results(args.results, args.name or "defaults-seeds", figures, seeds_markdown(figures))
+        return
     results: dict[str, dict[str, Any]] = {d: {} for d in args.datasets}
     for name in names:  # setting by setting, every dataset in turn
         for dataset in args.datasets:

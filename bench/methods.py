@@ -215,14 +215,14 @@ def child_continual(args: Any) -> dict[str, Any]:
 
 
 def _method_model(name: str, labels: list[str]) -> Any:
-    from modelyard.methods import METHODS
+    from modelyard.methods import TRAINING_METHODS
     from modelyard.models import build_classifier, resolve_backbone
     from modelyard.recipe import build_recipe
 
     cfg = {k: v for k, v in METHOD_TRAIN[name].items() if k != "lr"}
     spec = build_recipe({"data": {"path": "unused.csv"}, "train": {"method": name, **cfg}})
     model = build_classifier(resolve_backbone("minilm-l6"), labels)
-    return METHODS.get(name).prepare(model, spec).train()
+    return TRAINING_METHODS.get(name).prepare(model, spec).train()
 
 
 def _timed_steps(model: Any, batches: list[Any], dtype: Any) -> float:

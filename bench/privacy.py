@@ -235,7 +235,7 @@ def describe(candidate: dict[str, Any]) -> str:
 def child(args: Any) -> None:
     """Train one variant (and audit it) in this process; print its figures as JSON."""
     import modelyard
-    from modelyard.privacy.audit import audit_membership
+    from modelyard.privacy.membership import audit_membership
     from modelyard.recipe import build_recipe
 
     spec = json.loads(args.spec)

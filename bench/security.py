@@ -8,7 +8,8 @@ Trains the quickstart run (MiniLM-L6, one epoch, max_length 128), serves it with
   (lone surrogates) are sent beside them, concurrently
 - explain_peak_rss_growth_mb / explain_seconds: one 10,000-character occlusion explanation
 - wrong_key_flood_p50_ratio: legitimate p50 during a wrong-key flood from 64 loopback
-  addresses over the p50 before it
+  addresses over the p50 before it, with the server on its own core; also with everything
+  sharing both cores, and for a flood sending no key (see security_flood.py)
 - header_256mb_rss_growth_mb: server RSS growth while two clients each send a 256 MiB header
 - hostile_artifacts_tried / hostile_artifacts_traceback: `modelyard predict` and
   `modelyard registry push` on each damaged run of `HOSTILE_ARTIFACTS`
@@ -20,10 +21,10 @@ Writes bench/results/security.{json,md}. Run with `nice -n 5`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -36,6 +37,7 @@ import psutil
 import yaml
 
 from common import ROOT, base_parser, machine, write_results
+from security_flood import flood_probe
 from serve_load import Server, free_port
 
 SERVE_SECTION = {
@@ -204,54 +206,6 @@ def explain_probe(url: str, key: str, pid: int) -> dict[str, Any]:
     }
 
 
-async def _latencies(url: str, key: str, n: int) -> list[float]:
-    times = []
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        for _ in range(n):
-            began = time.perf_counter()
-            await client.post("/v1/predict", json={"texts": [LEGIT]}, headers={"X-API-Key": key})
-            times.append(time.perf_counter() - began)
-    return times
-
-
-async def _flood(url: str, key_id: str, addresses: int, stop: asyncio.Event) -> int:
-    sent = 0
-
-    async def one(address: int) -> None:
-        nonlocal sent
-        source = f"127.0.{address // 250}.{address % 250 + 2}"
-        transport = httpx.AsyncHTTPTransport(local_address=source)
-        async with httpx.AsyncClient(base_url=url, timeout=60, transport=transport) as client:
-            i = 0
-            while not stop.is_set():
-                wrong = f"myd_{key_id}.wrong-secret-{address}-{i}"
-                await client.get("/v1/models", headers={"X-API-Key": wrong})
-                sent += 1
-                i += 1
-
-    await asyncio.gather(*(one(a) for a in range(addresses)))
-    return sent
-
-
-async def _flood_probe(url: str, key: str, samples: int) -> dict[str, Any]:
-    from modelyard.serve.auth import split_key
-
-    before = await _latencies(url, key, samples)
-    stop = asyncio.Event()
-    flood = asyncio.create_task(_flood(url, split_key(key)[0], 64, stop))  # type: ignore[index]
-    await asyncio.sleep(2.0)  # the flood is under way
-    during = await _latencies(url, key, samples)
-    stop.set()
-    sent = await flood
-    p50_before, p50_during = statistics.median(before), statistics.median(during)
-    return {
-        "wrong_key_flood_p50_ratio": round(p50_during / p50_before, 2),
-        "legit_p50_ms_before": round(p50_before * 1000, 1),
-        "legit_p50_ms_during_flood": round(p50_during * 1000, 1),
-        "flood_requests_sent": sent,
-    }
-
-
 def _send_huge_header(port: int, size: int) -> str:
     head = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
     chunk = b"a" * (1 << 20)
@@ -399,7 +353,10 @@ def markdown(fig: dict[str, Any]) -> str:
         f"RSS kept after it: {fig['explain_kept_rss_growth_mb']} MB",
         f"- legitimate p50: {fig['legit_p50_ms_before']} ms before, "
         f"{fig['legit_p50_ms_during_flood']} ms during a flood of {fig['flood_requests_sent']} "
-        "wrong keys from 64 addresses",
+        "wrong keys from 64 addresses (server on core 0, flood and client on core 1); "
+        f"ratio {fig['wrong_key_flood_p50_ratio_shared']} when all share both cores; "
+        f"ratio {fig['no_key_flood_p50_ratio_isolated']} for a flood that sends no key at all "
+        "(the cheapest refusal: what answering that many requests costs by itself)",
         f"- 256 MiB headers: {fig['header_outcomes']}",
         f"- schemathesis: {fig['schemathesis_2xx']} answers were 2xx",
         "",
@@ -407,13 +364,35 @@ def markdown(fig: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _flood_only(results: Path, work: Path, env: dict[str, str], predict: str) -> None:
+    path = results / "security.json"
+    figures = json.loads(path.read_text(encoding="utf-8"))
+    server = start_server(work, env, SERVE_SECTION, "server")
+    try:
+        figures |= flood_probe(server.url, predict, server.proc.pid)
+    finally:
+        server.stop()
+    figures["flood_machine"] = machine()
+    figures["goals"] = goals(figures)
+    write_results(results, "security", figures, markdown(figures))
+    print(markdown(figures))
+
+
 def main() -> None:
     parser = base_parser(__doc__ or "")
+    parser.add_argument(
+        "--only-flood",
+        action="store_true",
+        help="run the wrong-key flood alone and update its figures in the existing results",
+    )
     args = parser.parse_args()
     work = args.work / "security"
     work.mkdir(parents=True, exist_ok=True)
     run = train_run(work)
     env, predict, admin = prepare(work, run)
+    if args.only_flood:
+        _flood_only(args.results, work, env, predict)
+        return
     figures: dict[str, Any] = {"machine": machine()}
     server = start_server(work, env, SERVE_SECTION, "server")
     try:
@@ -422,7 +401,7 @@ def main() -> None:
         collateral, poisoned_5xx = asyncio.run(_poisoned(server.url, predict, 150, 50))
         figures |= {"poisoned_batch_collateral_5xx": collateral, "poisoned_5xx": poisoned_5xx}
         figures |= explain_probe(server.url, predict, pid)
-        figures |= asyncio.run(_flood_probe(server.url, predict, 40))
+        figures |= flood_probe(server.url, predict, pid)
         figures |= header_probe(server.port, pid)
     finally:
         server.stop()

@@ -22,3 +22,22 @@ def redirect(old: str, new: str) -> Callable[[str], Any]:
         return getattr(importlib.import_module(new), name)
 
     return __getattr__
+
+
+def renamed(module: str, names: dict[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+    """Return a module `__getattr__` for `module` that maps each old name to its new one.
+
+    `names` is {old: new}; `namespace` is the module's globals(), where the new names live.
+    Any other name raises AttributeError as a module without the hook would.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module '{module}' has no attribute '{name}'")
+        new = names[name]
+        warnings.warn(
+            f"{module}.{name} is deprecated; use {module}.{new}", DeprecationWarning, stacklevel=2
+        )
+        return namespace[new]
+
+    return __getattr__

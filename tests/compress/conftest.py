@@ -81,10 +81,10 @@ def snapshot(model: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def onnx_artifact(ctx: CompressContext, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny run exported to ONNX and saved as an `onnx-classifier` artifact."""
-    from modelyard.compress import METHODS
+    from modelyard.compress import COMPRESSION_METHODS
     from modelyard.compress.base import MethodSpec, save_variant
 
-    variant = METHODS.get("onnx")(ctx, None)
+    variant = COMPRESSION_METHODS.get("onnx")(ctx, None)
     return save_variant(
         variant, ctx, MethodSpec("onnx", None), tmp_path_factory.mktemp("onnx") / "onnx"
     )

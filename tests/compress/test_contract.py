@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.compress import METHODS, CompressContext
+from modelyard.compress import COMPRESSION_METHODS, CompressContext
 from modelyard.testing import BoundCheck, parametrize_with_checks
 from tests.compress.conftest import texts
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_method_is_covered() -> None:
-    methods = set(METHODS.names())
+    methods = set(COMPRESSION_METHODS.names())
     assert methods >= {"onnx", "int8-dynamic", "int8-static", "torch-int8", "fp16", "bf16"}
     assert methods >= {"prune", "prune-heads", "prune-ffn", "distill"}
 

@@ -123,10 +123,10 @@ def test_student_on_another_backbone_round_trips(
     ctx: CompressContext, tiny_backbone: Path, tmp_path: Path
 ) -> None:
     from modelyard.backends import load_backend
-    from modelyard.compress import METHODS
+    from modelyard.compress import COMPRESSION_METHODS
     from modelyard.compress.base import MethodSpec, save_variant
 
-    variant = METHODS.get("distill")(ctx, str(tiny_backbone))
+    variant = COMPRESSION_METHODS.get("distill")(ctx, str(tiny_backbone))
     assert variant.details["student"] == str(tiny_backbone) and variant.tokenizer is not None
     path = save_variant(variant, ctx, MethodSpec("distill", str(tiny_backbone)), tmp_path / "s")
     sample = texts(10)

@@ -23,7 +23,7 @@ def embedding_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path)
     return train_tiny_run(tmp_path_factory.mktemp("embedding-run"), tiny_backbone, "mean")
 
 
-METHODS = [
+COMPRESSION_METHODS = [
     "onnx",
     "int8-dynamic",
     "torch-int8",
@@ -37,7 +37,7 @@ METHODS = [
 @pytest.fixture(scope="module")
 def result(embedding_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     out = tmp_path_factory.mktemp("embedding-compressed") / "out"
-    return compress(embedding_run, methods=METHODS, output=out, overrides=FAST)
+    return compress(embedding_run, methods=COMPRESSION_METHODS, output=out, overrides=FAST)
 
 
 def test_the_parent_is_an_embedding_classifier(embedding_run: Path) -> None:

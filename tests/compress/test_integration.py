@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelyard.compress import METHODS, CompressContext, compress_config
+from modelyard.compress import COMPRESSION_METHODS, CompressContext, compress_config
 from modelyard.models import build_classifier, load_tokenizer, resolve_backbone
 from modelyard.registry.run import LoadedRun
 from tests.compress.conftest import FAST, texts
@@ -31,15 +31,15 @@ def real_ctx(tmp_path_factory: pytest.TempPathFactory) -> CompressContext:
 
 
 def test_real_model_exports_with_fused_attention(real_ctx: CompressContext) -> None:
-    variant = METHODS.get("onnx")(real_ctx, None)
+    variant = COMPRESSION_METHODS.get("onnx")(real_ctx, None)
     assert variant.details["fused_ops"]["Attention"] == 6
     assert variant.details["parity_max_abs_diff"] < 1e-4
 
 
 def test_real_model_int8_stays_close_to_fp32(real_ctx: CompressContext) -> None:
     sample = texts(48, seed=9)
-    reference, _ = METHODS.get("onnx")(real_ctx, None).predict_proba(sample)
-    int8, _ = METHODS.get("int8-dynamic")(real_ctx, None).predict_proba(sample)
+    reference, _ = COMPRESSION_METHODS.get("onnx")(real_ctx, None).predict_proba(sample)
+    int8, _ = COMPRESSION_METHODS.get("int8-dynamic")(real_ctx, None).predict_proba(sample)
     # the head is untrained, so classes are near ties: compare probabilities, not labels
     gap = np.abs(int8 - reference).max()
     assert 0 < gap < 0.05

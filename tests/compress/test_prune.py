@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from modelyard.backends import load_backend
-from modelyard.compress import METHODS, CompressContext
+from modelyard.compress import COMPRESSION_METHODS, CompressContext
 from modelyard.compress.base import MethodSpec, parse_methods, save_variant
 from modelyard.compress.prune import heads_to_keep, neurons_to_keep, sparsity
 from modelyard.compress.torch_variant import encoder_layers
@@ -18,7 +18,7 @@ from modelyard.errors import RecipeError
 
 
 def test_pruned_heads_are_gone_from_the_weights(ctx: CompressContext, tmp_path: Path) -> None:
-    variant = METHODS.get("prune-heads")(ctx, "0.5")  # 2 of the 4 heads (2 layers x 2)
+    variant = COMPRESSION_METHODS.get("prune-heads")(ctx, "0.5")  # 2 of the 4 heads (2 layers x 2)
     layers = encoder_layers(variant.model)
     assert [layer.attention.self.query.weight.shape for layer in layers] == [(16, 32), (16, 32)]
     assert [layer.attention.output.dense.weight.shape for layer in layers] == [(32, 16), (32, 16)]
@@ -32,7 +32,7 @@ def test_pruned_heads_are_gone_from_the_weights(ctx: CompressContext, tmp_path: 
 
 
 def test_pruned_neurons_are_gone_from_the_weights(ctx: CompressContext) -> None:
-    variant = METHODS.get("prune-ffn")(ctx, "0.25")
+    variant = COMPRESSION_METHODS.get("prune-ffn")(ctx, "0.25")
     for layer in encoder_layers(variant.model):
         assert layer.intermediate.dense.weight.shape == (48, 32)
         assert layer.output.dense.weight.shape == (32, 48)
@@ -51,7 +51,7 @@ def test_neurons_to_keep_takes_the_top_per_layer() -> None:
 
 
 def test_magnitude_pruning_reaches_its_sparsity(ctx: CompressContext) -> None:
-    variant = METHODS.get("prune")(ctx, "0.6")
+    variant = COMPRESSION_METHODS.get("prune")(ctx, "0.6")
     assert variant.details["recovery_steps"] == ctx.cfg.prune.recovery_steps > 0
     assert sparsity(variant.model) == pytest.approx(0.6, abs=0.01)
     assert sparsity(ctx.run.model) < 0.01
@@ -66,7 +66,7 @@ def test_per_layer_scope_prunes_every_layer_alike(ctx: CompressContext) -> None:
         ctx.seed,
         ctx.threads,
     )
-    variant = METHODS.get("prune")(layer_ctx, "0.5")
+    variant = COMPRESSION_METHODS.get("prune")(layer_ctx, "0.5")
     for module in encoder_layers(variant.model).modules():
         if isinstance(module, torch.nn.Linear):
             assert float((module.weight == 0).float().mean()) == pytest.approx(0.5, abs=0.01)
@@ -79,7 +79,7 @@ def test_bad_arguments_are_refused_before_any_work(spec: str) -> None:
 
 
 def test_compression_json_records_the_shapes(ctx: CompressContext, tmp_path: Path) -> None:
-    variant = METHODS.get("prune-heads")(ctx, "0.25")
+    variant = COMPRESSION_METHODS.get("prune-heads")(ctx, "0.25")
     path = save_variant(variant, ctx, MethodSpec("prune-heads", "0.25"), tmp_path / "p")
     info = json.loads((path / "compression.json").read_text())
     assert sum(s["heads"] for s in info["shapes"]) == 3 and info["method"] == "prune-heads:0.25"

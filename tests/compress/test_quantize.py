@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from modelyard.compress import METHODS, CompressContext
+from modelyard.compress import COMPRESSION_METHODS, CompressContext
 from modelyard.compress.base import MethodSpec, save_variant
 from modelyard.compress.measure import weights_bytes
 from modelyard.compress.torch_variant import int8_tensors, load_int8_tensors, quantize_linear_int8
@@ -17,7 +17,9 @@ from tests.compress.conftest import texts
 
 
 def _saved(ctx: CompressContext, name: str, root: Path) -> Path:
-    return save_variant(METHODS.get(name)(ctx, None), ctx, MethodSpec(name, None), root / name)
+    return save_variant(
+        COMPRESSION_METHODS.get(name)(ctx, None), ctx, MethodSpec(name, None), root / name
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +50,9 @@ def test_int8_graphs_hold_int8_weights(saved: dict[str, Path]) -> None:
 
 def test_int8_variants_agree_with_the_parent(ctx: CompressContext) -> None:
     sample = texts(40, seed=11)
-    reference, _ = METHODS.get("onnx")(ctx, None).predict_proba(sample)
+    reference, _ = COMPRESSION_METHODS.get("onnx")(ctx, None).predict_proba(sample)
     for name in ("int8-dynamic", "int8-static", "torch-int8"):
-        probs, _ = METHODS.get(name)(ctx, None).predict_proba(sample)
+        probs, _ = COMPRESSION_METHODS.get(name)(ctx, None).predict_proba(sample)
         agreement = (probs.argmax(1) == reference.argmax(1)).mean()
         assert agreement >= 0.9, (name, agreement)
 

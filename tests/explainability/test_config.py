@@ -10,7 +10,9 @@ from modelyard.recipe import build_recipe
 
 def test_defaults_are_the_documented_ones() -> None:
     cfg = build_recipe({"data": {"path": "d.csv"}}).explain
-    assert (cfg.method, cfg.steps, cfg.samples, cfg.score) == ("ig", 20, 10, "log-odds")
+    assert (cfg.method, cfg.steps, cfg.samples, cfg.score) == ("ig", None, 10, "log-odds")
+    # unset steps: chosen per text to meet a 1% completeness error, at most 128
+    assert (cfg.completeness_error, cfg.max_steps) == (0.01, 128)
     assert cfg.top_k_percent == (1.0, 5.0, 10.0, 20.0, 50.0)
 
 

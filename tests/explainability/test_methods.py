@@ -13,7 +13,12 @@ from modelyard.errors import MissingExtraError, RecipeError, UnknownPluginError
 from modelyard.explainability import EXPLAINERS, ExplainError, Subject, as_subject
 from modelyard.explainability.api import explain
 from modelyard.explainability.core import resolve_config
-from modelyard.explainability.gradient import encode, explained_output, pad_baseline
+from modelyard.explainability.gradient import (
+    FIRST_STEPS,
+    encode,
+    explained_output,
+    pad_baseline,
+)
 from modelyard.explainability.methods import MethodSpec, logit_score, proba_score
 from modelyard.explainability.words import split_words
 from modelyard.registry import LoadedRun
@@ -75,6 +80,31 @@ def test_ig_is_complete_within_its_reported_delta(key_run: LoadedRun) -> None:
         assert abs(total - diff) <= abs(exp.delta) + 1e-4
         assert sum(w.score for w in exp.words) == pytest.approx(total, abs=1e-6)
     assert abs(exp.delta) < 0.01 * abs(diff)  # at 80 steps the integral has converged
+
+
+def test_ig_without_steps_doubles_them_until_the_completeness_error_is_met(
+    key_run: LoadedRun,
+) -> None:
+    for error in (0.05, 0.01, 0.001):
+        [exp] = explain(key_run, TEXT, method="ig", completeness_error=error)
+        assert exp.steps is not None and exp.steps >= FIRST_STEPS
+        # powers of two times the first try, and the error asked for is met below the cap
+        assert exp.steps // FIRST_STEPS & (exp.steps // FIRST_STEPS - 1) == 0
+        assert exp.relative_delta() <= error or exp.steps == 128  # type: ignore[operator]
+    tight = explain(key_run, TEXT, method="ig", completeness_error=1e-6)[0]
+    loose = explain(key_run, TEXT, method="ig", completeness_error=0.5)[0]
+    assert loose.steps < tight.steps == 128  # type: ignore[operator]
+
+
+def test_ig_with_steps_set_takes_exactly_those(key_run: LoadedRun) -> None:
+    [exp] = explain(key_run, TEXT, method="ig", steps=12)
+    assert exp.steps == 12
+    assert explain(key_run, TEXT, method="occlusion")[0].steps is None
+
+
+def test_a_bad_completeness_error_is_a_recipe_error(key_run: LoadedRun) -> None:
+    with pytest.raises(RecipeError, match="completeness_error"):
+        resolve_config(as_subject(key_run), completeness_error=0)
 
 
 def test_ig_explains_probabilities_when_asked(key_run: LoadedRun) -> None:

@@ -14,6 +14,7 @@ import modelyard.api as api
 from modelyard.errors import ArtifactError
 from modelyard.generation import load_lm_run
 from modelyard.recipe import build_recipe
+from modelyard.registry.manifest import parent_of
 
 
 @pytest.fixture()
@@ -31,7 +32,7 @@ def _logits(model, ids: torch.Tensor) -> torch.Tensor:
 def test_merged_folder_predicts_like_the_adapter_run(lora_run: Path) -> None:
     out = api.export(lora_run, "hf")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["kind"] == "causal-lm" and manifest["parent"] == str(lora_run.resolve())
+    assert manifest["kind"] == "causal-lm" and parent_of(out, manifest) == lora_run.resolve()
     assert manifest["parent_manifest_sha256"] and "model.safetensors" in manifest["files"]
     ids = torch.tensor([[5, 9, 30, 41, 7]])
     assert torch.allclose(
@@ -46,7 +47,7 @@ def test_gguf_export_reads_back(lora_run: Path, quant: str) -> None:
     gguf = pytest.importorskip("gguf")
     out = api.export(lora_run, "gguf", quant)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["kind"] == "gguf" and manifest["parent"] == str(lora_run.resolve())
+    assert manifest["kind"] == "gguf" and parent_of(out, manifest) == lora_run.resolve()
     path = out / f"model-{quant}.gguf"
     reader = gguf.GGUFReader(str(path))
     tensors = {t.name: t for t in reader.tensors}

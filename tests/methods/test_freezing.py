@@ -91,7 +91,7 @@ def test_gradient_checkpointing_trains_to_the_same_weights(
 
 def test_gradient_checkpointing_is_switched_on(tiny_backbone: Path) -> None:
     from modelyard.methods.embedding import build_embedding_classifier
-    from modelyard.methods.session import enable_gradient_checkpointing
+    from modelyard.models.build import enable_gradient_checkpointing
 
     for model in (
         build_classifier(tiny_backbone, ["a", "b"]),

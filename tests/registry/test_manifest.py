@@ -6,7 +6,12 @@ from pathlib import Path
 import pytest
 
 from modelyard.errors import ArtifactError
-from modelyard.registry.manifest import verify_manifest, write_manifest
+from modelyard.registry.manifest import (
+    parent_of,
+    relative_parent,
+    verify_manifest,
+    write_manifest,
+)
 
 
 def make_artifact(root: Path) -> Path:
@@ -65,3 +70,25 @@ def test_manifest_entry_escaping_the_root_is_refused(tmp_path: Path) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(ArtifactError, match="outside the artifact"):
         verify_manifest(root)
+
+
+def test_a_parent_is_recorded_relative_and_read_back_wherever_the_folders_move(
+    tmp_path: Path,
+) -> None:
+    parent = tmp_path / "runs" / "base"
+    child = tmp_path / "runs" / "base-compressed" / "int8"
+    parent.mkdir(parents=True)
+    child.mkdir(parents=True)
+    recorded = relative_parent(parent, child)
+    assert recorded == "../../base"
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "runs").rename(moved)
+    assert (
+        parent_of(moved / "base-compressed" / "int8", {"parent": recorded})
+        == (moved / "base").resolve()
+    )
+
+
+def test_an_old_absolute_parent_and_a_missing_one_still_read(tmp_path: Path) -> None:
+    assert parent_of(tmp_path, {"parent": str(tmp_path / "p")}) == (tmp_path / "p").resolve()
+    assert parent_of(tmp_path, {"parent": None}) is None and parent_of(tmp_path, {}) is None

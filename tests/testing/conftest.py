@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelyard.compress import METHODS as COMPRESSION_METHODS
-from modelyard.compress import CompressContext, compress_config
+from modelyard.compress import COMPRESSION_METHODS, CompressContext, compress_config
 from modelyard.compress.base import MethodSpec, save_variant
 from modelyard.pipeline import run_training
 from modelyard.recipe import build_recipe

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from modelyard.compress import METHODS, CompressContext, compress_config
+from modelyard.compress import COMPRESSION_METHODS, CompressContext, compress_config
 from modelyard.registry import LoadedRun, load_run
 from modelyard.testing import check_compression_method
 from tests.compress.conftest import FAST
@@ -24,7 +24,7 @@ def fresh_ctx(classifier_run: LoadedRun, tmp_path: Path) -> CompressContext:
 
 
 def _fp16_that_spoils_the_parent(ctx: CompressContext, arg: str | None) -> Any:
-    variant = METHODS.get("fp16")(ctx, arg)
+    variant = COMPRESSION_METHODS.get("fp16")(ctx, arg)
     with torch.no_grad():  # e.g. quantizing the parent in place instead of a copy
         next(ctx.run.model.parameters()).mul_(0.5)
     return variant
@@ -50,7 +50,7 @@ class Forgetful:
     [
         (_fp16_that_spoils_the_parent, "leaves the parent's weights unchanged"),
         (
-            lambda ctx, arg: Forgetful(METHODS.get("fp16")(ctx, arg)),
+            lambda ctx, arg: Forgetful(COMPRESSION_METHODS.get("fp16")(ctx, arg)),
             "the saved variant predicts what it did in memory",
         ),
     ],
@@ -63,11 +63,11 @@ def test_a_broken_compression_method_fails_naming_the_clause(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(METHODS._items, "broken", method)
+    monkeypatch.setitem(COMPRESSION_METHODS._items, "broken", method)
     with pytest.raises(AssertionError, match=f"compression method 'broken' breaks .*{clause}"):
         check_compression_method("broken", fresh_ctx, out=tmp_path / "variant", atol=1e-2)
 
 
 def test_an_unregistered_method_fails(fresh_ctx: CompressContext, tmp_path: Path) -> None:
-    with pytest.raises(AssertionError, match="'tflite' breaks .*registered in METHODS"):
+    with pytest.raises(AssertionError, match="'tflite' breaks .*registered in COMPRESSION_METHODS"):
         check_compression_method("tflite", fresh_ctx, out=tmp_path / "variant")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from modelyard.methods import METHODS, Method
+from modelyard.methods import TRAINING_METHODS, Method
 from modelyard.recipe import Recipe
 from modelyard.recipe.methods import METHOD_SPECS, MethodSpec
 from modelyard.testing import BoundCheck, check_method, check_method_spec, parametrize_with_checks
@@ -21,12 +21,12 @@ def test_method_spec_keeps_its_contract(entry: str, check: BoundCheck) -> None:
 
 def _register(monkeypatch: pytest.MonkeyPatch, method: Method, spec: MethodSpec) -> None:
     # registered for this test only: a registry refuses to register a name twice
-    monkeypatch.setitem(METHODS._items, method.name, method)
+    monkeypatch.setitem(TRAINING_METHODS._items, method.name, method)
     monkeypatch.setitem(METHOD_SPECS, spec.name, spec)
 
 
 def test_a_method_disagreeing_with_its_spec_fails() -> None:
-    lora = METHODS.get("lora")
+    lora = TRAINING_METHODS.get("lora")
     with pytest.raises(AssertionError, match="'lora' breaks .*agree on kind"):
         check_method_spec("lora", dataclasses.replace(lora, kind="classifier"))
 

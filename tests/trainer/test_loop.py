@@ -49,7 +49,7 @@ def test_unknown_optimizer_is_a_recipe_error() -> None:
 def test_observers_see_every_optimizer_step_and_training_stays_in_train_mode(
     tmp_path: Path, tiny_backbone: Path
 ) -> None:
-    from modelyard.methods.session import build_task_model
+    from modelyard.methods.task_model import build_task_model
     from modelyard.models import load_tokenizer
     from modelyard.models.encoding import Encoded, encode_split
 
@@ -116,7 +116,7 @@ def _data(tiny_backbone: Path, n: int, seed: int = 1) -> tuple[Any, list[str]]:
 def _tuner(
     tiny_backbone: Path, names: list[str], work: Path, train: dict[str, Any], **kwargs: Any
 ) -> FineTuner:
-    from modelyard.methods.session import build_task_model
+    from modelyard.methods.task_model import build_task_model
 
     cfg = build_recipe(
         {"data": {"path": "x.csv"}, "train": {"batch_size": 8, "lr": 5e-3, **train}}

@@ -10,7 +10,7 @@ from modelyard.curation.api import audit as audit
 from modelyard.curation.api import scan_pii as scan_pii
 from modelyard.curation.api import simulate_al as simulate_al
 from modelyard.methods import merge_run as merge
-from modelyard.privacy.audit import audit_membership as audit_membership
+from modelyard.privacy.membership import audit_membership as audit_membership
 
 
 def compression_methods() -> dict[str, str]:
@@ -23,11 +23,15 @@ def compression_methods() -> dict[str, str]:
 def training_methods() -> list[dict[str, Any]]:
     """Return the training methods a recipe can name in train.method: name, artifact kind
     and what trains."""
-    from modelyard.methods import METHODS
+    from modelyard.methods import TRAINING_METHODS
 
     return [
-        {"name": n, "kind": METHODS.get(n).kind, "summary": METHODS.get(n).summary}
-        for n in METHODS.names()
+        {
+            "name": n,
+            "kind": TRAINING_METHODS.get(n).kind,
+            "summary": TRAINING_METHODS.get(n).summary,
+        }
+        for n in TRAINING_METHODS.names()
     ]
 
 

@@ -34,7 +34,13 @@ def explain_command(
     ] = False,
     data: Annotated[Path | None, typer.Option(help="File of texts for --evaluate.")] = None,
     method: Annotated[list[str] | None, typer.Option("--method", help=METHOD_HELP)] = None,
-    steps: Annotated[int | None, typer.Option(help="Integrated-gradients steps.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Integrated-gradients steps (default: chosen per text).")
+    ] = None,
+    completeness_error: Annotated[
+        float | None,
+        typer.Option(help="Integrated gradients' largest completeness error (default 0.01)."),
+    ] = None,
     samples: Annotated[int | None, typer.Option(help="Shapley sampling permutations.")] = None,
     target: Annotated[
         str | None, typer.Option(help="Explain this label, not the prediction.")
@@ -56,7 +62,12 @@ def explain_command(
             '(e.g. modelyard explain RUN "I was charged twice")'
         )
     methods = method or []
-    options = {"steps": steps, "samples": samples, "score": score}
+    options = {
+        "steps": steps,
+        "samples": samples,
+        "score": score,
+        "completeness_error": completeness_error,
+    }
     if evaluate:
         if data is None:
             raise ModelyardError("--evaluate needs --data FILE (the texts to measure on)")

@@ -1,6 +1,6 @@
 """The compression-method registry, the parent run every method reads, and variant artifacts.
 
-A method is a function `(ctx, arg) -> Compressed` registered in `METHODS`; `arg` is the
+A method is a function `(ctx, arg) -> Compressed` registered in `COMPRESSION_METHODS`; `arg` is the
 text after the colon of its spec (`prune-heads:0.3` -> "0.3"). A `Compressed` model
 predicts in memory and writes its model files; `save_variant` turns it into an artifact
 whose manifest names its parent.
@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from modelyard._deprecated import renamed
 from modelyard.data import DataBundle, Split, load_data
 from modelyard.errors import ArtifactError, DataError, RecipeError
 from modelyard.fsutil import atomic_write_json, replace_dir
@@ -24,7 +25,7 @@ from modelyard.models.encoding import Encoded, encode_split
 from modelyard.plugins import Registry
 from modelyard.recipe import CompressConfig
 from modelyard.registry.calibration import CALIBRATION
-from modelyard.registry.manifest import sha256_file, write_manifest
+from modelyard.registry.manifest import relative_parent, sha256_file, write_manifest
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun
 from modelyard.registry.store import is_number
 
@@ -51,13 +52,13 @@ class Compressed(Protocol):
 
 
 MethodFn = Callable[["CompressContext", "str | None"], Compressed]
-METHODS: Registry[MethodFn] = Registry("compression method")
+COMPRESSION_METHODS: Registry[MethodFn] = Registry("compression method")
 ArgRule = Literal["none", "fraction", "student"]
 _ARG_RULES: dict[str, tuple[ArgRule, str]] = {}
 _SUMMARIES: dict[str, str] = {}
 
 
-def register_method(
+def register_compression_method(
     name: str, summary: str, arg: ArgRule = "none", example: str = ""
 ) -> Callable[[MethodFn], MethodFn]:
     """Return a decorator registering a method under `name` with the kind of argument it takes.
@@ -68,7 +69,7 @@ def register_method(
     """
 
     def decorator(fn: MethodFn) -> MethodFn:
-        METHODS.add(name, fn)
+        COMPRESSION_METHODS.add(name, fn)
         _ARG_RULES[name] = (arg, example)
         _SUMMARIES[name] = summary
         return fn
@@ -78,7 +79,7 @@ def register_method(
 
 def describe_methods() -> dict[str, str]:
     """Return {example spec: one-line summary} for every registered method."""
-    return {_ARG_RULES[name][1] or name: _SUMMARIES[name] for name in METHODS}
+    return {_ARG_RULES[name][1] or name: _SUMMARIES[name] for name in COMPRESSION_METHODS}
 
 
 @dataclass
@@ -113,7 +114,7 @@ def parse_methods(specs: list[str]) -> list[MethodSpec]:
                 f"empty compression method in {specs}; e.g. --methods onnx,int8-dynamic"
             )
         name, _, arg = text.partition(":")
-        METHODS.get(name)
+        COMPRESSION_METHODS.get(name)
         parsed.append(MethodSpec(name, arg or None))
         check_arg(parsed[-1])
     labels = [s.label for s in parsed]
@@ -246,9 +247,8 @@ def save_variant(compressed: Compressed, ctx: CompressContext, spec: MethodSpec,
             if (ctx.run.path / name).is_file():
                 shutil.copyfile(ctx.run.path / name, tmp / name)
         atomic_write_json(tmp / COMPRESSION_FILE, {"method": spec.label, **compressed.details})
-        write_manifest(
-            tmp, kind=compressed.kind, parent=str(ctx.run.path.resolve()), extra=_lineage(ctx)
-        )
+        parent = relative_parent(ctx.run.path, out)
+        write_manifest(tmp, kind=compressed.kind, parent=parent, extra=_lineage(ctx))
         return replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -259,3 +259,10 @@ def _lineage(ctx: CompressContext) -> dict[str, Any]:
         "parent_manifest_sha256": sha256_file(ctx.run.path / "manifest.json"),
         "backbone": ctx.run.manifest.get("backbone"),
     }
+
+
+__getattr__ = renamed(
+    "modelyard.compress.base",
+    {"METHODS": "COMPRESSION_METHODS", "register_method": "register_compression_method"},
+    globals(),
+)

@@ -18,7 +18,11 @@ import numpy as np
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from modelyard.compress.base import CompressContext, refuse_embedding_parent, register_method
+from modelyard.compress.base import (
+    CompressContext,
+    refuse_embedding_parent,
+    register_compression_method,
+)
 from modelyard.compress.torch_variant import TorchCompressed, encoder_layers
 from modelyard.data import read_table
 from modelyard.errors import DataError, RecipeError
@@ -206,7 +210,7 @@ def _student(ctx: CompressContext, arg: str) -> tuple[Any, Any, list[int] | None
     return student, load_tokenizer(folder), None, {"student": arg}
 
 
-@register_method(
+@register_compression_method(
     "distill", "student keeping N teacher layers (or another backbone)", "student", "distill:3"
 )
 def distill(ctx: CompressContext, arg: str | None) -> TorchCompressed:

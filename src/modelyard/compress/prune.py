@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.nn.utils import prune as torch_prune
 
-from modelyard.compress.base import CompressContext, fraction_arg, register_method
+from modelyard.compress.base import CompressContext, fraction_arg, register_compression_method
 from modelyard.compress.torch_variant import (
     TorchCompressed,
     encoder_layers,
@@ -190,7 +190,7 @@ def _importance(ctx: CompressContext, model: Any) -> tuple[list[torch.Tensor], l
     return taylor_scores(model, sample, ctx.run.tokenizer.pad_token_id or 0)
 
 
-@register_method(
+@register_compression_method(
     "prune-heads",
     "remove the least important fraction of attention heads",
     "fraction",
@@ -212,7 +212,7 @@ def prune_heads(ctx: CompressContext, arg: str | None) -> TorchCompressed:
     return TorchCompressed(model, ctx.run, details, shapes=shapes)
 
 
-@register_method(
+@register_compression_method(
     "prune-ffn",
     "remove the least important fraction of feed-forward units",
     "fraction",
@@ -247,7 +247,7 @@ def sparsity(model: Any) -> float:
     return zeros / max(1, sum(w.numel() for w in weights))
 
 
-@register_method(
+@register_compression_method(
     "prune", "zero the smallest weights to a target sparsity, then recover", "fraction", "prune:0.5"
 )
 def prune_magnitude(ctx: CompressContext, arg: str | None) -> TorchCompressed:

@@ -12,7 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelyard.compress.base import CompressContext, refuse_embedding_parent, register_method
+from modelyard.compress.base import (
+    CompressContext,
+    refuse_embedding_parent,
+    register_compression_method,
+)
 from modelyard.compress.export import (
     check_parity,
     export_onnx,
@@ -102,7 +106,9 @@ def fused_graph(ctx: CompressContext) -> tuple[Path, dict[str, int]]:
     return result
 
 
-@register_method("onnx", "ONNX fp32 graph with fused attention, checked against PyTorch")
+@register_compression_method(
+    "onnx", "ONNX fp32 graph with fused attention, checked against PyTorch"
+)
 def onnx_fp32(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
     """Return the model exported to ONNX (fp32, fused), after checking it against PyTorch.
 
@@ -120,7 +126,9 @@ def onnx_fp32(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
     return OnnxCompressed(graph, classifier, details, ctx.run.model.config)
 
 
-@register_method("int8-dynamic", "ONNX Runtime int8 weights, activations quantized on the fly")
+@register_compression_method(
+    "int8-dynamic", "ONNX Runtime int8 weights, activations quantized on the fly"
+)
 def onnx_int8_dynamic(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
     """Return the fused ONNX graph with int8 weights and dynamically quantized activations."""
     fused, ops = fused_graph(ctx)
@@ -135,7 +143,7 @@ def onnx_int8_dynamic(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
     return OnnxCompressed(graph, classifier, details, ctx.run.model.config)
 
 
-@register_method(
+@register_compression_method(
     "int8-static", "ONNX Runtime int8 QDQ, activation ranges calibrated on training texts"
 )
 def onnx_int8_static(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
@@ -160,7 +168,7 @@ def onnx_int8_static(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
     return OnnxCompressed(graph, classifier, details, ctx.run.model.config)
 
 
-@register_method("torch-int8", "PyTorch dynamic int8 on the Linear layers")
+@register_compression_method("torch-int8", "PyTorch dynamic int8 on the Linear layers")
 def torch_int8(ctx: CompressContext, arg: str | None) -> TorchCompressed:
     """Return a PyTorch copy whose nn.Linear layers hold int8 weights (dynamic activations)."""
     per_channel = ctx.cfg.quantize.per_channel
@@ -175,13 +183,13 @@ def _half(ctx: CompressContext, dtype: torch.dtype) -> TorchCompressed:
     return TorchCompressed(model, ctx.run, {"dtype": str(dtype).removeprefix("torch.")})
 
 
-@register_method("fp16", "fp16 weights (GPUs)")
+@register_compression_method("fp16", "fp16 weights (GPUs)")
 def fp16_weights(ctx: CompressContext, arg: str | None) -> TorchCompressed:
     """Return a copy with fp16 weights (for GPUs; slow on most CPUs)."""
     return _half(ctx, torch.float16)
 
 
-@register_method("bf16", "bf16 weights (GPUs, CPUs with AMX or AVX-512-BF16)")
+@register_compression_method("bf16", "bf16 weights (GPUs, CPUs with AMX or AVX-512-BF16)")
 def bf16_weights(ctx: CompressContext, arg: str | None) -> TorchCompressed:
     """Return a copy with bf16 weights (fast on GPUs and on CPUs with AMX or AVX-512-BF16)."""
     return _half(ctx, torch.bfloat16)

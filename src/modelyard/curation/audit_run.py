@@ -92,7 +92,7 @@ class _Learner:
 
 
 def _build(recipe: Recipe, names: list[str], seed: int) -> _Learner:
-    from modelyard.methods.session import build_task_model
+    from modelyard.methods.task_model import build_task_model
     from modelyard.methods.zeroshot import init_head
     from modelyard.models import load_tokenizer, resolve_backbone
 

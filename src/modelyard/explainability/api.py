@@ -44,13 +44,15 @@ def explain(
     target: str | None = None,
     score: str | None = None,
     cancel: threading.Event | None = None,
+    completeness_error: float | None = None,
 ) -> list[Explanation]:
     """Return one Explanation per text: word (and word-piece) attributions and probabilities.
 
     `run` is a run directory, an artifact path (any kind with a backend), a LoadedRun or a
     Backend. `method` is ig, gxi, occlusion or shapley (default: the recipe's `explain.method`,
-    or occlusion for forward-only artifacts); `steps` sets integrated-gradients steps,
-    `samples` Shapley permutations; `target` explains a given label instead of the
+    or occlusion for forward-only artifacts); `steps` fixes integrated-gradients steps (unset:
+    doubled from 8 per text until the completeness error is at most `completeness_error`,
+    default 1%), `samples` sets Shapley permutations; `target` explains a given label instead of the
     prediction; `score` is what is explained: "log-odds" (default) or "probability". Words past
     the model's maximum length are left out (each Explanation counts them). Setting `cancel`
     stops the work at its next forward pass with ExplainCancelled. Raises ArtifactError,
@@ -58,7 +60,9 @@ def explain(
     option, label or text.
     """
     subject = as_subject(run)
-    cfg = resolve_config(subject, steps=steps, samples=samples, score=score)
+    cfg = resolve_config(
+        subject, steps=steps, samples=samples, score=score, completeness_error=completeness_error
+    )
     name = _default_method(subject, cfg, method)
     get_method(name, subject)
     batch = [texts] if isinstance(texts, str) else list(texts)
@@ -179,7 +183,8 @@ def evaluate_explanations(
     out = Path(output) if output else Path(subject.backend.path) / "explanations" / Path(data).stem
     out.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
-        "steps": cfg.steps,
+        "steps": cfg.steps if cfg.steps is not None else f"auto (<= {cfg.max_steps})",
+        "completeness_error": cfg.completeness_error,
         "samples": cfg.samples,
         "score": cfg.score,
         "seed": cfg.seed,

@@ -128,6 +128,7 @@ def explain_text(
         units=cfg.score,
         tokens=_tokens(raw),
         delta=raw.delta,
+        steps=raw.steps,
         truncated=bool(truncated[0]) or cut > 0,
         words_cut=cut,
         seconds=time.perf_counter() - start,

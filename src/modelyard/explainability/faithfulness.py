@@ -21,6 +21,7 @@ import numpy as np
 from modelyard.errors import DataError
 from modelyard.explainability.core import attribute
 from modelyard.explainability.methods import get_method
+from modelyard.explainability.results import relative_error
 from modelyard.explainability.subject import Subject
 from modelyard.explainability.words import Words, split_words
 from modelyard.recipe import ExplainConfig
@@ -58,6 +59,10 @@ class MethodFaithfulness:
     sufficiency_aopc: float
     ms_per_explanation: float | None
     median_relative_delta: float | None = None
+    # integrated gradients: the share of texts within the completeness error asked for, and
+    # the median steps it took
+    within_completeness_error: float | None = None
+    median_steps: float | None = None
 
 
 @dataclass
@@ -110,8 +115,11 @@ class _Scores:
     suff: list[np.ndarray] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     deltas: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
 
-    def summary(self, name: str, ks: list[float], timed: bool) -> MethodFaithfulness:
+    def summary(
+        self, name: str, ks: list[float], timed: bool, error: float | None = None
+    ) -> MethodFaithfulness:
         """Return the means, standard errors and AOPC of the texts scored so far."""
         comp, suff = np.array(self.comp), np.array(self.suff)
         n = len(comp)
@@ -126,6 +134,12 @@ class _Scores:
             sufficiency_aopc=round(float(suff.mean()), 6),
             ms_per_explanation=round(1000 * float(np.median(self.seconds)), 2) if timed else None,
             median_relative_delta=round(float(np.median(self.deltas)), 6) if self.deltas else None,
+            within_completeness_error=(
+                round(float(np.mean(np.array(self.deltas) <= error)), 4)
+                if self.deltas and error is not None
+                else None
+            ),
+            median_steps=float(np.median(self.steps)) if self.steps else None,
         )
 
 
@@ -171,8 +185,9 @@ class FaithfulnessRun:
         scores = self.scores[name]
         scores.seconds.append(predict_s + time.perf_counter() - start)
         if raw.delta is not None and raw.piece_scores is not None:
-            change = float(raw.piece_scores.sum()) - raw.delta
-            scores.deltas.append(abs(raw.delta) / max(abs(change), 1e-12))
+            scores.deltas.append(relative_error(float(raw.piece_scores.sum()), raw.delta))
+        if raw.steps is not None:
+            scores.steps.append(raw.steps)
         return np.argsort(-raw.word_scores, kind="stable")
 
     def _score(self, words: Words, orders: dict[str, np.ndarray], p0: float, target: int) -> None:
@@ -191,7 +206,9 @@ class FaithfulnessRun:
                 f"no text to evaluate explanations on ({self.skipped} empty text(s) skipped)"
             )
         summaries = {
-            name: scores.summary(name, self.ks, timed=name != RANDOM)
+            name: scores.summary(
+                name, self.ks, timed=name != RANDOM, error=self.cfg.completeness_error
+            )
             for name, scores in self.scores.items()
         }
         n = len(self.scores[RANDOM].comp)

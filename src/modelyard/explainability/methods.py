@@ -35,6 +35,7 @@ class Attribution:
     piece_scores: np.ndarray | None = None
     owners: list[int | None] = field(default_factory=list)
     delta: float | None = None
+    steps: int | None = None
 
 
 MethodFn = Callable[[Subject, Words, int, ExplainConfig], Attribution]

@@ -72,12 +72,12 @@ _MODELS: dict[str, torch.nn.Module] = {}
 
 def build_model(setup: FederationSetup) -> torch.nn.Module:
     """Return a fresh model to train: the backbone's classifier, LoRA-wrapped when asked."""
-    from modelyard.methods.registry import METHODS
-    from modelyard.methods.session import build_task_model
+    from modelyard.methods.catalog import TRAINING_METHODS
+    from modelyard.methods.task_model import build_task_model
 
     torch.manual_seed(setup.recipe.run.seed)
     model = build_task_model(setup.folder, setup.labels, setup.recipe.model.pooling)
-    return METHODS.get(setup.recipe.train.method).prepare(model, setup.recipe)
+    return TRAINING_METHODS.get(setup.recipe.train.method).prepare(model, setup.recipe)
 
 
 def _client_model(setup: FederationSetup) -> torch.nn.Module:

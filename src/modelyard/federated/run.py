@@ -218,7 +218,7 @@ def finish(
     shard_sizes: list[int],
 ) -> FederationResult:
     """Save the global model as an ordinary run: weights, metrics, model card, plot, manifest."""
-    from modelyard.methods.registry import METHODS
+    from modelyard.methods.catalog import TRAINING_METHODS
     from modelyard.methods.session import MethodSession
 
     recipe = setup.recipe
@@ -246,7 +246,7 @@ def finish(
         "resumed_from_round": outcome.resumed_from,
     }
     training: dict[str, Any] = {"federated": federation}
-    session = MethodSession(recipe, METHODS.get(recipe.train.method), setup.folder, model)
+    session = MethodSession(recipe, TRAINING_METHODS.get(recipe.train.method), setup.folder, model)
     extra = session.save(run_dir, tokenizer, bundle, train, training)
     atomic_write_json(run_dir / "metrics.json", {"test": metrics, "training": training})
     plot_confusion(metrics["confusion_matrix"], bundle.labels, run_dir / "confusion.png")

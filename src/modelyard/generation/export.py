@@ -20,7 +20,7 @@ from modelyard.fsutil import replace_dir
 from modelyard.generation.artifacts import CAUSAL, MASKED, LoadedLM, load_lm_run
 from modelyard.models.build import quiet_transformers
 from modelyard.plugins import require
-from modelyard.registry.manifest import MANIFEST, sha256_file, write_manifest
+from modelyard.registry.manifest import MANIFEST, relative_parent, sha256_file, write_manifest
 
 FORMATS = ("hf", "gguf")
 QUANTS = ("f16", "q8_0")
@@ -58,7 +58,7 @@ def export_hf(run: Path, output: Path | None = None, overwrite: bool = False) ->
             shutil.copyfile(run / name, tmp / name)
     kind = CAUSAL if loaded.is_causal else MASKED
     write_manifest(
-        tmp, kind=kind, parent=str(run.resolve()), extra=_parent_extra(run, loaded, "hf")
+        tmp, kind=kind, parent=relative_parent(run, out), extra=_parent_extra(run, loaded, "hf")
     )
     return replace_dir(tmp, out)
 
@@ -183,7 +183,7 @@ def export_gguf(
         if (run / name).is_file():
             shutil.copyfile(run / name, tmp / name)
     extra = {**_parent_extra(run, loaded, "gguf"), "gguf_type": quant}
-    write_manifest(tmp, kind="gguf", parent=str(run.resolve()), extra=extra)
+    write_manifest(tmp, kind="gguf", parent=relative_parent(run, out), extra=extra)
     return replace_dir(tmp, out)
 
 

@@ -24,8 +24,9 @@ from modelyard.generation.data import LMSplits, load_lm_data
 from modelyard.generation.heldout import LMTask, encode_items, evaluate_lm, make_objective
 from modelyard.generation.packing import LMData
 from modelyard.generation.report import lm_model_card, lm_report
-from modelyard.methods.session import enable_gradient_checkpointing, parameter_figures
+from modelyard.methods.session import parameter_figures
 from modelyard.models import resolve_backbone
+from modelyard.models.build import enable_gradient_checkpointing
 from modelyard.models.device import select_device, select_dtype
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import write_manifest

@@ -17,12 +17,12 @@ from safetensors.torch import save_file
 
 from modelyard.errors import ArtifactError
 from modelyard.fsutil import replace_dir
+from modelyard.methods.catalog import CLASSIFIER
 from modelyard.methods.peft_methods import peft_module, quiet_peft
-from modelyard.methods.registry import CLASSIFIER
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.build import quiet_transformers
 from modelyard.recipe import DEFAULT_BACKBONE
-from modelyard.registry.manifest import MANIFEST, sha256_file, write_manifest
+from modelyard.registry.manifest import MANIFEST, relative_parent, sha256_file, write_manifest
 from modelyard.registry.records import read_labels, read_recipe
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun, save_model_files
 
@@ -102,7 +102,7 @@ def can_merge(run_dir: Path) -> bool:
 
 def build_base(run_dir: Path, folder: Path, labels: list[str]) -> Any:
     """Return the untrained model the adapter of `run_dir` was trained on, as its recipe's pooling says."""
-    from modelyard.methods.session import build_task_model
+    from modelyard.methods.task_model import build_task_model
 
     return build_task_model(folder, labels, read_recipe(run_dir).model.pooling)
 
@@ -170,8 +170,8 @@ def merge_run(run: str | Path, output: str | Path | None = None, overwrite: bool
     out = Path(output) if output else src.with_name(f"{src.name}-merged")
     if out.exists() and not overwrite:
         raise ArtifactError(f"{out} already exists; pass --overwrite or choose --output")
+    from modelyard.methods.catalog import EMBEDDING
     from modelyard.methods.embedding import is_embedding_classifier, save_embedding_files
-    from modelyard.methods.registry import EMBEDDING
 
     loaded = load_adapter_run(src, manifest, merge=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -188,5 +188,5 @@ def merge_run(run: str | Path, output: str | Path | None = None, overwrite: bool
             shutil.copyfile(src / name, tmp / name)
     extra = {"backbone": manifest.get("backbone"), "merged_from": manifest.get("kind")}
     extra["parent_manifest_sha256"] = sha256_file(src / MANIFEST)
-    write_manifest(tmp, kind=kind, parent=str(src.resolve()), extra=extra)
+    write_manifest(tmp, kind=kind, parent=relative_parent(src, out), extra=extra)
     return replace_dir(tmp, out)

@@ -73,7 +73,7 @@ class EmbeddingClassifier(torch.nn.Module):
 
     def activation_checkpointing_enable(self, **kwargs: Any) -> None:
         """Turn on activation recomputation in the encoder."""
-        from modelyard.methods.session import enable_gradient_checkpointing
+        from modelyard.models.build import enable_gradient_checkpointing
 
         enable_gradient_checkpointing(self.encoder)
 

@@ -17,8 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from transformers import get_linear_schedule_with_warmup
 
 from modelyard.errors import DataError
+from modelyard.methods.catalog import builtin, register_training_method
 from modelyard.methods.embedding import EmbeddingClassifier, build_embedding_classifier
-from modelyard.methods.registry import builtin, register_method
 from modelyard.models.device import autocast
 from modelyard.models.encoding import Encoded, collate, eval_batches
 from modelyard.recipe import Recipe, SetFitOptions
@@ -147,4 +147,6 @@ def _prepare(model: Any, recipe: Recipe) -> Any:
     return model
 
 
-register_method(builtin("setfit", _prepare, build=build_embedding_classifier, fit=fit_setfit))
+register_training_method(
+    builtin("setfit", _prepare, build=build_embedding_classifier, fit=fit_setfit)
+)

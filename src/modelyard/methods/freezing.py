@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from modelyard.methods.registry import builtin, register_method
+from modelyard.methods.catalog import builtin, register_training_method
 
 
 def head_prefixes(model: Any) -> tuple[str, ...]:
@@ -44,6 +44,6 @@ def prepare_linear_probe(model: Any, recipe: Any) -> Any:
     return freeze_except(model, lambda name: name.startswith(head))
 
 
-register_method(builtin("full", prepare_full))
-register_method(builtin("bitfit", prepare_bitfit))
-register_method(builtin("linear-probe", prepare_linear_probe))
+register_training_method(builtin("full", prepare_full))
+register_training_method(builtin("bitfit", prepare_bitfit))
+register_training_method(builtin("linear-probe", prepare_linear_probe))

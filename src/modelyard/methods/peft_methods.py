@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from modelyard.errors import RecipeError
-from modelyard.methods.registry import builtin, register_method
+from modelyard.methods.catalog import builtin, register_training_method
 from modelyard.plugins import require
 from modelyard.recipe import IA3Options, LoraOptions, PromptTuningOptions, Recipe
 
@@ -134,6 +134,6 @@ def prepare_prompt_tuning(model: Any, recipe: Recipe) -> Any:
     return wrap(model, config)
 
 
-register_method(builtin("lora", prepare_lora))
-register_method(builtin("ia3", prepare_ia3))
-register_method(builtin("prompt-tuning", prepare_prompt_tuning))
+register_training_method(builtin("lora", prepare_lora))
+register_training_method(builtin("ia3", prepare_ia3))
+register_training_method(builtin("prompt-tuning", prepare_prompt_tuning))

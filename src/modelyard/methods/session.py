@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from modelyard.data import DataBundle
-from modelyard.methods.registry import ADAPTER, CLASSIFIER, EMBEDDING, METHODS, Method
-from modelyard.models import build_classifier
+from modelyard.methods.catalog import ADAPTER, CLASSIFIER, EMBEDDING, TRAINING_METHODS, Method
+from modelyard.methods.task_model import build_task_model
+from modelyard.models.build import enable_gradient_checkpointing
 from modelyard.models.encoding import Encoded
 from modelyard.recipe import Recipe
 from modelyard.registry.run import save_model_files
@@ -119,7 +120,7 @@ def start_method(recipe: Recipe, folder: Path, bundle: DataBundle) -> MethodSess
     from modelyard.methods.adversarial import adversarial_hook
     from modelyard.methods.continual import continue_from
 
-    method = METHODS.get(recipe.train.method)
+    method = TRAINING_METHODS.get(recipe.train.method)
     session = MethodSession(recipe, method, folder, None)
     if recipe.train.continual is not None:
         model, hooks = continue_from(recipe, bundle)
@@ -139,23 +140,3 @@ def start_method(recipe: Recipe, folder: Path, bundle: DataBundle) -> MethodSess
     if recipe.train.adversarial is not None:
         session.hooks.append(adversarial_hook(session.model, recipe.train.adversarial))
     return session
-
-
-def build_task_model(folder: Path, labels: list[str], pooling: str) -> Any:
-    """Return the model a method starts from: the backbone's classifier (cls) or a mean-pooled head."""
-    if pooling == "mean":
-        from modelyard.methods.embedding import build_embedding_classifier
-
-        return build_embedding_classifier(folder, labels)
-    return build_classifier(folder, labels)
-
-
-def enable_gradient_checkpointing(model: Any) -> None:
-    """Turn on activation recomputation; non-reentrant, so frozen embeddings need no special care."""
-    kwargs = {"use_reentrant": False}
-    # transformers 5 renamed the method; older releases only have the first name
-    enable = getattr(model, "activation_checkpointing_enable", None)
-    if enable is not None:
-        enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

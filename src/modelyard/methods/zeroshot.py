@@ -17,9 +17,9 @@ import yaml
 
 from modelyard.errors import DataError
 from modelyard.fsutil import atomic_write_text, replace_dir
+from modelyard.methods.catalog import EMBEDDING
 from modelyard.methods.embedding import build_embedding_classifier, save_embedding_files
 from modelyard.methods.fewshot import embed_all
-from modelyard.methods.registry import EMBEDDING
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.encoding import Encoded, encode_texts
 from modelyard.recipe import DEFAULT_BACKBONE, DEFAULT_MAX_LENGTH, build_recipe

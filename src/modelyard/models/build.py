@@ -65,3 +65,14 @@ def build_classifier(folder: Path, labels: list[str]) -> Any:
             )
     except (OSError, ValueError) as exc:
         raise BackboneError(f"cannot load a model from {folder}: {exc}") from None
+
+
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Turn on activation recomputation; non-reentrant, so frozen embeddings need no special care."""
+    kwargs = {"use_reentrant": False}
+    # transformers 5 renamed the method; older releases only have the first name
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -31,7 +31,27 @@ class ExplainConfig(Section):
         description="Attribution method for texts and files: ig, gxi, occlusion or shapley "
         "(ig and gxi need a PyTorch run).",
     )
-    steps: int = Field(20, ge=2, le=1000, description="Integrated-gradients integration steps.")
+    steps: int | None = Field(
+        None,
+        ge=2,
+        le=1000,
+        description="Integrated-gradients integration steps; unset, they are chosen per text: "
+        "8, then doubled until the completeness error is at most `completeness_error`.",
+    )
+    completeness_error: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="Integrated gradients' largest accepted completeness error when `steps` is "
+        "unset: |sum of attributions - (f(text) - f(baseline))| over |f(text) - f(baseline)|.",
+    )
+    max_steps: int = Field(
+        128,
+        ge=2,
+        le=1000,
+        description="Most integration steps the automatic choice tries per text (it reports the "
+        "error it reached when that is not enough).",
+    )
     score: Literal["log-odds", "probability"] = Field(
         "log-odds",
         description="What scores explain: the class's log-odds log(p/(1-p)), which does not "

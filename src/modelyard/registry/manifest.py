@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,27 @@ def write_manifest(
     }
     atomic_write_json(root / MANIFEST, manifest)
     return manifest
+
+
+def relative_parent(parent: Path, root: Path) -> str:
+    """Return `parent` as a path relative to the artifact folder `root` (POSIX separators).
+
+    Recorded so, an artifact names its parent wherever the two folders move together, and
+    the manifest does not leak the absolute path of the machine that wrote it.
+    """
+    return Path(os.path.relpath(parent.resolve(), root.resolve())).as_posix()
+
+
+def parent_of(root: Path, manifest: dict[str, Any]) -> Path | None:
+    """Return the folder of the parent run that `manifest` (of the artifact at `root`) names.
+
+    Relative parents resolve against `root`; artifacts written before parents were relative
+    hold an absolute path, returned as it is. None when the manifest names no parent.
+    """
+    parent = manifest.get("parent")
+    if not isinstance(parent, str) or not parent:
+        return None
+    return (Path(root) / parent).resolve()
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def load_run(
     manifest = verify_manifest(run_dir)
     enforce_trust(run_dir, manifest, trusted_keys, require_signature)
     if is_encrypted(manifest):
-        from modelyard.registry.memory import load_encrypted_run
+        from modelyard.registry.in_memory import load_encrypted_run
 
         return load_encrypted_run(run_dir, manifest, key, device)
     check_weights(run_dir, list(manifest["files"]))

@@ -17,7 +17,7 @@ import yaml
 
 from modelyard.errors import ModelyardError
 from modelyard.recipe import Recipe
-from modelyard.registry.manifest import MANIFEST
+from modelyard.registry.manifest import MANIFEST, parent_of
 from modelyard.registry.records import RECIPE, read_recipe
 
 HISTORY = "history.jsonl"  # written by modelyard.pipeline.HistoryWriter while a run trains
@@ -122,8 +122,13 @@ def summarise(ref: str, path: Path, source: str) -> RunSummary:
         created=created,
         status=_status(path, manifest),
         metrics=figures,
-        parent=(manifest or {}).get("parent") or (manifest or {}).get("continued_from"),
+        parent=_parent(path, manifest),
     )
+
+
+def _parent(path: Path, manifest: dict[str, Any] | None) -> str | None:
+    parent = parent_of(path, manifest or {})
+    return str(parent) if parent is not None else (manifest or {}).get("continued_from")
 
 
 def is_run_dir(path: Path) -> bool:

@@ -45,7 +45,16 @@ class ExplainRequest(BaseModel):
     method: str | None = Field(
         None, description="ig, gxi, occlusion or shapley; default ig (occlusion for ONNX)."
     )
-    steps: int | None = Field(None, ge=2, le=200, description="Integrated-gradients steps.")
+    steps: int | None = Field(
+        None, ge=2, le=200, description="Integrated-gradients steps (default: chosen per text)."
+    )
+    completeness_error: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Integrated gradients' largest completeness error when steps is unset "
+        "(default: the model's recipe, 0.01).",
+    )
     samples: int | None = Field(None, ge=1, le=50, description="Shapley permutations.")
     target: str | None = Field(None, description="Explain this label instead of the prediction.")
     score: Literal["log-odds", "probability"] | None = Field(
@@ -88,6 +97,7 @@ async def explain_route(body: ExplainRequest, state: State, request: Request) ->
         body.target,
         body.score,
         cancel,
+        completeness_error=body.completeness_error,
     )
     try:
         with anyio.fail_after(settings.request_timeout_s):

@@ -17,7 +17,7 @@ See docs/plugins.md for each extension point and what its check needs.
 
 from __future__ import annotations
 
-from modelyard.testing.backends import check_artifact_kind, check_backend, check_run_loader
+from modelyard.testing.backend_checks import check_artifact_kind, check_backend, check_run_loader
 from modelyard.testing.compression import check_compression_method
 from modelyard.testing.curation import check_strategy, query_context
 from modelyard.testing.data import check_pii_detector

@@ -1,4 +1,4 @@
-"""The contract of compression methods (`modelyard.compress.base.METHODS`)."""
+"""The contract of compression methods (`modelyard.compress.base.COMPRESSION_METHODS`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from modelyard.backends import load_backend
-from modelyard.compress import METHODS  # importing it registers the built-in methods
+from modelyard.compress import COMPRESSION_METHODS  # importing it registers the built-in methods
 from modelyard.compress.base import (
     COMPRESSION_FILE,
     CompressContext,
@@ -21,8 +21,8 @@ from modelyard.compress.base import (
 )
 from modelyard.inference import predict_proba
 from modelyard.registry.kinds import ARTIFACT_KINDS
-from modelyard.registry.manifest import read_manifest
-from modelyard.testing.backends import TEXTS, check_backend
+from modelyard.registry.manifest import parent_of, read_manifest
+from modelyard.testing.backend_checks import TEXTS, check_backend
 from modelyard.testing.contract import Contract
 
 
@@ -49,13 +49,16 @@ def check_compression_method(
     the broken clause.
     """
     c = Contract("compression method", name)
-    c.require(name in METHODS, "is registered in METHODS (with register_method)")
+    c.require(
+        name in COMPRESSION_METHODS,
+        "is registered in COMPRESSION_METHODS (with register_compression_method)",
+    )
     label = MethodSpec(name, arg).label
     [spec] = parse_methods([label])
     batch = list(texts or TEXTS)
     parent = predict_proba(ctx.run, batch).probs
     before = _snapshot(ctx.run.model)
-    variant = METHODS.get(name)(ctx, spec.arg)
+    variant = COMPRESSION_METHODS.get(name)(ctx, spec.arg)
     _check_parent_unchanged(c, before, _snapshot(ctx.run.model))
     c.require(
         variant.kind in ARTIFACT_KINDS,
@@ -113,7 +116,7 @@ def _check_artifact(c: Contract, path: Path, kind: str, ctx: CompressContext, la
         f"got {manifest.get('kind')!r}, expected {kind!r}",
     )
     c.require(
-        manifest.get("parent") == str(ctx.run.path.resolve()),
+        parent_of(path, manifest) == ctx.run.path.resolve(),
         "the saved variant's manifest names its parent run",
         f"got {manifest.get('parent')!r}",
     )

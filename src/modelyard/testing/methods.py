@@ -1,4 +1,4 @@
-"""Contracts of training methods (`modelyard.methods.METHODS`) and their recipe specs
+"""Contracts of training methods (`modelyard.methods.TRAINING_METHODS`) and their recipe specs
 (`modelyard.recipe.methods.METHOD_SPECS`)."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import numpy as np
 
 from modelyard.data import load_data
 from modelyard.evaluation import classification_metrics
-from modelyard.methods import METHODS, Method
+from modelyard.methods import TRAINING_METHODS, Method
 from modelyard.pipeline import run_training
 from modelyard.recipe import Recipe, build_recipe
 from modelyard.recipe.methods import CLASSIFIER, EMBEDDING, METHOD_SPECS, MethodSpec
 from modelyard.recipe.training import TrainConfig
 from modelyard.registry.kinds import ARTIFACT_KINDS
 from modelyard.registry.manifest import read_manifest
-from modelyard.testing.backends import check_artifact_kind
+from modelyard.testing.backend_checks import check_artifact_kind
 from modelyard.testing.contract import Contract
 
 
@@ -37,8 +37,11 @@ def check_method_spec(spec: MethodSpec | str, method: Method | None = None) -> N
         f"declared: {METHOD_SPECS.get(spec.name)}",
     )
     if method is None:
-        c.require(spec.name in METHODS, "has a Method registered under its name in METHODS")
-        method = METHODS.get(spec.name)
+        c.require(
+            spec.name in TRAINING_METHODS,
+            "has a Method registered under its name in TRAINING_METHODS",
+        )
+        method = TRAINING_METHODS.get(spec.name)
     for field in ("name", "summary", "kind", "options"):
         mine, theirs = getattr(spec, field), getattr(method, field)
         c.require(
@@ -81,9 +84,12 @@ def check_method(
     """
     name = method if isinstance(method, str) else method.name
     c = Contract("training method", name)
-    c.require(name in METHODS, "is registered in METHODS (with register_method)")
+    c.require(
+        name in TRAINING_METHODS,
+        "is registered in TRAINING_METHODS (with register_training_method)",
+    )
     if not isinstance(method, str):
-        c.require(METHODS.get(name) is method, "the Method given is the one registered")
+        c.require(TRAINING_METHODS.get(name) is method, "the Method given is the one registered")
     check_method_spec(name)
     train = {**recipe.get("train", {}), "method": name, "max_steps": max_steps, **(options or {})}
     built = build_recipe({**recipe, "train": train})

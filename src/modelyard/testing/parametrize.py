@@ -6,17 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard.compress import METHODS as COMPRESSION_METHODS
+from modelyard.compress import COMPRESSION_METHODS
 from modelyard.curation.active import STRATEGIES
 from modelyard.data.pii import DETECTORS
 from modelyard.evaluation.robustness import NOISES
 from modelyard.explainability.methods import EXPLAINERS
-from modelyard.methods import METHODS
+from modelyard.methods import TRAINING_METHODS
 from modelyard.models.backbones import BACKBONES
 from modelyard.plugins import Registry, require
 from modelyard.recipe.methods import METHOD_SPECS
 from modelyard.registry.kinds import artifact_kinds
-from modelyard.testing.backends import check_artifact_kind
+from modelyard.testing.backend_checks import check_artifact_kind
 from modelyard.testing.compression import check_compression_method
 from modelyard.testing.curation import check_strategy
 from modelyard.testing.data import check_pii_detector
@@ -67,7 +67,12 @@ for _point in (
         lambda: sorted(artifact_kinds()),
         check_artifact_kind,
     ),
-    ExtensionPoint("training-method", "modelyard.methods.METHODS", METHODS.names, check_method),
+    ExtensionPoint(
+        "training-method",
+        "modelyard.methods.TRAINING_METHODS",
+        TRAINING_METHODS.names,
+        check_method,
+    ),
     ExtensionPoint(
         "method-spec",
         "modelyard.recipe.methods.METHOD_SPECS",
@@ -76,7 +81,7 @@ for _point in (
     ),
     ExtensionPoint(
         "compression-method",
-        "modelyard.compress.METHODS",
+        "modelyard.compress.COMPRESSION_METHODS",
         COMPRESSION_METHODS.names,
         check_compression_method,
     ),

@@ -15,7 +15,7 @@ import modelyard
 from modelyard.cli import EXIT_USER_ERROR, main
 from modelyard.errors import DataError
 from modelyard.privacy.attacks import attack_summary, auc_rows, tpr_at_fpr_rows
-from modelyard.privacy.audit import audit_membership
+from modelyard.privacy.membership import audit_membership
 from modelyard.recipe import build_recipe
 from tests.conftest import make_rows, write_csv
 

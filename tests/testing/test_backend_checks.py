@@ -190,7 +190,7 @@ def test_a_kind_whose_backend_breaks_its_contract_fails(
     artifacts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kind = ArtifactKind(
-        "hash-classifier", "served without a model", "tests.testing.test_backends:serve_hash"
+        "hash-classifier", "served without a model", "tests.testing.test_backend_checks:serve_hash"
     )
     monkeypatch.setitem(ARTIFACT_KINDS, kind.name, kind)
     copy = shutil.copytree(artifacts["onnx-classifier"], tmp_path / "hash")

@@ -1,0 +1,219 @@
+"""How close modelyard's training and inference come to this machine's arithmetic peak
+(issue 29, parts 1 to 3): model FLOP utilisation (MFU) per number format.
+
+    python bench/limits.py [--data-dir ../shared/data] [--rows 2000] [--sentences 512]
+
+1. The GEMM peak of every format the CPU multiplies natively (fp32; bf16 with AVX-512-BF16
+   or AMX; int8 with VNNI or AMX), two threads, best of five products.
+2. Training: one epoch of the default recipe on an SST-2 sample (precision auto: bf16 where
+   the CPU has it); the loop's real (unpadded) tokens per second times the FLOPs per token of
+   the sample's length mix, forward + backward, over the peak of the format it trained in.
+3. Inference at batch 32 over SST-2 test sentences: the PyTorch run (fp32), its ONNX fp32
+   export, ONNX Runtime int8 (dynamic) and PyTorch bf16, interleaved round by round (median
+   of three), each against the peak of its format. The int8 / fp32 throughput ratio is the
+   compression goal (>= 2.5x on a CPU with VNNI or AMX).
+
+FLOPs count real tokens only (padding is no useful work). Writes bench/results/limits.json
+(keys merged: other benchmarks add theirs) and limits.md.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import base_parser, machine, read_csv
+from finetune import SEED, prepare
+
+THREADS = 2
+BATCH = 32
+ROUNDS = 3
+VARIANTS = {"torch": "fp32", "onnx": "fp32", "int8-dynamic": "int8", "bf16": "bf16"}
+
+
+def lengths(tokenizer: Any, texts: list[str], max_length: int) -> list[int]:
+    """Return the real token count of each text as the model sees it (special tokens in)."""
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+def train_probe(data_dir: Path, work: Path, rows: int, peaks: dict[str, float]) -> dict[str, Any]:
+    """Train one epoch on `rows` SST-2 rows; return tokens/s, FLOP/s and MFU of the loop."""
+    import torch
+
+    import modelyard
+    from modelyard.evaluation.utilisation import TransformerShape, mfu, model_flops
+    from modelyard.models.device import select_dtype
+    from modelyard.recipe import build_recipe
+    from modelyard.registry import load_run
+
+    train, test = prepare(data_dir, work / f"rows-{rows}", "sst2", rows)
+    recipe = build_recipe(
+        {
+            "run": {"name": "limits-train", "output_dir": str(work / "runs"), "seed": SEED},
+            "data": {"train": str(train), "test": str(test)},
+            "train": {"epochs": 1, "num_threads": THREADS},
+            "evaluate": {"speed": False},
+        }
+    )
+    result = modelyard.train(recipe, overwrite=True, progress=False)
+    t = result.training
+    run = load_run(result.run_dir)
+    shape = TransformerShape.from_config(run.model.config)
+    lens = lengths(run.tokenizer, list(read_csv(train)["text"]), recipe.model.max_length)
+    flops_per_token = model_flops(shape, lens, training=True) / sum(lens)
+    dtype = select_dtype(recipe.train.precision, torch.device("cpu"))
+    fmt = "bf16" if dtype == torch.bfloat16 else "fp32"
+    achieved = t["tokens_per_s"] * flops_per_token
+    return {
+        "format": fmt,
+        "tokens_per_s": t["tokens_per_s"],
+        "samples_per_s": t["samples_per_s"],
+        "train_seconds": t["train_seconds"],
+        "mean_tokens_per_text": round(sum(lens) / len(lens), 1),
+        "achieved_gflops": round(achieved / 1e9, 1),
+        "mfu": round(mfu(achieved, 1.0, peaks[fmt]), 4),
+        "run_dir": str(result.run_dir),
+    }
+
+
+def infer_probe(
+    run_dir: Path, texts: list[str], peaks: dict[str, float], work: Path
+) -> dict[str, Any]:
+    """Return per variant: texts/s at batch 32, achieved GFLOP/s and MFU against its format."""
+    import torch
+
+    from modelyard.api import compress
+    from modelyard.backends import load_backend
+    from modelyard.evaluation.utilisation import TransformerShape, model_flops
+    from modelyard.registry import load_run
+
+    torch.set_num_threads(THREADS)
+    run = load_run(run_dir)
+    shape = TransformerShape.from_config(run.model.config)
+    lens = lengths(run.tokenizer, texts, run.max_length)
+    flops = model_flops(shape, lens)
+    made = compress(
+        run_dir,
+        methods=[m for m in VARIANTS if m != "torch"],
+        output=work / "limits-variants",
+        threads=THREADS,
+        overwrite=True,
+    )
+    paths = {"torch": run_dir, **{m: Path(p) for m, p in made.variants.items()}}
+    backends = {name: load_backend(paths[name]) for name in VARIANTS if name in paths}
+    batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
+    seconds: dict[str, list[float]] = {name: [] for name in backends}
+    for backend in backends.values():  # warm-up
+        backend.predict_proba(batches[0])
+    for _ in range(ROUNDS):
+        for name, backend in backends.items():
+            start = time.perf_counter()
+            for batch in batches:
+                backend.predict_proba(batch)
+            seconds[name].append(time.perf_counter() - start)
+    out: dict[str, Any] = {}
+    for name, runs in seconds.items():
+        median = statistics.median(runs)
+        fmt = VARIANTS[name]
+        out[name] = {
+            "format": fmt,
+            "texts_per_s": round(len(texts) / median, 1),
+            "achieved_gflops": round(flops / median / 1e9, 1),
+            "mfu": round(flops / median / (peaks[fmt] * 1e9), 4) if fmt in peaks else None,
+            "seconds": [round(s, 3) for s in runs],
+        }
+    out["mean_tokens_per_text"] = round(sum(lens) / len(lens), 1)
+    return out
+
+
+def markdown(fig: dict[str, Any]) -> str:
+    """Return the results as markdown."""
+    m = fig["machine"]
+    lines = [
+        "# Limits: utilisation of the machine's arithmetic peak",
+        "",
+        f"CPU {m.get('cpu_model')}, ISA {', '.join(m.get('cpu_isa', []))}; {THREADS} threads; "
+        f"load before {fig['load_before']}, after {fig['load_after']}.",
+        "",
+        "| format | GEMM peak GFLOP/s |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in fig["peak_gflops"].items()),
+        "",
+        f"Training (one epoch, {fig['train']['mean_tokens_per_text']} real tokens per text, "
+        f"{fig['train']['format']}): {fig['train']['tokens_per_s']} tokens/s, "
+        f"{fig['train']['achieved_gflops']} GFLOP/s, **train_mfu {fig['train_mfu']}** "
+        "(goal 0.5).",
+        "",
+        f"Inference at batch {BATCH} ({fig['infer']['mean_tokens_per_text']} real tokens per "
+        "text):",
+        "",
+        "| variant | format | texts/s | GFLOP/s | MFU |",
+        "|---|---|---|---|---|",
+    ]
+    for name in VARIANTS:
+        r = fig["infer"].get(name)
+        if r:
+            lines.append(
+                f"| {name} | {r['format']} | {r['texts_per_s']} | {r['achieved_gflops']} | "
+                f"{r['mfu']} |"
+            )
+    lines += [
+        "",
+        f"int8 / fp32 throughput: {fig['int8_vs_fp32_throughput']} (goal >= 2.5 with VNNI or "
+        f"AMX); infer_mfu_fp32 {fig['infer_mfu_fp32']}, infer_mfu_int8 {fig['infer_mfu_int8']} "
+        "(goal 0.6).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run the probes and merge the figures into bench/results/limits.json."""
+    import os
+
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000, help="SST-2 training rows")
+    parser.add_argument("--sentences", type=int, default=512, help="test sentences inferred")
+    args = parser.parse_args()
+    from modelyard.evaluation.utilisation import peak_table
+
+    work = args.work / "limits"
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    peaks = peak_table(THREADS)
+    train = train_probe(args.data_dir, work, args.rows, peaks)
+    texts = list(read_csv(args.data_dir / "sst2" / "test.csv")["text"])[: args.sentences]
+    infer = infer_probe(Path(train["run_dir"]), texts, peaks, work)
+    fp32 = max(infer["torch"]["texts_per_s"], infer["onnx"]["texts_per_s"])
+    fig: dict[str, Any] = {
+        "machine": machine(),
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "peak_gflops": peaks,
+        "train": train,
+        "train_mfu": train["mfu"],
+        "infer": infer,
+        "infer_mfu_fp32": max(infer["torch"]["mfu"], infer["onnx"]["mfu"]),
+        "infer_mfu_int8": infer["int8-dynamic"]["mfu"],
+        "int8_vs_fp32_throughput": round(infer["int8-dynamic"]["texts_per_s"] / fp32, 2),
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / "limits.json"
+    merged = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    merged.update(fig)
+    path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    md = args.results / "limits.md"
+    rest = md.read_text(encoding="utf-8").split("\n## ", 1) if md.is_file() else []
+    tail = "\n## " + rest[1] if len(rest) == 2 else ""
+    md.write_text(markdown(fig) + tail, encoding="utf-8")
+    print(markdown(fig))
+
+
+if __name__ == "__main__":
+    main()
