@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from modelyard.errors import ArtifactError
-from modelyard.registry.kinds import CLASSIFIER, artifact_kind, resolve
+from modelyard.registry.kinds import CLASSIFIER, artifact_kind, resolve, task_refusal
 from modelyard.registry.manifest import read_manifest, verify_manifest
 from modelyard.registry.signing import enforce_trust, trusted_keys_from_env
 
@@ -89,11 +89,12 @@ def load_backend(
     if trusted_keys or require_signature or trusted_keys_from_env():
         enforce_trust(root, verify_manifest(root), trusted_keys, require_signature)
     # each backend verifies every hash as it loads; here only the kind is read
-    name = read_manifest(root).get("kind", CLASSIFIER)
+    manifest = read_manifest(root)
+    name = manifest.get("kind", CLASSIFIER)
     try:
         kind = artifact_kind(name)
     except ArtifactError as exc:
-        raise ArtifactError(f"{root}: {exc}") from None
+        raise ArtifactError(f"{root}: {task_refusal(manifest) or exc}") from None
     factory: Callable[[Path], Backend] = resolve(kind.backend)
     return factory(root)
 

@@ -219,6 +219,8 @@ def run_training(
     ArtifactError for a user's mistake.
     """
     with torch_threads(recipe.train.num_threads):
+        if recipe.task == "token-classification":
+            return _run_tagging(recipe, resume, overwrite, progress)
         if recipe.task != "classification":
             return _run_language_model(recipe, resume, overwrite, progress)
         return _run(recipe, resume, overwrite, progress)
@@ -228,6 +230,17 @@ def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress:
     from modelyard.generation import prepare_lm_run
 
     prepared = prepare_lm_run(recipe)  # every user mistake surfaces before the run directory exists
+    run_dir = prepare_run_dir(recipe, resume, overwrite)
+    out = prepared.train(run_dir, resume=resume, progress=progress)
+    return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
+
+
+def _run_tagging(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    from modelyard.tagging import prepare_tagging_run
+
+    prepared = prepare_tagging_run(
+        recipe
+    )  # every user mistake surfaces before the run directory exists
     run_dir = prepare_run_dir(recipe, resume, overwrite)
     out = prepared.train(run_dir, resume=resume, progress=progress)
     return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])

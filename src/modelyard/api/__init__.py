@@ -70,6 +70,13 @@ def _lm_kind(run: Any) -> bool:
     return read_manifest(Path(run)).get("kind") in LM_KINDS
 
 
+def _tagger_kind(run: Any) -> bool:
+    """Return True when `run` is a path to a token-classification run."""
+    from modelyard.tagging import is_tagger
+
+    return isinstance(run, str | Path) and is_tagger(run)
+
+
 def generate(
     run: str | Path,
     prompts: list[str] | str,
@@ -152,6 +159,10 @@ def evaluate(
         return evaluate_lm_run(
             load_lm_run(Path(str(run))), Path(data), Path(output) if output else None
         )
+    if _tagger_kind(run):
+        from modelyard.tagging.use import evaluate_tagger_file
+
+        return evaluate_tagger_file(Path(str(run)), Path(data), Path(output) if output else None)
     backend = _backend(run)
     if backend is None:
         loaded = _as_run(run)
@@ -171,11 +182,17 @@ def predict(
     """Return, for each text, `predicted_label`, `predicted_score`, `truncated` and
     `probabilities` (most probable first; the `top_k` most probable, every class when None).
 
-    For a language-model run, the generated text of each prompt (see `generate`).
+    For a language-model run, the generated text of each prompt (see `generate`); for a
+    token-classification run, each text's `entities` (label, start, end, text, score: character
+    offsets into the text), its `words` and their `tags`, and `truncated`.
     """
     batch = [texts] if isinstance(texts, str) else list(texts)
     if _lm_kind(run):
         return generate(Path(str(run)), batch)
+    if _tagger_kind(run):
+        from modelyard.tagging.use import predict_run
+
+        return predict_run(Path(str(run)), batch, batch_size)
     backend = _backend(run)
     if backend is not None:
         return list(backend_predictions(backend, batch).records(top_k))
@@ -200,6 +217,13 @@ def predict_file(
         raise ArtifactError(
             f"{run} is a language-model run: file prediction classifies rows; generate with "
             '`modelyard predict RUN "prompt"` (or modelyard.api.generate)'
+        )
+    if _tagger_kind(run):
+        from modelyard.errors import ArtifactError
+
+        raise ArtifactError(
+            f"{run} is a token-classification run: file prediction classifies rows; tag texts "
+            'with `modelyard predict RUN "text"` (or modelyard.api.predict)'
         )
     model = _backend(run) or _as_run(run)
     return _predict_file(model, Path(source), Path(output), text_column, batch_size)

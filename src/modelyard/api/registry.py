@@ -19,9 +19,11 @@ def push(run: str | Path, name: str, registry: str | Path | None = None) -> Any:
     from modelyard.backends import load_backend
     from modelyard.registry.crypto import is_encrypted
     from modelyard.registry.manifest import read_manifest
+    from modelyard.tagging import is_tagger, load_tagger
 
     if not is_encrypted(read_manifest(Path(run))):  # an encrypted run loads only with its key
-        load_backend(run)  # the checks `predict` and `serve` run: what cannot load is not pushed
+        # the checks `predict` and `serve` run: what cannot load is not pushed
+        load_tagger(run) if is_tagger(run) else load_backend(run)
     return _store(registry).push(run, name)
 
 

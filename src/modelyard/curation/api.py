@@ -8,6 +8,7 @@ from typing import Any
 
 from modelyard.curation.labeling import ImportResult, LabelBatch
 from modelyard.data.pii_scan import PiiScan
+from modelyard.errors import RecipeError
 from modelyard.recipe import (
     DEFAULT_BACKBONE,
     DEFAULT_MAX_LENGTH,
@@ -23,12 +24,20 @@ DEFAULT_STRATEGIES = ("random", "least-confidence", "margin", "entropy", "kcente
 
 def _recipe(recipe: Recipe | str | Path, overrides: list[str] | None) -> Recipe:
     if isinstance(recipe, Recipe):
-        return (
+        loaded = (
             build_recipe(recipe.model_dump(mode="json"), "recipe", overrides)
             if overrides
             else recipe
         )
-    return load_recipe(recipe, overrides)
+    else:
+        loaded = load_recipe(recipe, overrides)
+    if loaded.task != "classification":
+        # the audit and labelling read one label per text; other tasks' data has another shape
+        raise RecipeError(
+            f"the data tools (audit, labelling) work on classification recipes; this recipe's "
+            f"task is '{loaded.task}' (see docs/tasks.md)"
+        )
+    return loaded
 
 
 def audit(
@@ -127,8 +136,6 @@ def scan_pii(
 
 def _pii_config(patterns: dict[str, str], region: str) -> PiiConfig:
     from pydantic import ValidationError
-
-    from modelyard.errors import RecipeError
 
     try:
         return PiiConfig(patterns=patterns, region=region)

@@ -22,9 +22,9 @@ from modelyard.methods.peft_methods import peft_module, quiet_peft
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.build import quiet_transformers
 from modelyard.recipe import DEFAULT_BACKBONE
+from modelyard.registry.calibration import CALIBRATION
 from modelyard.registry.manifest import MANIFEST, relative_parent, sha256_file, write_manifest
 from modelyard.registry.records import read_labels, read_recipe
-from modelyard.registry.calibration import CALIBRATION
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun, save_model_files
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -73,16 +73,17 @@ def task_fields(model: Any) -> dict[str, Any]:
     return {"task_type": peft_module().TaskType.SEQ_CLS}
 
 
-def prepare_lora(model: Any, recipe: Recipe) -> Any:
+def prepare_lora(model: Any, recipe: Recipe, fields: dict[str, Any] | None = None) -> Any:
     """Return `model` wrapped with LoRA adapters as `train.lora` says.
 
-    Raises RecipeError for a target module the model does not have.
+    `fields` are the peft task fields (default: those of a sequence classifier, see
+    `task_fields`). Raises RecipeError for a target module the model does not have.
     """
     opts = recipe.train.lora or LoraOptions()
     check_target_modules(model, opts.target_modules, "train.lora.target_modules")
     peft = peft_module()
     config = peft.LoraConfig(
-        **task_fields(model),
+        **(task_fields(model) if fields is None else fields),
         r=opts.rank,
         lora_alpha=opts.alpha,
         lora_dropout=opts.dropout,

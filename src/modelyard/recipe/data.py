@@ -191,9 +191,10 @@ class DataConfig(Section):
         None, description="Dev file (early stopping); split off train if absent."
     )
     test: Path | None = Field(None, description="Test file; split off train if absent.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "text"] = Field(
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "text", "conll"] = Field(
         "auto",
-        description="File format; auto: by extension (.txt is plain text, language-modeling only).",
+        description="File format; auto: by extension (.txt is plain text, language-modeling only; "
+        ".conll holds one token and its tag a line, token-classification only).",
     )
     text_column: str = Field(
         "text", description="Column of the texts (classification, and language-modeling tables)."

@@ -13,11 +13,11 @@ from modelyard.recipe.delivery import CompressConfig, EvaluateConfig, ExplainCon
 from modelyard.recipe.federated import FederatedConfig
 from modelyard.recipe.generation import GenerationConfig
 from modelyard.recipe.rules import check_private_training
-from modelyard.recipe.tasks import Task, task_backbone_problem
+from modelyard.recipe.tasks import LM_TASKS, TASK_METHODS, Task, task_backbone_problem
 from modelyard.recipe.training import ModelConfig, PrivacyConfig, TrainConfig
 
 # training methods a language-model task can use (the others need a classification head)
-LM_METHODS = ("full", "lora", "ia3")
+LM_METHODS = TASK_METHODS["generation"]
 
 
 class Recipe(Section):
@@ -27,7 +27,8 @@ class Recipe(Section):
         "classification",
         description="classification (an encoder with a label head), language-modeling (continued "
         "pre-training: causal LM on decoders, masked LM on encoders) or generation "
-        "(instruction fine-tuning of a decoder on chat data).",
+        "(instruction fine-tuning of a decoder on chat data) or token-classification (a tag "
+        "for every word, such as BIO/BIOES named entities, from JSONL or CoNLL files).",
     )
     run: RunConfig = Field(default_factory=RunConfig, description="Run name, folder and seed.")
     data: DataConfig = Field(description="The labelled data and how it is read.")
@@ -58,12 +59,17 @@ class Recipe(Section):
     @model_validator(mode="before")
     @classmethod
     def _generation_defaults(cls, data: object) -> object:
-        # language models early-stop on the dev loss; instruction fine-tuning trains LoRA
+        # token classification reads `tokens` and `tags`; language models early-stop on the dev loss; instruction fine-tuning trains LoRA
         # adapters on the packaged chat model unless the recipe names a method and a backbone
-        if not isinstance(data, dict) or data.get("task") not in (
-            "language-modeling",
-            "generation",
-        ):
+        if isinstance(data, dict) and data.get("task") == "token-classification":
+            # a JSONL file of tagged sentences holds `tokens` and `tags` unless the data says otherwise
+            section = dict(data["data"]) if isinstance(data.get("data"), dict) else None
+            if section is None:
+                return data
+            section.setdefault("text_column", "tokens")
+            section.setdefault("label_column", "tags")
+            return {**data, "data": section}
+        if not isinstance(data, dict) or data.get("task") not in LM_TASKS:
             return data
         train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
         stopping = train.get("early_stopping")
@@ -88,12 +94,13 @@ class Recipe(Section):
         if self.task == "classification":
             return self
         problems = []
-        if self.train.method not in LM_METHODS:
+        methods = TASK_METHODS[self.task]
+        if self.train.method not in methods:
             problems.append(
-                f"task '{self.task}' trains with train.method {', '.join(LM_METHODS)}; "
+                f"task '{self.task}' trains with train.method {', '.join(methods)}; "
                 f"got '{self.train.method}'"
             )
-        if self.train.early_stopping.metric != "loss":
+        if self.task in LM_TASKS and self.train.early_stopping.metric != "loss":
             problems.append(
                 f"task '{self.task}' early-stops on the dev loss; set "
                 "train.early_stopping.metric loss (or leave it out)"
@@ -109,6 +116,8 @@ class Recipe(Section):
                 problems.append(
                     f"{name} is for classification runs; remove it for task '{self.task}'"
                 )
+        if self.task == "token-classification":
+            problems += _token_classification_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -168,3 +177,24 @@ class Recipe(Section):
     def to_yaml(self) -> str:
         """Return the resolved recipe as YAML text (paths as strings)."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _token_classification_problems(recipe: Recipe) -> list[str]:
+    """Return what a token-classification recipe sets that only classification runs use."""
+    problems = []
+    if recipe.model.pooling != "cls":
+        # every token gets its own tag: there is no sentence embedding to pool
+        problems.append(
+            "model.pooling and model.head_init are for classification runs; remove them for "
+            "task 'token-classification'"
+        )
+    for name, value in (
+        ("federated", recipe.federated),
+        ("data.text_pair_column", recipe.data.text_pair_column),
+        ("data.redact_pii", recipe.data.redact_pii or None),
+    ):
+        if value is not None:
+            problems.append(
+                f"{name} is for classification runs; remove it for task 'token-classification'"
+            )
+    return problems

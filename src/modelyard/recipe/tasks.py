@@ -12,17 +12,32 @@ import json
 from pathlib import Path
 from typing import Literal
 
-Task = Literal["classification", "language-modeling", "generation"]
+Task = Literal["classification", "language-modeling", "generation", "token-classification"]
 BackboneKind = Literal["encoder", "decoder"]
 
-TASKS: tuple[Task, ...] = ("classification", "language-modeling", "generation")
+TASKS: tuple[Task, ...] = (
+    "classification",
+    "language-modeling",
+    "generation",
+    "token-classification",
+)
 
 # which backbone kinds each task can train
 TASK_KINDS: dict[str, tuple[BackboneKind, ...]] = {
     "classification": ("encoder",),
     "language-modeling": ("encoder", "decoder"),  # masked LM for encoders, causal LM for decoders
     "generation": ("decoder",),
+    "token-classification": ("encoder",),
 }
+
+# the training methods each task other than classification can use (classification: every method)
+TASK_METHODS: dict[str, tuple[str, ...]] = {
+    "language-modeling": ("full", "lora", "ia3"),
+    "generation": ("full", "lora", "ia3"),
+    "token-classification": ("full", "lora"),
+}
+# tasks that train a language model (they early-stop on the dev loss)
+LM_TASKS = ("language-modeling", "generation")
 
 # the kind of every registered backbone (modelyard.models.backbones registers the same names)
 BACKBONE_KINDS: dict[str, BackboneKind] = {

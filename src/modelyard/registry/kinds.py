@@ -104,6 +104,18 @@ def artifact_kinds() -> dict[str, ArtifactKind]:
     return dict(ARTIFACT_KINDS)
 
 
+def task_refusal(manifest: dict[str, Any]) -> str | None:
+    """Return why an artifact of another task (token classification, language models) cannot
+    go where classifiers go, naming its task; None for a classification artifact."""
+    task = manifest.get("task")
+    if not task or task == "classification":
+        return None
+    return (
+        f"it is a {task} run (artifact kind '{manifest.get('kind')}'), and this works on "
+        "classification runs only; see docs/tasks.md for what each task supports"
+    )
+
+
 def resolve(reference: str) -> Any:
     """Return the object a "module:attribute" reference names, importing its module."""
     module, _, attribute = reference.partition(":")

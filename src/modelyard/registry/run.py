@@ -18,7 +18,7 @@ from modelyard.models.build import load_tokenizer, quiet_transformers
 from modelyard.recipe import Recipe
 from modelyard.registry.calibration import read_temperature
 from modelyard.registry.crypto import EncryptionKey, is_encrypted
-from modelyard.registry.kinds import ARTIFACT_KINDS, resolve
+from modelyard.registry.kinds import ARTIFACT_KINDS, resolve, task_refusal
 from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.records import (
     LABELS,
@@ -167,6 +167,9 @@ def load_run(
     check_weights(run_dir, list(manifest["files"]))
     kind = manifest.get("kind", "classifier")
     if kind != "classifier":
+        refusal = task_refusal(manifest)
+        if refusal is not None:
+            raise ArtifactError(f"{run_dir}: {refusal}")
         return _run_loader(run_dir, kind)(run_dir, manifest, device)
     if "model.safetensors" not in manifest["files"]:
         raise ArtifactError(f"{run_dir} holds no model.safetensors in its manifest")

@@ -30,6 +30,7 @@ from modelyard.serve.errors import ConflictError, NotFoundError
 from modelyard.serve.llm import ServedGenerator, is_generation_artifact, load_generator
 from modelyard.serve.metrics import ServeMetrics
 from modelyard.serve.settings import ServeSettings
+from modelyard.serve.tagging import ServedTagger, is_tagging_artifact, load_served_tagger
 
 log = logging.getLogger("modelyard.serve")
 Loader = Callable[[Path], Backend]
@@ -87,6 +88,7 @@ class ModelSet:
         self.settings, self.store, self.metrics, self.loader = settings, store, metrics, loader
         self.models: dict[str, ServedModel] = {}
         self.generators: dict[str, ServedGenerator] = {}
+        self.taggers: dict[str, ServedTagger] = {}
 
     def load_all(self) -> None:
         """Resolve and load every configured model; raise RegistryError or ArtifactError on failure.
@@ -101,6 +103,12 @@ class ModelSet:
                     ref, resolved, self.settings, self.metrics
                 )
                 log.info("serving %s as %s (generation)", ref, resolved)
+                continue
+            if is_tagging_artifact(resolved.path):
+                self.taggers[ref.name] = load_served_tagger(
+                    ref, resolved, self.settings, self.metrics
+                )
+                log.info("serving %s as %s (token classification)", ref, resolved)
                 continue
             predictor = Predictor(
                 self._warm(self.loader(resolved.path)),
@@ -128,10 +136,23 @@ class ModelSet:
             raise NotFoundError(
                 f"model '{name}' generates text; use /v1/chat/completions or /v1/completions"
             )
+        if name is not None and name in self.taggers:
+            raise NotFoundError(
+                f"model '{name}' is a token classifier; use /v1/predict (it answers entity spans)"
+            )
         served = ", ".join(sorted(self.models))
         if name is None:
             raise NotFoundError(f"several models are served; name one of: {served}")
         raise NotFoundError(f"model '{name}' is not served here; served: {served}")
+
+    def tagger(self, name: str | None) -> ServedTagger | None:
+        """Return the token classifier `name` answers to (the only model served when `name` is
+        None and it is one), or None when the request is for a classifier."""
+        if name is not None:
+            return self.taggers.get(name)
+        if len(self.taggers) == 1 and not self.models:
+            return next(iter(self.taggers.values()))
+        return None
 
     def generator(self, name: str | None) -> ServedGenerator:
         """Return the generation model `name` (or the only one when `name` is None).

@@ -21,6 +21,7 @@ from modelyard.serve.metrics import CONTENT_TYPE
 from modelyard.serve.models import ServedModel
 from modelyard.serve.oip import HEADER_LENGTH, encode_response, model_metadata, parse_request
 from modelyard.serve.schemas import (
+    EntitiesItem,
     Health,
     ModelInfo,
     ModelsResponse,
@@ -33,6 +34,7 @@ from modelyard.serve.schemas import (
     error_responses,
 )
 from modelyard.serve.state import ServerState
+from modelyard.serve.tagging import ServedTagger
 
 router = APIRouter()
 _GUARDED = (401, 403, 413, 415, 422, 429)
@@ -75,9 +77,18 @@ def _items(prediction: Prediction, top_k: int | None = None) -> list[PredictionI
 @router.post("/v1/predict", response_model=PredictResponse, responses=_PREDICT_ERRORS, tags=["v1"])
 async def predict(body: PredictRequest, state: State) -> PredictResponse:
     """Classify texts: for each, the predicted label and score, the probabilities (most probable
-    first, the `top_k` first when asked) and a truncation flag."""
-    served = state.models.get(body.model)
+    first, the `top_k` first when asked) and a truncation flag. A token classifier answers
+    each text's entity spans (label, character offsets, text, score) instead."""
+    tagger = state.models.tagger(body.model)
     check_texts(body.texts, state.settings.max_texts, state.settings.max_chars)
+    if tagger is not None:
+        answers = await tagger.predict(list(body.texts))
+        return PredictResponse(
+            model=tagger.name,
+            version=tagger.version,
+            predictions=[EntitiesItem.model_validate(a) for a in answers],
+        )
+    served = state.models.get(body.model)
     prediction = await served.predictor.predict(body.texts, state.settings.request_timeout_s)
     return PredictResponse(
         model=served.name, version=prediction.version, predictions=_items(prediction, body.top_k)
@@ -103,9 +114,22 @@ async def list_models(state: State) -> ModelsResponse:
     """List the served models: version, labels and queue depth; OpenAI's list under `data`."""
     infos = [_info(m) for m in state.models.models.values()]
     infos += [_generator_info(g) for g in state.models.generators.values()]
+    infos += [_tagger_info(t) for t in state.models.taggers.values()]
     data = [OpenAIModel(id=m.name, created=state.created) for m in state.models.models.values()]
     data += [OpenAIModel(id=g.name, created=g.created) for g in state.models.generators.values()]
     return ModelsResponse(models=infos, data=data)
+
+
+def _tagger_info(served: ServedTagger) -> ModelInfo:
+    return ModelInfo(
+        name=served.name,
+        version=served.version,
+        reference=str(served.ref),
+        labels=list(served.tagger.tags),
+        backend="torch",
+        queue_depth=0,
+        kind="token-classification",
+    )
 
 
 def _generator_info(served: ServedGenerator) -> ModelInfo:

@@ -36,12 +36,34 @@ class PredictionItem(_Body):
     score: float = Field(description="Deprecated: the same as predicted_score.", deprecated=True)
 
 
+class Entity(_Body):
+    """One entity a token classifier found in a text."""
+
+    label: str = Field(description="The entity type (PER, LOC, ...).")
+    start: int = Field(description="Offset of its first character in the text.")
+    end: int = Field(description="Offset just past its last character (text[start:end]).")
+    text: str = Field(description="The entity's text.")
+    score: float = Field(description="Mean probability of its words' tags.")
+
+
+class EntitiesItem(_Body):
+    """The answer of a token classifier for one text."""
+
+    entities: list[Entity] = Field(description="Entity spans, in the order of the text.")
+    words: list[str] = Field(description="The words the text was split into.")
+    tags: list[str] = Field(description="The tag of every word (BIO or BIOES).")
+    truncated: bool = Field(description="True when words past the maximum length went untagged.")
+
+
 class PredictResponse(_Body):
     """Predictions in the order of the request's texts."""
 
     model: str
     version: str = Field(description="The registry version that answered.")
-    predictions: list[PredictionItem]
+    predictions: list[PredictionItem] | list[EntitiesItem] = Field(
+        description="Classifiers: a label and probabilities per text; token classifiers: "
+        "entity spans per text."
+    )
 
 
 class ModelInfo(_Body):
@@ -55,7 +77,10 @@ class ModelInfo(_Body):
     labels: list[str]
     backend: str = Field(description="The inference backend (torch, onnx, generation, ...).")
     queue_depth: int = Field(description="Texts (classifiers) or requests (generation) waiting.")
-    kind: str = Field("classifier", description="classifier, or generation (OpenAI routes).")
+    kind: str = Field(
+        "classifier",
+        description="classifier, generation (OpenAI routes) or token-classification.",
+    )
 
 
 class OpenAIModel(_Body):
