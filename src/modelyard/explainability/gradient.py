@@ -63,8 +63,11 @@ def encode(subject: Subject, words: Words) -> Encoding:
     )
 
 
-def explained_output(model: Any, target: int, score: str) -> Callable[..., torch.Tensor]:
-    """Return f(input_ids, attention_mask, token_type_ids) -> the explained score per row."""
+def explained_output(
+    model: Any, target: int, score: str, temperature: float = 1.0
+) -> Callable[..., torch.Tensor]:
+    """Return f(input_ids, attention_mask, token_type_ids) -> the explained score per row, of
+    the logits divided by the run's calibration `temperature` (the probabilities it reports)."""
 
     def forward(
         input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
@@ -73,7 +76,7 @@ def explained_output(model: Any, target: int, score: str) -> Callable[..., torch
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        return logit_score(model(**kwargs).logits.float(), target, score)
+        return logit_score(model(**kwargs).logits.float() / temperature, target, score)
 
     return forward
 
@@ -120,7 +123,8 @@ def integrated_gradients(
     model, tokenizer = subject.run.model, subject.run.tokenizer
     enc = encode(subject, words)
     lig = attr_mod.LayerIntegratedGradients(
-        explained_output(model, target, cfg.score), model.get_input_embeddings()
+        explained_output(model, target, cfg.score, subject.run.temperature),
+        model.get_input_embeddings(),
     )
     baseline = pad_baseline(enc, tokenizer.pad_token_id or 0)
 
@@ -167,7 +171,8 @@ def gradient_x_input(
     model = subject.run.model
     enc = encode(subject, words)
     gxa = attr_mod.LayerGradientXActivation(
-        explained_output(model, target, cfg.score), model.get_input_embeddings()
+        explained_output(model, target, cfg.score, subject.run.temperature),
+        model.get_input_embeddings(),
     )
     per_dim = gxa.attribute(enc.input_ids, additional_forward_args=enc.extra)
     return _attribution(enc, words, per_dim, None)
