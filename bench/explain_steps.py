@@ -27,7 +27,7 @@ from common import base_parser, machine, read_csv
 from finetune import SEED, prepare
 
 THREADS = 2
-HEADLINE_K = "20.0"  # ERASER bin of the explain benchmark's headline
+HEADLINE_K = "20"  # ERASER bin of the explain benchmark's headline (keys are formatted with :g)
 GOAL_MS = 300.0
 
 

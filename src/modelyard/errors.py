@@ -36,3 +36,7 @@ class UnknownPluginError(ModelyardError, KeyError):
 
 class MissingExtraError(ModelyardError, ImportError):
     """An optional dependency is not installed; the message gives the pip command."""
+
+
+class LaunchError(ModelyardError):
+    """A multi-process launch (`--nproc`, rendezvous options) is invalid, or a process failed."""

@@ -7,6 +7,7 @@ import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from modelyard.evaluation import (
     peak_rss_mb,
     plot_confusion,
 )
+from modelyard.evaluation.calibration import calibration_note
 from modelyard.evaluation.report import plot_training
 from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.methods.selftrain import run_self_training
@@ -34,8 +36,11 @@ from modelyard.models.device import select_device, select_dtype, torch_threads
 from modelyard.models.encoding import Encoded, encode_split
 from modelyard.privacy.dp import private_policy
 from modelyard.recipe import Recipe
+from modelyard.registry.calibration import write_calibration
 from modelyard.registry.manifest import MANIFEST, write_manifest
 from modelyard.registry.run import RECIPE, LoadedRun
+from modelyard.trainer.calibrate import fit_calibration, uncalibrated_figures
+from modelyard.trainer.distributed import DistributedFineTuner, Parallel, launched, process_group
 from modelyard.trainer.loop import FineTuner, TrainResult
 
 HISTORY = "history.jsonl"
@@ -107,11 +112,18 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
 
 
 def evaluate_model(
-    model: Any, tokenizer: Any, labels: list[str], recipe: Recipe, split: Split, run_dir: Path
+    model: Any,
+    tokenizer: Any,
+    labels: list[str],
+    recipe: Recipe,
+    split: Split,
+    run_dir: Path,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
-    """Return the metrics of a model that has just trained on `split`, through the one
-    evaluation of every artifact (`modelyard.evaluation.evaluate_classifier`)."""
-    run = LoadedRun(run_dir, model, tokenizer, labels, {}, recipe)
+    """Return the metrics of a model that has just trained on `split`, with its calibration
+    `temperature`, through the one evaluation of every artifact
+    (`modelyard.evaluation.evaluate_classifier`)."""
+    run = LoadedRun(run_dir, model, tokenizer, labels, {}, recipe, temperature=temperature)
     return evaluate_classifier(TorchBackend.from_run(run), split, recipe.evaluate)
 
 
@@ -158,6 +170,8 @@ def write_reports(
     plot_confusion(metrics["confusion_matrix"], bundle.labels, run_dir / "confusion.png")
     stopped = training.get("stopped_because")
     notes = [("Training stopped", stopped)] if stopped else []
+    if calibrated := calibration_note(training.get("calibration")):
+        notes.append(("Calibration", calibrated))
     report = metrics_markdown(metrics, f"{recipe.run.name}: test set", training, notes)
     atomic_write_text(run_dir / "report.md", report)
     plot_history(run_dir, training.get("history") or [], recipe.train.early_stopping.metric)
@@ -204,8 +218,11 @@ def run_training(
 
     The recipe's task picks the run: a classifier, or a language model (continued
     pre-training, instruction fine-tuning). Raises RecipeError, DataError, BackboneError or
-    ArtifactError for a user's mistake.
+    ArtifactError for a user's mistake. Started as one rank of a launcher (`--nproc`,
+    torchrun), it trains data-parallel with the other ranks and rank 0 writes the run.
     """
+    if launched():
+        return _run_data_parallel(recipe, resume, overwrite, progress)
     with torch_threads(recipe.train.num_threads):
         if recipe.task == "token-classification":
             return _run_tagging(recipe, resume, overwrite, progress)
@@ -219,10 +236,7 @@ def run_training(
 def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
     from modelyard.generation import prepare_lm_run
 
-    prepared = prepare_lm_run(recipe)  # every user mistake surfaces before the run directory exists
-    run_dir = prepare_run_dir(recipe, resume, overwrite)
-    out = prepared.train(run_dir, resume=resume, progress=progress)
-    return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_lm_run)
 
 
 def _run_prepared(
@@ -248,7 +262,45 @@ def _run_head(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> 
     return _run_prepared(recipe, resume, overwrite, progress, prepare_head_run)
 
 
-def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+def _run_data_parallel(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    """Run `_run` as one rank; the other ranks' RunResult holds no metrics."""
+    if recipe.task != "classification":
+        raise RecipeError(
+            f"--nproc: data-parallel training covers task classification; task {recipe.task} "
+            "trains in one process (drop --nproc)"
+        )
+    with process_group(select_device(recipe.train.device)) as parallel:
+        threads = parallel.threads(recipe.train.num_threads)
+        with torch_threads(threads):
+            return _run(recipe, resume, overwrite, progress, parallel)
+
+
+def _check_data_parallel(recipe: Recipe, session: Any) -> None:
+    """Raise RecipeError for what data-parallel training does not cover (yet)."""
+    found = [
+        what
+        for what, present in (
+            (f"method {recipe.train.method} (it trains by its own procedure)", session.method.fit),
+            ("loop hooks (adversarial training, continual learning)", session.hooks),
+            ("DP-SGD (privacy)", recipe.privacy is not None),
+            ("self-training", recipe.train.self_training is not None),
+        )
+        if present
+    ]
+    if found:
+        raise RecipeError(
+            f"--nproc: data-parallel training does not support {'; '.join(found)}; "
+            "train in one process (drop --nproc)"
+        )
+
+
+def _run(
+    recipe: Recipe,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    parallel: Parallel | None = None,
+) -> RunResult:
     folder = resolve_backbone(recipe.model.backbone)
     tokenizer = load_tokenizer(folder)
     bundle = load_data(recipe.data, recipe.run.seed, _token_counter(tokenizer))
@@ -257,16 +309,19 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
     torch.manual_seed(recipe.run.seed)
     # the method is set up before the run directory exists, so a bad option leaves nothing behind
     session = start_method(recipe, folder, bundle)
+    if parallel is not None:
+        _check_data_parallel(recipe, session)
     model = session.model
-    run_dir = prepare_run_dir(recipe, resume, overwrite)
-    device = select_device(recipe.train.device)
+    leader = parallel is None or parallel.leader  # only rank 0 of a parallel run writes
+    run_dir = prepare_run_dir(recipe, resume, overwrite) if leader else recipe.run_dir()
+    device = select_device(recipe.train.device) if parallel is None else parallel.device
     dtype = select_dtype(recipe.train.precision, device)
     max_len = recipe.model.max_length
     train, dev, test = (
         encode_split(tokenizer, s, max_len) for s in (bundle.train, bundle.dev, bundle.test)
     )
     policy = private_policy(recipe, model, len(train))
-    tuner = FineTuner(
+    tuner = (FineTuner if parallel is None else partial(DistributedFineTuner, parallel=parallel))(
         model,
         recipe.train,
         device,
@@ -274,12 +329,14 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
         tokenizer.pad_token_id or 0,
         recipe.run.seed,
         run_dir,
-        progress,
+        progress and leader,
         hooks=session.hooks,
         policy=policy,
-        listeners=[HistoryWriter(run_dir)],
+        listeners=[HistoryWriter(run_dir)] if leader else [],
     )
     result = session.fit(tuner, train, dev, resume)
+    if not leader:
+        return RunResult(run_dir, {}, asdict(result), {})
     selftrain = None
     if recipe.train.self_training is not None:
         selftrain = run_self_training(recipe, session, tuner, tokenizer, (train, dev, test))
@@ -293,18 +350,53 @@ def _run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunRe
         training["self_training"] = selftrain
     if privacy is not None:
         training["privacy"] = privacy
-    eval_split = bundle.test if held_out == "test" else bundle.dev
-    metrics = evaluate_model(model, tokenizer, bundle.labels, recipe, eval_split, run_dir)
-    metrics["evaluated_on"] = held_out
+    if parallel is not None:
+        training["distributed"] = parallel.summary(torch.get_num_threads())
+    metrics, calibration = _evaluate_calibrated(
+        recipe, model, tokenizer, bundle, (dev, test), held_out, run_dir, device
+    )
+    training["calibration"] = calibration
     warning = fallback_warning(recipe, result)
     if warning:
         metrics.setdefault("warnings", []).append(warning)
     extra = session.save(run_dir, tokenizer, bundle, train, training)
+    if calibration["method"] == "temperature":
+        write_calibration(run_dir, calibration)
     write_reports(run_dir, recipe, bundle, metrics, training)
     if not recipe.train.keep_checkpoints:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     write_manifest(run_dir, kind=session.kind, extra={"backbone": recipe.model.backbone, **extra})
     return RunResult(run_dir, metrics, training, bundle.report.to_dict())
+
+
+def _evaluate_calibrated(
+    recipe: Recipe,
+    model: Any,
+    tokenizer: Any,
+    bundle: DataBundle,
+    encoded: tuple[Encoded, Encoded],
+    held_out: str,
+    run_dir: Path,
+    device: torch.device,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit the calibration temperature on dev (see `modelyard.trainer.calibrate`), evaluate the
+    held-out split with it, and return (metrics, calibration record with ECE and accuracy
+    before and after on the held-out split)."""
+    dev, test = encoded
+    pad_id, bins = tokenizer.pad_token_id or 0, recipe.evaluate.ece_bins
+    calibration = fit_calibration(model, dev, recipe.train, device, pad_id, bins)
+    split = bundle.test if held_out == "test" else bundle.dev
+    temperature = calibration["temperature"]
+    metrics = evaluate_model(model, tokenizer, bundle.labels, recipe, split, run_dir, temperature)
+    metrics["evaluated_on"] = held_out
+    if calibration["method"] == "temperature":
+        held = test if held_out == "test" else dev
+        calibration.update(uncalibrated_figures(model, held, device, pad_id, bins))
+        calibration.update(
+            evaluated_on=held_out, ece_after=metrics["ece"], accuracy_after=metrics["accuracy"]
+        )
+        metrics.update(temperature=temperature, ece_uncalibrated=calibration["ece_before"])
+    return metrics, calibration
 
 
 def fallback_warning(recipe: Recipe, result: TrainResult) -> str | None:

@@ -129,16 +129,31 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    nproc: int | None = None,
+    nnodes: int = 1,
+    node_rank: int | None = None,
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str | None = None,
 ) -> RunResult:
     """Train the run a recipe describes and return its directory and figures.
 
     `recipe` is a Recipe or a YAML path; `overrides` are `key.sub=value` strings. With
-    `resume`, continue an interrupted run from its last checkpoint. Raises a
-    ModelyardError subclass for a user's mistake.
+    `resume`, continue an interrupted run from its last checkpoint. With `nproc`, train
+    data-parallel in that many processes on this node (`nnodes`, `node_rank`, `rdzv_endpoint`
+    and `rdzv_id` join nodes; see docs/training.md). Raises a ModelyardError subclass for a
+    user's mistake.
     """
-    return run_training(
-        _as_recipe(recipe, overrides), resume=resume, overwrite=overwrite, progress=progress
-    )
+    resolved = _as_recipe(recipe, overrides)
+    if nproc is None and (nnodes, node_rank, rdzv_endpoint, rdzv_id) == (1, None, None, None):
+        return run_training(resolved, resume=resume, overwrite=overwrite, progress=progress)
+    from modelyard.api.distributed import train_distributed
+    from modelyard.errors import LaunchError
+    from modelyard.trainer.launch import LaunchPlan
+
+    if nproc is None:
+        raise LaunchError("--nnodes, --node-rank and --rdzv-* go with --nproc N (processes a node)")
+    plan = LaunchPlan(nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id)
+    return train_distributed(resolved, plan, resume, overwrite, progress)
 
 
 def evaluate(

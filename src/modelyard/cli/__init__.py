@@ -120,6 +120,19 @@ def train(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    nproc: Annotated[
+        int | None, typer.Option(help="Train data-parallel in N processes on this node.")
+    ] = None,
+    nnodes: Annotated[int, typer.Option(help="Nodes of a multi-node run (with --nproc).")] = 1,
+    node_rank: Annotated[
+        int | None, typer.Option(help="This node's rank 0..nnodes-1 (static rendezvous).")
+    ] = None,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option(help="HOST:PORT every node reaches (multi-node).")
+    ] = None,
+    rdzv_id: Annotated[
+        str | None, typer.Option(help="Id of the run the nodes join (default: run name).")
+    ] = None,
 ) -> None:
     """Fine-tune a model as the recipe says, evaluate it and save the run."""
     result = _api().train(
@@ -128,7 +141,15 @@ def train(
         resume=resume,
         overwrite=overwrite,
         progress=progress and not as_json,
+        nproc=nproc,
+        nnodes=nnodes,
+        node_rank=node_rank,
+        rdzv_endpoint=rdzv_endpoint,
+        rdzv_id=rdzv_id,
     )
+    if not result.metrics:  # several nodes: the node of rank 0 wrote the run
+        console.print(f"this node's processes finished; the node of rank 0 wrote {result.run_dir}")
+        return
     if as_json:
         _emit(
             {"run_dir": str(result.run_dir), "test": result.metrics, "training": result.training},
