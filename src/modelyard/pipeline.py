@@ -226,6 +226,8 @@ def run_training(
     with torch_threads(recipe.train.num_threads):
         if recipe.task == "token-classification":
             return _run_tagging(recipe, resume, overwrite, progress)
+        if recipe.task in ("multi-label", "regression"):
+            return _run_head(recipe, resume, overwrite, progress)
         if recipe.task != "classification":
             return _run_language_model(recipe, resume, overwrite, progress)
         return _run(recipe, resume, overwrite, progress)
@@ -234,7 +236,15 @@ def run_training(
 def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
     from modelyard.generation import prepare_lm_run
 
-    prepared = prepare_lm_run(recipe)  # every user mistake surfaces before the run directory exists
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_lm_run)
+
+
+def _run_prepared(
+    recipe: Recipe, resume: bool, overwrite: bool, progress: bool, prepare: Any
+) -> RunResult:
+    """Run a task whose `prepare(recipe)` reads data and builds the model (every user mistake
+    surfaces before the run directory exists) and whose `.train(run_dir)` trains and saves."""
+    prepared = prepare(recipe)
     run_dir = prepare_run_dir(recipe, resume, overwrite)
     out = prepared.train(run_dir, resume=resume, progress=progress)
     return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
@@ -243,12 +253,13 @@ def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress:
 def _run_tagging(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
     from modelyard.tagging import prepare_tagging_run
 
-    prepared = prepare_tagging_run(
-        recipe
-    )  # every user mistake surfaces before the run directory exists
-    run_dir = prepare_run_dir(recipe, resume, overwrite)
-    out = prepared.train(run_dir, resume=resume, progress=progress)
-    return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_tagging_run)
+
+
+def _run_head(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    from modelyard.seqtasks import prepare_head_run
+
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_head_run)
 
 
 def _run_data_parallel(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
