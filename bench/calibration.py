@@ -140,9 +140,8 @@ def update_limits(results: Path, keys: dict[str, Any], line: str) -> None:
         else "# Measured against the machine's limit\n"
     )
     sections = text.rstrip("\n").split("\n## ")
-    head = sections[0].rstrip("\n") + "\n"
-    kept = [head, *(x for x in sections[1:] if not x.startswith(_SECTION))]
-    write_results(results, LIMITS, figures, "\n## ".join([*kept, f"{_SECTION}\n\n{line}\n"]))
+    kept = [x.rstrip("\n") for x in sections[:1] + sections[1:] if not x.startswith(_SECTION)]
+    write_results(results, LIMITS, figures, "\n\n## ".join([*kept, f"{_SECTION}\n\n{line}\n"]))
 
 
 def markdown(fig: dict[str, Any]) -> str:

@@ -236,6 +236,8 @@ def run_training(
         with torch_threads(recipe.train.num_threads):
             if recipe.task == "token-classification":
                 result = _run_tagging(recipe, resume, overwrite, progress)
+            elif recipe.task in ("multi-label", "regression"):
+                result = _run_head(recipe, resume, overwrite, progress)
             elif recipe.task != "classification":
                 result = _run_language_model(recipe, resume, overwrite, progress, listeners)
             else:
@@ -255,7 +257,15 @@ def _run_language_model(
 ) -> RunResult:
     from modelyard.generation import prepare_lm_run
 
-    prepared = prepare_lm_run(recipe)  # every user mistake surfaces before the run directory exists
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_lm_run)
+
+
+def _run_prepared(
+    recipe: Recipe, resume: bool, overwrite: bool, progress: bool, prepare: Any
+) -> RunResult:
+    """Run a task whose `prepare(recipe)` reads data and builds the model (every user mistake
+    surfaces before the run directory exists) and whose `.train(run_dir)` trains and saves."""
+    prepared = prepare(recipe)
     run_dir = prepare_run_dir(recipe, resume, overwrite)
     out = prepared.train(
         run_dir, resume=resume, progress=progress, listeners=[HistoryWriter(run_dir), *listeners]
@@ -266,12 +276,13 @@ def _run_language_model(
 def _run_tagging(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
     from modelyard.tagging import prepare_tagging_run
 
-    prepared = prepare_tagging_run(
-        recipe
-    )  # every user mistake surfaces before the run directory exists
-    run_dir = prepare_run_dir(recipe, resume, overwrite)
-    out = prepared.train(run_dir, resume=resume, progress=progress)
-    return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_tagging_run)
+
+
+def _run_head(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    from modelyard.seqtasks import prepare_head_run
+
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_head_run)
 
 
 def _run_data_parallel(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
