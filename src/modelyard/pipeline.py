@@ -257,19 +257,31 @@ def _run_language_model(
 ) -> RunResult:
     from modelyard.generation import prepare_lm_run
 
-    return _run_prepared(recipe, resume, overwrite, progress, prepare_lm_run)
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_lm_run, listeners)
 
 
 def _run_prepared(
-    recipe: Recipe, resume: bool, overwrite: bool, progress: bool, prepare: Any
+    recipe: Recipe,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    prepare: Any,
+    listeners: Sequence[HistoryListener] | None = None,
 ) -> RunResult:
     """Run a task whose `prepare(recipe)` reads data and builds the model (every user mistake
-    surfaces before the run directory exists) and whose `.train(run_dir)` trains and saves."""
+    surfaces before the run directory exists) and whose `.train(run_dir)` trains and saves.
+    With `listeners` (a task whose `.train` takes them), the history is written too."""
     prepared = prepare(recipe)
     run_dir = prepare_run_dir(recipe, resume, overwrite)
-    out = prepared.train(
-        run_dir, resume=resume, progress=progress, listeners=[HistoryWriter(run_dir), *listeners]
-    )
+    if listeners is None:
+        out = prepared.train(run_dir, resume=resume, progress=progress)
+    else:
+        out = prepared.train(
+            run_dir,
+            resume=resume,
+            progress=progress,
+            listeners=[HistoryWriter(run_dir), *listeners],
+        )
     return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
 
 
