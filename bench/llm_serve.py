@@ -9,8 +9,10 @@ then the baseline (interleaved by level): chat requests built from held-out Doll
 (/work/shared/data/instructions/test.jsonl), greedy, fixed max_tokens. Output tokens/s is
 completion tokens over the wall time of the level. Time to first token: modelyard streams
 (time to the first content chunk); the baseline cannot stream, so its TTFT is its whole latency.
-llama.cpp's server (llama-cpp-python[server]) is not measured: its sdist compiles llama.cpp
-from source, many minutes on two busy cores.
+With `--llamacpp-python PYTHON` (the interpreter of an environment holding
+llama-cpp-python[server], which compiles llama.cpp from source on install), the run is also
+exported to GGUF (`modelyard export`, f16 by default: the closest to the precision modelyard
+serves in) and llama.cpp's own OpenAI server joins each level, streaming like modelyard.
 """
 
 from __future__ import annotations
@@ -107,6 +109,22 @@ def start_modelyard(work: Path, run: Path, port: int, threads: int, max_tokens: 
     return proc
 
 
+def start_llamacpp(
+    python: str, work: Path, run: Path, port: int, threads: int, quant: str
+) -> tuple[Any, Path]:
+    """Export `run` to GGUF and start llama-cpp-python's server on it; return (process, file)."""
+    from modelyard.generation.export import export_run
+
+    out = export_run(run, "gguf", quant, work / f"gguf-{quant}", overwrite=True)
+    gguf = next(out.glob("*.gguf"))
+    command = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "chat"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads)]
+    command += ["--n_threads_batch", str(threads), "--n_ctx", "2048", "--verbose", "False"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    wait_ready(f"http://127.0.0.1:{port}/v1/models", proc)
+    return proc, gguf
+
+
 def start_baseline(run: Path, port: int, threads: int) -> Any:
     """Start the naive FastAPI + generate server; return the process."""
     script = ROOT / "bench" / "llm_serve_baseline.py"
@@ -198,7 +216,9 @@ def markdown(fig: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for level in fig["levels"]:
-        for name in ("modelyard", "naive"):
+        for name in ("modelyard", "naive", "llamacpp"):
+            if name not in level:
+                continue
             r = level[name]
             lines.append(
                 f"| {level['concurrency']} | {name} | {r['requests']} | {r['errors']} | "
@@ -211,8 +231,8 @@ def markdown(fig: dict[str, Any]) -> str:
         f"- tokens per CPU-second ratio (modelyard / naive): {fig['tokens_per_cpu_s_ratio']}",
         f"- modelyard TTFT p99 at concurrency 8: {fig['ttft_p99_ms_c8']} ms",
         f"- errors: modelyard {fig['errors']}, naive {fig['errors_naive']}",
-        "- vs llama.cpp server: not measured (null): llama-cpp-python is an sdist that compiles "
-        "llama.cpp from source, many minutes on two busy cores.",
+        f"- vs llama.cpp server at concurrency 8 (modelyard / llama.cpp tokens/s): "
+        f"{fig['vs_llamacpp_tokens_per_s_c8']} ({fig['vs_llamacpp_reason']})",
         "- The naive server cannot stream, so its TTFT is its whole latency; modelyard's is the "
         "time to the first streamed content chunk.",
         "- Levels interleaved (modelyard then naive at each concurrency), both servers up for the "
@@ -237,6 +257,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer requests per level")
+    parser.add_argument(
+        "--llamacpp-python",
+        default=None,
+        help="python of an environment with llama-cpp-python[server]: adds llama.cpp's server",
+    )
+    parser.add_argument("--gguf-quant", default="f16", help="GGUF type llama.cpp serves")
     args = parser.parse_args()
     work = args.work / "llm_serve"
     work.mkdir(parents=True, exist_ok=True)
@@ -248,16 +274,24 @@ def main() -> None:
         start_modelyard(work, args.run, ports["modelyard"], args.threads, args.max_tokens),
         start_baseline(args.run, ports["naive"], args.threads),
     ]
+    names = ["modelyard", "naive"]
+    if args.llamacpp_python:
+        ports["llamacpp"] = free_port()
+        proc, _gguf = start_llamacpp(
+            args.llamacpp_python, work, args.run, ports["llamacpp"], args.threads, args.gguf_quant
+        )
+        procs.append(proc)
+        names.append("llamacpp")
     levels = []
     try:
         for concurrency in LEVELS:
             level: dict[str, Any] = {"concurrency": concurrency}
-            for name, proc in zip(("modelyard", "naive"), procs, strict=True):
+            for name, proc in zip(names, procs, strict=True):
                 url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
                 batch = texts[: per_level[concurrency]]
                 cpu_before = cpu_seconds(proc.pid)
                 level[name] = asyncio.run(
-                    load(url, batch, concurrency, args.max_tokens, stream=name == "modelyard")
+                    load(url, batch, concurrency, args.max_tokens, stream=name != "naive")
                 )
                 # the machine is shared: a server's share of it varies with its thread count,
                 # so tokens per CPU-second of the server process is reported beside tokens/s
@@ -291,8 +325,12 @@ def main() -> None:
         "tokens_per_s_c1_ratio": ratio(1),
         "tokens_per_cpu_s_ratio": {str(c): cpu_ratio(c) for c in LEVELS},
         "ttft_p99_ms_c8": c8["modelyard"]["ttft_p99_ms"],
-        "vs_llamacpp_tokens_per_s_c8": None,
-        "vs_llamacpp_reason": "llama-cpp-python[server] not installed: it compiles llama.cpp from source",
+        "vs_llamacpp_tokens_per_s_c8": _vs_llamacpp(c8),
+        "vs_llamacpp_reason": (
+            f"llama-cpp-python[server] on {args.gguf_quant} GGUF of the same run"
+            if args.llamacpp_python
+            else "llama-cpp-python[server] not installed: it compiles llama.cpp from source"
+        ),
         "errors": sum(x["modelyard"]["errors"] for x in levels),
         "errors_naive": sum(x["naive"]["errors"] for x in levels),
         "levels": levels,
@@ -308,6 +346,11 @@ def main() -> None:
     }
     write_results(args.results, "llm_serve", fig, markdown(fig))
     print(json.dumps({k: fig[k] for k in list(fig)[:7]}))
+
+
+def _vs_llamacpp(level: dict[str, Any]) -> float | None:
+    theirs = level.get("llamacpp", {}).get("tokens_per_s")
+    return round(level["modelyard"]["tokens_per_s"] / theirs, 2) if theirs else None
 
 
 def _describe(run: Path) -> str:

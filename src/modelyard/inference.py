@@ -92,7 +92,8 @@ class Predictions:
 def predict_proba(
     run: LoadedRun, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32
 ) -> Predictions:
-    """Return predictions for `texts` (and optional second texts) in their original order."""
+    """Return predictions for `texts` (and optional second texts) in their original order,
+    with probabilities softmax(logits / run.temperature)."""
     ids, types, cut = encode_texts(run.tokenizer, texts, pairs, run.max_length)
     encoded = Encoded(ids, types, [0] * len(ids), sum(cut))
     if not texts:
@@ -101,7 +102,9 @@ def predict_proba(
     logits = predict_logits(
         run.model, encoded, run.tokenizer.pad_token_id or 0, device, None, batch_size
     )
-    probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    # the run's calibration temperature (1.0 when it has none) never changes the argmax
+    temperature = float(getattr(run, "temperature", 1.0))
+    probs = torch.softmax(torch.from_numpy(logits) / temperature, dim=-1).numpy()
     names = [run.labels[i] for i in probs.argmax(axis=1)]
     return Predictions(names, probs, run.labels, cut)
 

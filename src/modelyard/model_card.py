@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from modelyard.evaluation.calibration import calibration_note
 from modelyard.recipe import Recipe
 
 
@@ -87,6 +88,11 @@ def _length_line(recipe: Recipe, training: dict[str, Any]) -> str:
     return f"{asked}: {ran}" if ran else asked
 
 
+def _calibration_line(training: dict[str, Any]) -> str:
+    note = calibration_note(training.get("calibration"))
+    return f"Calibration: {note}.\n\n" if note else ""
+
+
 def _warnings(warnings: list[str]) -> str:
     return "".join(f"**Warning:** {w}.\n\n" for w in warnings)
 
@@ -136,7 +142,7 @@ def render_model_card(
 |---|---|
 {rows}
 
-{_warnings(metrics.get("warnings", []))}Per-class figures and the confusion matrix are in `report.md` and `confusion.png`.
+{_calibration_line(training)}{_warnings(metrics.get("warnings", []))}Per-class figures and the confusion matrix are in `report.md` and `confusion.png`.
 
 ## Intended use
 Routing or tagging texts like those in the training data, with a person able to review

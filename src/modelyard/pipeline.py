@@ -25,6 +25,7 @@ from modelyard.evaluation import (
     peak_rss_mb,
     plot_confusion,
 )
+from modelyard.evaluation.calibration import calibration_note
 from modelyard.evaluation.report import plot_training
 from modelyard.fsutil import atomic_write_json, atomic_write_text
 from modelyard.methods.selftrain import run_self_training
@@ -35,8 +36,10 @@ from modelyard.models.device import select_device, select_dtype, torch_threads
 from modelyard.models.encoding import Encoded, encode_split
 from modelyard.privacy.dp import private_policy
 from modelyard.recipe import Recipe
+from modelyard.registry.calibration import write_calibration
 from modelyard.registry.manifest import MANIFEST, write_manifest
 from modelyard.registry.run import RECIPE, LoadedRun
+from modelyard.trainer.calibrate import fit_calibration, uncalibrated_figures
 from modelyard.trainer.distributed import DistributedFineTuner, Parallel, launched, process_group
 from modelyard.trainer.loop import FineTuner, TrainResult
 
@@ -109,11 +112,18 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
 
 
 def evaluate_model(
-    model: Any, tokenizer: Any, labels: list[str], recipe: Recipe, split: Split, run_dir: Path
+    model: Any,
+    tokenizer: Any,
+    labels: list[str],
+    recipe: Recipe,
+    split: Split,
+    run_dir: Path,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
-    """Return the metrics of a model that has just trained on `split`, through the one
-    evaluation of every artifact (`modelyard.evaluation.evaluate_classifier`)."""
-    run = LoadedRun(run_dir, model, tokenizer, labels, {}, recipe)
+    """Return the metrics of a model that has just trained on `split`, with its calibration
+    `temperature`, through the one evaluation of every artifact
+    (`modelyard.evaluation.evaluate_classifier`)."""
+    run = LoadedRun(run_dir, model, tokenizer, labels, {}, recipe, temperature=temperature)
     return evaluate_classifier(TorchBackend.from_run(run), split, recipe.evaluate)
 
 
@@ -160,6 +170,8 @@ def write_reports(
     plot_confusion(metrics["confusion_matrix"], bundle.labels, run_dir / "confusion.png")
     stopped = training.get("stopped_because")
     notes = [("Training stopped", stopped)] if stopped else []
+    if calibrated := calibration_note(training.get("calibration")):
+        notes.append(("Calibration", calibrated))
     report = metrics_markdown(metrics, f"{recipe.run.name}: test set", training, notes)
     atomic_write_text(run_dir / "report.md", report)
     plot_history(run_dir, training.get("history") or [], recipe.train.early_stopping.metric)
@@ -214,6 +226,8 @@ def run_training(
     with torch_threads(recipe.train.num_threads):
         if recipe.task == "token-classification":
             return _run_tagging(recipe, resume, overwrite, progress)
+        if recipe.task in ("multi-label", "regression"):
+            return _run_head(recipe, resume, overwrite, progress)
         if recipe.task != "classification":
             return _run_language_model(recipe, resume, overwrite, progress)
         return _run(recipe, resume, overwrite, progress)
@@ -222,7 +236,15 @@ def run_training(
 def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
     from modelyard.generation import prepare_lm_run
 
-    prepared = prepare_lm_run(recipe)  # every user mistake surfaces before the run directory exists
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_lm_run)
+
+
+def _run_prepared(
+    recipe: Recipe, resume: bool, overwrite: bool, progress: bool, prepare: Any
+) -> RunResult:
+    """Run a task whose `prepare(recipe)` reads data and builds the model (every user mistake
+    surfaces before the run directory exists) and whose `.train(run_dir)` trains and saves."""
+    prepared = prepare(recipe)
     run_dir = prepare_run_dir(recipe, resume, overwrite)
     out = prepared.train(run_dir, resume=resume, progress=progress)
     return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
@@ -231,12 +253,13 @@ def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress:
 def _run_tagging(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
     from modelyard.tagging import prepare_tagging_run
 
-    prepared = prepare_tagging_run(
-        recipe
-    )  # every user mistake surfaces before the run directory exists
-    run_dir = prepare_run_dir(recipe, resume, overwrite)
-    out = prepared.train(run_dir, resume=resume, progress=progress)
-    return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_tagging_run)
+
+
+def _run_head(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+    from modelyard.seqtasks import prepare_head_run
+
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_head_run)
 
 
 def _run_data_parallel(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
@@ -329,18 +352,51 @@ def _run(
         training["privacy"] = privacy
     if parallel is not None:
         training["distributed"] = parallel.summary(torch.get_num_threads())
-    eval_split = bundle.test if held_out == "test" else bundle.dev
-    metrics = evaluate_model(model, tokenizer, bundle.labels, recipe, eval_split, run_dir)
-    metrics["evaluated_on"] = held_out
+    metrics, calibration = _evaluate_calibrated(
+        recipe, model, tokenizer, bundle, (dev, test), held_out, run_dir, device
+    )
+    training["calibration"] = calibration
     warning = fallback_warning(recipe, result)
     if warning:
         metrics.setdefault("warnings", []).append(warning)
     extra = session.save(run_dir, tokenizer, bundle, train, training)
+    if calibration["method"] == "temperature":
+        write_calibration(run_dir, calibration)
     write_reports(run_dir, recipe, bundle, metrics, training)
     if not recipe.train.keep_checkpoints:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     write_manifest(run_dir, kind=session.kind, extra={"backbone": recipe.model.backbone, **extra})
     return RunResult(run_dir, metrics, training, bundle.report.to_dict())
+
+
+def _evaluate_calibrated(
+    recipe: Recipe,
+    model: Any,
+    tokenizer: Any,
+    bundle: DataBundle,
+    encoded: tuple[Encoded, Encoded],
+    held_out: str,
+    run_dir: Path,
+    device: torch.device,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit the calibration temperature on dev (see `modelyard.trainer.calibrate`), evaluate the
+    held-out split with it, and return (metrics, calibration record with ECE and accuracy
+    before and after on the held-out split)."""
+    dev, test = encoded
+    pad_id, bins = tokenizer.pad_token_id or 0, recipe.evaluate.ece_bins
+    calibration = fit_calibration(model, dev, recipe.train, device, pad_id, bins)
+    split = bundle.test if held_out == "test" else bundle.dev
+    temperature = calibration["temperature"]
+    metrics = evaluate_model(model, tokenizer, bundle.labels, recipe, split, run_dir, temperature)
+    metrics["evaluated_on"] = held_out
+    if calibration["method"] == "temperature":
+        held = test if held_out == "test" else dev
+        calibration.update(uncalibrated_figures(model, held, device, pad_id, bins))
+        calibration.update(
+            evaluated_on=held_out, ece_after=metrics["ece"], accuracy_after=metrics["accuracy"]
+        )
+        metrics.update(temperature=temperature, ece_uncalibrated=calibration["ece_before"])
+    return metrics, calibration
 
 
 def fallback_warning(recipe: Recipe, result: TrainResult) -> str | None:

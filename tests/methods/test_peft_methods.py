@@ -139,8 +139,10 @@ def test_merged_and_unmerged_adapters_predict_the_same(lora_run: Any, tmp_path: 
     assert type(unmerged).__name__.startswith("Peft")
     enc = adapter.tokenizer(texts, padding=True, return_tensors="pt")
     with torch.inference_mode():
-        probs = torch.softmax(unmerged(**enc).logits, dim=-1)[:, adapter.labels.index("billing")]
+        logits = unmerged(**enc).logits / adapter.temperature  # the merged run keeps T
+        probs = torch.softmax(logits, dim=-1)[:, adapter.labels.index("billing")]
     assert probs.tolist() == pytest.approx(merged_probs, abs=1e-5)
+    assert load_run(merged).temperature == adapter.temperature
 
 
 def test_merge_folds_the_trained_update_into_the_base_weights(

@@ -48,8 +48,7 @@ def test_predict_answers_entity_spans(client: TestClient, keys: Keys) -> None:
         assert TEXT[entity["start"] : entity["end"]] == entity["text"]
     assert second["truncated"] is False
     assert (
-        first
-        == modelyard.predict(client.app.state.serve.models.taggers["ner"].tagger.path, TEXT)[0]
+        first == modelyard.predict(client.app.state.serve.models.taggers["ner"].run.path, TEXT)[0]
     )
 
 
@@ -73,4 +72,4 @@ def test_open_inference_protocol_refuses_it_clearly(client: TestClient, keys: Ke
     body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [TEXT]}]}
     response = client.post("/v2/models/ner/infer", json=body, headers=keys.headers())
     assert response.status_code == 404
-    assert "token classifier; use /v1/predict" in response.json()["error"]
+    assert "token-classification run; use /v1/predict" in response.json()["error"]

@@ -125,7 +125,7 @@ def test_jsonl_keys_default_to_tokens_and_tags(tagging_recipe: dict[str, Any]) -
 
 
 def test_file_prediction_refuses_a_token_run(full_run: Path, tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match="token-classification run: file prediction"):
+    with pytest.raises(ArtifactError, match="not a classification run: file prediction"):
         modelyard.predict_file(full_run, tmp_path / "in.csv", tmp_path / "out.csv")
 
 

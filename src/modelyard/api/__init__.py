@@ -77,6 +77,13 @@ def _tagger_kind(run: Any) -> bool:
     return isinstance(run, str | Path) and is_tagger(run)
 
 
+def _head_kind(run: Any) -> bool:
+    """Return True when `run` is a path to a multi-label or regression run."""
+    from modelyard.seqtasks import head_kind
+
+    return isinstance(run, str | Path) and head_kind(run) is not None
+
+
 def generate(
     run: str | Path,
     prompts: list[str] | str,
@@ -178,6 +185,10 @@ def evaluate(
         from modelyard.tagging.use import evaluate_tagger_file
 
         return evaluate_tagger_file(Path(str(run)), Path(data), Path(output) if output else None)
+    if _head_kind(run):
+        from modelyard.seqtasks.use import evaluate_head_file
+
+        return evaluate_head_file(Path(str(run)), Path(data), Path(output) if output else None)
     backend = _backend(run)
     if backend is None:
         loaded = _as_run(run)
@@ -199,7 +210,9 @@ def predict(
 
     For a language-model run, the generated text of each prompt (see `generate`); for a
     token-classification run, each text's `entities` (label, start, end, text, score: character
-    offsets into the text), its `words` and their `tags`, and `truncated`.
+    offsets into the text), its `words` and their `tags`, and `truncated`; for a multi-label
+    run, `labels` (at or above their tuned thresholds) and `probabilities`; for a regression
+    run, `value`.
     """
     batch = [texts] if isinstance(texts, str) else list(texts)
     if _lm_kind(run):
@@ -208,6 +221,10 @@ def predict(
         from modelyard.tagging.use import predict_run
 
         return predict_run(Path(str(run)), batch, batch_size)
+    if _head_kind(run):
+        from modelyard.seqtasks import load_head_run
+
+        return load_head_run(Path(str(run))).predict(batch, batch_size)
     backend = _backend(run)
     if backend is not None:
         return list(backend_predictions(backend, batch).records(top_k))
@@ -233,11 +250,11 @@ def predict_file(
             f"{run} is a language-model run: file prediction classifies rows; generate with "
             '`modelyard predict RUN "prompt"` (or modelyard.api.generate)'
         )
-    if _tagger_kind(run):
+    if _tagger_kind(run) or _head_kind(run):
         from modelyard.errors import ArtifactError
 
         raise ArtifactError(
-            f"{run} is a token-classification run: file prediction classifies rows; tag texts "
+            f"{run} is not a classification run: file prediction classifies rows; predict texts "
             'with `modelyard predict RUN "text"` (or modelyard.api.predict)'
         )
     model = _backend(run) or _as_run(run)

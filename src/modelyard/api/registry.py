@@ -19,11 +19,17 @@ def push(run: str | Path, name: str, registry: str | Path | None = None) -> Any:
     from modelyard.backends import load_backend
     from modelyard.registry.crypto import is_encrypted
     from modelyard.registry.manifest import read_manifest
+    from modelyard.seqtasks import head_kind, load_head_run
     from modelyard.tagging import is_tagger, load_tagger
 
     if not is_encrypted(read_manifest(Path(run))):  # an encrypted run loads only with its key
         # the checks `predict` and `serve` run: what cannot load is not pushed
-        load_tagger(run) if is_tagger(run) else load_backend(run)
+        if is_tagger(run):
+            load_tagger(run)
+        elif head_kind(run) is not None:
+            load_head_run(run)
+        else:
+            load_backend(run)
     return _store(registry).push(run, name)
 
 

@@ -279,7 +279,7 @@ def predict(
         out = _api().generate(run, [text], max_tokens, temperature, top_p, seed)[0]
         console.print_json(json.dumps(out))
         return
-    if text is not None and _api()._tagger_kind(run):
+    if text is not None and (_api()._tagger_kind(run) or _api()._head_kind(run)):
         console.print_json(json.dumps(_api().predict(run, [text], batch_size)[0]))
         return
     if input is not None:

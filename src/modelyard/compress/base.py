@@ -24,6 +24,7 @@ from modelyard.fsutil import atomic_write_json, replace_dir
 from modelyard.models.encoding import Encoded, encode_split
 from modelyard.plugins import Registry
 from modelyard.recipe import CompressConfig
+from modelyard.registry.calibration import CALIBRATION
 from modelyard.registry.manifest import relative_parent, sha256_file, write_manifest
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun
 from modelyard.registry.store import is_number
@@ -232,7 +233,8 @@ def refuse_embedding_parent(ctx: CompressContext, method: str) -> None:
 def save_variant(compressed: Compressed, ctx: CompressContext, spec: MethodSpec, out: Path) -> Path:
     """Write `compressed` as an artifact at `out` (atomically) and return `out`.
 
-    The artifact holds the model files, the parent's tokenizer, labels and recipe, a
+    The artifact holds the model files, the parent's tokenizer, labels, recipe and calibration
+    record (its temperature), a
     `compression.json` of what the method did, and a manifest naming the parent.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +243,7 @@ def save_variant(compressed: Compressed, ctx: CompressContext, spec: MethodSpec,
         # a method with its own tokenizer (a student on another backbone) overwrites this one
         ctx.run.tokenizer.save_pretrained(str(tmp))
         compressed.save(tmp)
-        for name in (LABELS, RECIPE):
+        for name in (LABELS, RECIPE, CALIBRATION):
             if (ctx.run.path / name).is_file():
                 shutil.copyfile(ctx.run.path / name, tmp / name)
         atomic_write_json(tmp / COMPRESSION_FILE, {"method": spec.label, **compressed.details})

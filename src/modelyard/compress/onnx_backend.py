@@ -15,6 +15,7 @@ import numpy as np
 from modelyard.errors import ArtifactError, ModelyardError
 from modelyard.models.encoding import collate, encode_texts, eval_batches
 from modelyard.plugins import require
+from modelyard.registry.calibration import read_temperature
 from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.records import read_labels, read_recipe
 
@@ -47,7 +48,10 @@ def make_session(model: Path | bytes, threads: int | None = None) -> Any:
 
 
 class OnnxClassifier:
-    """Texts in, class probabilities out, through an ONNX graph with a `logits` output."""
+    """Texts in, class probabilities out, through an ONNX graph with a `logits` output.
+
+    Probabilities are softmax(logits / temperature): the run's calibration temperature.
+    """
 
     name = "onnx"
 
@@ -59,8 +63,10 @@ class OnnxClassifier:
         max_length: int,
         threads: int | None = None,
         batch_size: int = 32,
+        temperature: float = 1.0,
     ) -> None:
         self.session = make_session(model, threads)
+        self.temperature = temperature
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer, self.labels, self.max_length = tokenizer, labels, max_length
         self.batch_size = batch_size
@@ -84,6 +90,7 @@ class OnnxClassifier:
     def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
         """Return (probabilities of shape (len(texts), len(labels)), per-text truncation flags)."""
         logits, cut = self.predict_logits(texts)
+        logits = logits / np.float32(self.temperature)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True), cut
 
@@ -135,6 +142,7 @@ class OnnxBackend:
                 self.max_length,
                 threads,
                 batch_size,
+                read_temperature(self.path, manifest),
             )
         except Exception as exc:  # onnxruntime's own load errors have no common base class
             if isinstance(exc, ModelyardError):

@@ -52,7 +52,10 @@ class OnnxCompressed:
 
 def _classifier(ctx: CompressContext, graph: Path) -> OnnxClassifier:
     run = ctx.run
-    return OnnxClassifier(graph, run.tokenizer, run.labels, run.max_length, ctx.threads)
+    # the variant carries its parent's calibration temperature (save_variant copies its record)
+    return OnnxClassifier(
+        graph, run.tokenizer, run.labels, run.max_length, ctx.threads, temperature=run.temperature
+    )
 
 
 def _parity_texts(ctx: CompressContext) -> list[str]:

@@ -51,7 +51,7 @@ def explain(
     `run` is a run directory, an artifact path (any kind with a backend), a LoadedRun or a
     Backend. `method` is ig, gxi, occlusion or shapley (default: the recipe's `explain.method`,
     or occlusion for forward-only artifacts); `steps` fixes integrated-gradients steps (unset:
-    doubled from 8 per text until the completeness error is at most `completeness_error`,
+    chosen per text, from 24, until the completeness error is at most `completeness_error`,
     default 1%), `samples` sets Shapley permutations; `target` explains a given label instead of the
     prediction; `score` is what is explained: "log-odds" (default) or "probability". Words past
     the model's maximum length are left out (each Explanation counts them). Setting `cancel`

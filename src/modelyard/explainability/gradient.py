@@ -7,6 +7,7 @@ piece, then sum pieces into words.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +24,9 @@ from modelyard.recipe import ExplainConfig
 
 # steps x tokens per internal batch: bounds IG's memory on long texts at many steps
 _IG_TOKEN_BUDGET = 8192
-# the automatic choice's first try: on short texts, captum's Gauss-Legendre rule usually
-# meets a 1% completeness error at 8 steps, and each doubling costs as much as all before it
-FIRST_STEPS = 8
+# the automatic choice's first try: on an SST-2 model 20 steps met a 1% completeness error
+# for 55% of sentences, so most texts stop here; a miss's error sets the next try
+FIRST_STEPS = 24
 
 
 @dataclass
@@ -63,8 +64,11 @@ def encode(subject: Subject, words: Words) -> Encoding:
     )
 
 
-def explained_output(model: Any, target: int, score: str) -> Callable[..., torch.Tensor]:
-    """Return f(input_ids, attention_mask, token_type_ids) -> the explained score per row."""
+def explained_output(
+    model: Any, target: int, score: str, temperature: float = 1.0
+) -> Callable[..., torch.Tensor]:
+    """Return f(input_ids, attention_mask, token_type_ids) -> the explained score per row, of
+    the logits divided by the run's calibration `temperature` (the probabilities it reports)."""
 
     def forward(
         input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
@@ -73,7 +77,7 @@ def explained_output(model: Any, target: int, score: str) -> Callable[..., torch
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        return logit_score(model(**kwargs).logits.float(), target, score)
+        return logit_score(model(**kwargs).logits.float() / temperature, target, score)
 
     return forward
 
@@ -111,16 +115,17 @@ def integrated_gradients(
     and the steps taken.
 
     Completeness: the piece scores sum to f(text) - f(baseline) minus the returned delta. With
-    `cfg.steps` unset, the steps start at FIRST_STEPS and double until the relative error
-    |delta| / |f(text) - f(baseline)| is at most `cfg.completeness_error` (or `cfg.max_steps`
-    is reached); each try's steps run as batched forward passes.
+    `cfg.steps` unset, the steps start at FIRST_STEPS and grow (`next_steps`) until the
+    relative error |delta| / |f(text) - f(baseline)| is at most `cfg.completeness_error` (or
+    `cfg.max_steps` is reached); each try's steps run as batched forward passes.
     """
     attr_mod: Any = require("captum.attr", extra="explain")
     assert subject.run is not None
     model, tokenizer = subject.run.model, subject.run.tokenizer
     enc = encode(subject, words)
     lig = attr_mod.LayerIntegratedGradients(
-        explained_output(model, target, cfg.score), model.get_input_embeddings()
+        explained_output(model, target, cfg.score, subject.run.temperature),
+        model.get_input_embeddings(),
     )
     baseline = pad_baseline(enc, tokenizer.pad_token_id or 0)
 
@@ -138,11 +143,23 @@ def integrated_gradients(
     steps = cfg.steps or min(FIRST_STEPS, cfg.max_steps)
     per_dim, delta = attribute(steps)
     while cfg.steps is None and steps < cfg.max_steps:
-        if relative_error(float(per_dim.sum()), delta) <= cfg.completeness_error:
+        error = relative_error(float(per_dim.sum()), delta)
+        if error <= cfg.completeness_error:
             break
-        steps = min(steps * 2, cfg.max_steps)
+        steps = min(next_steps(steps, error, cfg.completeness_error), cfg.max_steps)
         per_dim, delta = attribute(steps)
     return _attribution(enc, words, per_dim, delta, steps)
+
+
+def next_steps(steps: int, error: float, goal: float) -> int:
+    """Return the steps to try after `steps` left a completeness `error` above `goal`.
+
+    The error of captum's Gauss-Legendre rule fell about as steps^-3 on fine-tuned encoders
+    (SST-2: 20 -> 32 steps cut the median error 5.7x), so the next try aims a quarter past
+    that estimate; it grows at least 1.5x (a near miss still moves) and at most 4x.
+    """
+    grow = min(4.0, max(1.5, 1.25 * (error / goal) ** (1 / 3)))
+    return math.ceil(steps * grow)
 
 
 @method("gxi", needs_gradients=True, summary="gradient x input on the word embeddings")
@@ -155,7 +172,8 @@ def gradient_x_input(
     model = subject.run.model
     enc = encode(subject, words)
     gxa = attr_mod.LayerGradientXActivation(
-        explained_output(model, target, cfg.score), model.get_input_embeddings()
+        explained_output(model, target, cfg.score, subject.run.temperature),
+        model.get_input_embeddings(),
     )
     per_dim = gxa.attribute(enc.input_ids, additional_forward_args=enc.extra)
     return _attribution(enc, words, per_dim, None)

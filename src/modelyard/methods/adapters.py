@@ -22,6 +22,7 @@ from modelyard.methods.peft_methods import peft_module, quiet_peft
 from modelyard.models import load_tokenizer, resolve_backbone
 from modelyard.models.build import quiet_transformers
 from modelyard.recipe import DEFAULT_BACKBONE
+from modelyard.registry.calibration import CALIBRATION
 from modelyard.registry.manifest import MANIFEST, relative_parent, sha256_file, write_manifest
 from modelyard.registry.records import read_labels, read_recipe
 from modelyard.registry.run import LABELS, RECIPE, LoadedRun, save_model_files
@@ -183,7 +184,7 @@ def merge_run(run: str | Path, output: str | Path | None = None, overwrite: bool
     else:
         save_model_files(tmp, loaded.model, loaded.tokenizer, loaded.labels)
     # merged and unmerged predict the same, so the run's records still describe the model
-    for name in (RECIPE, "metrics.json", "report.md", "MODEL_CARD.md"):
+    for name in (RECIPE, CALIBRATION, "metrics.json", "report.md", "MODEL_CARD.md"):
         if (src / name).is_file():
             shutil.copyfile(src / name, tmp / name)
     extra = {"backbone": manifest.get("backbone"), "merged_from": manifest.get("kind")}

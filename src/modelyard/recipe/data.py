@@ -201,6 +201,12 @@ class DataConfig(Section):
     )
     text_pair_column: str | None = Field(None, description="Second text column for sentence pairs.")
     label_column: str = Field("label", description="Column holding each row's label.")
+    label_separator: str = Field(
+        "|",
+        min_length=1,
+        description="task multi-label: what separates a row's labels in the label column (a "
+        'cell holding a JSON list, ["a", "b"], is read as a list).',
+    )
     labels: list[str] | None = Field(
         None, description="Label set and order; taken from the data if absent."
     )

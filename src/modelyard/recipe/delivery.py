@@ -36,7 +36,7 @@ class ExplainConfig(Section):
         ge=2,
         le=1000,
         description="Integrated-gradients integration steps; unset, they are chosen per text: "
-        "8, then doubled until the completeness error is at most `completeness_error`.",
+        "24, then more until the completeness error is at most `completeness_error`.",
     )
     completeness_error: float = Field(
         0.01,

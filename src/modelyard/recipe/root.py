@@ -13,7 +13,7 @@ from modelyard.recipe.delivery import CompressConfig, EvaluateConfig, ExplainCon
 from modelyard.recipe.federated import FederatedConfig
 from modelyard.recipe.generation import GenerationConfig
 from modelyard.recipe.rules import check_private_training
-from modelyard.recipe.tasks import LM_TASKS, TASK_METHODS, Task, task_backbone_problem
+from modelyard.recipe.tasks import HEAD_TASKS, LM_TASKS, TASK_METHODS, Task, task_backbone_problem
 from modelyard.recipe.training import ModelConfig, PrivacyConfig, TrainConfig
 
 # training methods a language-model task can use (the others need a classification head)
@@ -28,7 +28,9 @@ class Recipe(Section):
         description="classification (an encoder with a label head), language-modeling (continued "
         "pre-training: causal LM on decoders, masked LM on encoders) or generation "
         "(instruction fine-tuning of a decoder on chat data) or token-classification (a tag "
-        "for every word, such as BIO/BIOES named entities, from JSONL or CoNLL files).",
+        "for every word, such as BIO/BIOES named entities, from JSONL or CoNLL files), "
+        "multi-label (any number of labels a text, a sigmoid per label) or regression (a number "
+        "a text).",
     )
     run: RunConfig = Field(default_factory=RunConfig, description="Run name, folder and seed.")
     data: DataConfig = Field(description="The labelled data and how it is read.")
@@ -69,6 +71,13 @@ class Recipe(Section):
             section.setdefault("text_column", "tokens")
             section.setdefault("label_column", "tags")
             return {**data, "data": section}
+        if isinstance(data, dict) and data.get("task") == "regression":
+            # a regression head has no accuracy: it early-stops on the dev loss (MSE)
+            train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
+            stopping = train.get("early_stopping")
+            stopping = dict(stopping) if isinstance(stopping, dict) else {}
+            stopping.setdefault("metric", "loss")
+            return {**data, "train": {**train, "early_stopping": stopping}}
         if not isinstance(data, dict) or data.get("task") not in LM_TASKS:
             return data
         train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
@@ -100,7 +109,7 @@ class Recipe(Section):
                 f"task '{self.task}' trains with train.method {', '.join(methods)}; "
                 f"got '{self.train.method}'"
             )
-        if self.task in LM_TASKS and self.train.early_stopping.metric != "loss":
+        if self.task in (*LM_TASKS, "regression") and self.train.early_stopping.metric != "loss":
             problems.append(
                 f"task '{self.task}' early-stops on the dev loss; set "
                 "train.early_stopping.metric loss (or leave it out)"
@@ -116,8 +125,8 @@ class Recipe(Section):
                 problems.append(
                     f"{name} is for classification runs; remove it for task '{self.task}'"
                 )
-        if self.task == "token-classification":
-            problems += _token_classification_problems(self)
+        if self.task in HEAD_TASKS:
+            problems += _head_task_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -179,14 +188,15 @@ class Recipe(Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _token_classification_problems(recipe: Recipe) -> list[str]:
-    """Return what a token-classification recipe sets that only classification runs use."""
+def _head_task_problems(recipe: Recipe) -> list[str]:
+    """Return what a token-classification, multi-label or regression recipe sets that only
+    classification runs use."""
     problems = []
     if recipe.model.pooling != "cls":
         # every token gets its own tag: there is no sentence embedding to pool
         problems.append(
             "model.pooling and model.head_init are for classification runs; remove them for "
-            "task 'token-classification'"
+            f"task '{recipe.task}'"
         )
     for name, value in (
         ("federated", recipe.federated),
@@ -195,6 +205,6 @@ def _token_classification_problems(recipe: Recipe) -> list[str]:
     ):
         if value is not None:
             problems.append(
-                f"{name} is for classification runs; remove it for task 'token-classification'"
+                f"{name} is for classification runs; remove it for task '{recipe.task}'"
             )
     return problems

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-Task = Literal["classification", "language-modeling", "generation", "token-classification"]
-BackboneKind = Literal["encoder", "decoder"]
-
-TASKS: tuple[Task, ...] = (
+Task = Literal[
     "classification",
     "language-modeling",
     "generation",
     "token-classification",
-)
+    "multi-label",
+    "regression",
+]
+BackboneKind = Literal["encoder", "decoder"]
+
+TASKS: tuple[Task, ...] = get_args(Task)
 
 # which backbone kinds each task can train
 TASK_KINDS: dict[str, tuple[BackboneKind, ...]] = {
@@ -28,6 +30,8 @@ TASK_KINDS: dict[str, tuple[BackboneKind, ...]] = {
     "language-modeling": ("encoder", "decoder"),  # masked LM for encoders, causal LM for decoders
     "generation": ("decoder",),
     "token-classification": ("encoder",),
+    "multi-label": ("encoder",),
+    "regression": ("encoder",),
 }
 
 # the training methods each task other than classification can use (classification: every method)
@@ -35,7 +39,11 @@ TASK_METHODS: dict[str, tuple[str, ...]] = {
     "language-modeling": ("full", "lora", "ia3"),
     "generation": ("full", "lora", "ia3"),
     "token-classification": ("full", "lora"),
+    "multi-label": ("full", "lora"),
+    "regression": ("full", "lora"),
 }
+# encoder tasks with a head of their own beside classification (token tags, label sets, numbers)
+HEAD_TASKS = ("token-classification", "multi-label", "regression")
 # tasks that train a language model (they early-stop on the dev loss)
 LM_TASKS = ("language-modeling", "generation")
 

@@ -345,6 +345,14 @@ class TrainConfig(Section):
     num_threads: int | None = Field(
         None, gt=0, description="CPU threads for torch; null: all cores."
     )
+    calibrate: bool = Field(
+        True,
+        description="Classification: after training, fit one temperature T on the dev split "
+        "(temperature scaling) so the probabilities match how often the model is right; it is "
+        "saved in the artifact and every backend divides the logits by it. Predicted labels do "
+        "not change. Skipped (T = 1) with fewer dev rows than early_stopping.min_dev_rows. "
+        "false: T = 1.",
+    )
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass: less memory, ~30% slower."
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import ArtifactError
+from modelyard.registry.calibration import CALIBRATION, parse_temperature
 from modelyard.registry.crypto import EncryptionKey, decrypt_members, read_key
 from modelyard.registry.records import LABELS, RECIPE, check_labels, parse_saved_recipe
 from modelyard.registry.run import LoadedRun
@@ -129,4 +130,9 @@ def load_encrypted_run(
         )
     model.to(device).eval()
     tokenizer = tokenizer_from_bytes(root, files)
-    return LoadedRun(root, model, tokenizer, labels, opened.manifest, recipe)
+    # the calibration record on disk is ciphertext: read the decrypted one
+    calibration = files.get(CALIBRATION)
+    temperature = 1.0 if calibration is None else parse_temperature(calibration, root / CALIBRATION)
+    return LoadedRun(
+        root, model, tokenizer, labels, opened.manifest, recipe, temperature=temperature
+    )

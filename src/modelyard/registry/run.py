@@ -13,8 +13,10 @@ from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from modelyard.errors import ArtifactError
+from modelyard.evaluation.calibration import check_temperature
 from modelyard.models.build import load_tokenizer, quiet_transformers
 from modelyard.recipe import Recipe
+from modelyard.registry.calibration import read_temperature
 from modelyard.registry.crypto import EncryptionKey, is_encrypted
 from modelyard.registry.kinds import ARTIFACT_KINDS, resolve, task_refusal
 from modelyard.registry.manifest import verify_manifest
@@ -62,7 +64,9 @@ class LoadedRun:
     """A verified run: model in eval mode, tokenizer, label names and the run's records.
 
     `recipe` is the run's validated recipe (`read_recipe`); `max_length`, the longest input
-    in tokens, is the recipe's `model.max_length`.
+    in tokens, is the recipe's `model.max_length`. `temperature` divides the logits before
+    the softmax (see `modelyard.registry.calibration`): given, or read from the artifact's
+    calibration record when its manifest lists one, else 1.0.
     """
 
     path: Path
@@ -71,6 +75,7 @@ class LoadedRun:
     labels: list[str]
     manifest: dict[str, Any]
     recipe: Recipe
+    temperature: float
 
     def __init__(
         self,
@@ -79,10 +84,18 @@ class LoadedRun:
         tokenizer: PreTrainedTokenizerBase,
         labels: list[str],
         *records: Any,
+        temperature: float | None = None,
         **named: Any,
     ) -> None:
         self.path, self.model, self.tokenizer, self.labels = Path(path), model, tokenizer, labels
         self.manifest, self.recipe = _records(self.path, records, named)
+        if temperature is None:
+            self.temperature = read_temperature(self.path, self.manifest or {})
+        else:
+            try:
+                self.temperature = check_temperature(temperature)
+            except ValueError as exc:
+                raise ArtifactError(f"{self.path}: {exc}") from None
 
     @property
     def max_length(self) -> int:

@@ -108,7 +108,7 @@ class ModelSet:
                 self.taggers[ref.name] = load_served_tagger(
                     ref, resolved, self.settings, self.metrics
                 )
-                log.info("serving %s as %s (token classification)", ref, resolved)
+                log.info("serving %s as %s (%s)", ref, resolved, self.taggers[ref.name].task)
                 continue
             predictor = Predictor(
                 self._warm(self.loader(resolved.path)),
@@ -138,7 +138,8 @@ class ModelSet:
             )
         if name is not None and name in self.taggers:
             raise NotFoundError(
-                f"model '{name}' is a token classifier; use /v1/predict (it answers entity spans)"
+                f"model '{name}' is a {self.taggers[name].task} run; use /v1/predict (it answers "
+                "in the task's own shape)"
             )
         served = ", ".join(sorted(self.models))
         if name is None:

@@ -23,6 +23,7 @@ from modelyard.serve.oip import HEADER_LENGTH, encode_response, model_metadata, 
 from modelyard.serve.schemas import (
     EntitiesItem,
     Health,
+    LabelSetItem,
     ModelInfo,
     ModelsResponse,
     OpenAIModel,
@@ -31,6 +32,7 @@ from modelyard.serve.schemas import (
     PredictResponse,
     ReloadRequest,
     ReloadResponse,
+    ValueItem,
     error_responses,
 )
 from modelyard.serve.state import ServerState
@@ -86,13 +88,22 @@ async def predict(body: PredictRequest, state: State) -> PredictResponse:
         return PredictResponse(
             model=tagger.name,
             version=tagger.version,
-            predictions=[EntitiesItem.model_validate(a) for a in answers],
+            predictions=_task_items(answers),
         )
     served = state.models.get(body.model)
     prediction = await served.predictor.predict(body.texts, state.settings.request_timeout_s)
     return PredictResponse(
         model=served.name, version=prediction.version, predictions=_items(prediction, body.top_k)
     )
+
+
+def _task_items(answers: list[dict[str, Any]]) -> Any:
+    """Return the answers of a token-classification, multi-label or regression run as items."""
+    if answers and "entities" in answers[0]:
+        return [EntitiesItem.model_validate(a) for a in answers]
+    if answers and "value" in answers[0]:
+        return [ValueItem.model_validate(a) for a in answers]
+    return [LabelSetItem.model_validate(a) for a in answers]
 
 
 def _info(served: ServedModel) -> ModelInfo:
@@ -125,10 +136,10 @@ def _tagger_info(served: ServedTagger) -> ModelInfo:
         name=served.name,
         version=served.version,
         reference=str(served.ref),
-        labels=list(served.tagger.tags),
+        labels=served.labels,
         backend="torch",
         queue_depth=0,
-        kind="token-classification",
+        kind=served.task,
     )
 
 

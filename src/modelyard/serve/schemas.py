@@ -55,14 +55,33 @@ class EntitiesItem(_Body):
     truncated: bool = Field(description="True when words past the maximum length went untagged.")
 
 
+class LabelSetItem(_Body):
+    """The answer of a multi-label run for one text."""
+
+    labels: list[str] = Field(description="The labels at or above their thresholds.")
+    probabilities: dict[str, float] = Field(
+        description="Label -> probability, most probable first."
+    )
+    truncated: bool = Field(description="True when the text was cut to the model's maximum length.")
+
+
+class ValueItem(_Body):
+    """The answer of a regression run for one text."""
+
+    value: float = Field(description="The predicted number.")
+    truncated: bool = Field(description="True when the text was cut to the model's maximum length.")
+
+
 class PredictResponse(_Body):
     """Predictions in the order of the request's texts."""
 
     model: str
     version: str = Field(description="The registry version that answered.")
-    predictions: list[PredictionItem] | list[EntitiesItem] = Field(
+    predictions: (
+        list[PredictionItem] | list[EntitiesItem] | list[LabelSetItem] | list[ValueItem]
+    ) = Field(
         description="Classifiers: a label and probabilities per text; token classifiers: "
-        "entity spans per text."
+        "entity spans per text; multi-label runs: a label set; regression runs: a value."
     )
 
 
@@ -79,7 +98,8 @@ class ModelInfo(_Body):
     queue_depth: int = Field(description="Texts (classifiers) or requests (generation) waiting.")
     kind: str = Field(
         "classifier",
-        description="classifier, generation (OpenAI routes) or token-classification.",
+        description="classifier, generation (OpenAI routes), token-classification, multi-label "
+        "or regression.",
     )
 
 
