@@ -120,6 +120,8 @@ def start_llamacpp(
     command = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "chat"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads)]
     command += ["--n_threads_batch", str(threads), "--n_ctx", "2048", "--verbose", "False"]
+    # by default a new request interrupts the one being generated; a server must queue them
+    command += ["--interrupt_requests", "False"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     wait_ready(f"http://127.0.0.1:{port}/v1/models", proc)
     return proc, gguf
@@ -152,7 +154,7 @@ async def one_request(
             tokens = r.json()["usage"]["completion_tokens"]
             return {"tokens": tokens, "ttft": seconds, "latency": seconds}
         body |= {"stream": True, "stream_options": {"include_usage": True}}
-        ttft, tokens = None, 0
+        ttft, tokens, chunks = None, None, 0
         async with client.stream("POST", url, json=body) as r:
             r.raise_for_status()
             async for line in r.aiter_lines():
@@ -163,10 +165,17 @@ async def one_request(
                     raise RuntimeError(chunk["error"]["message"])
                 if chunk.get("usage"):
                     tokens = chunk["usage"]["completion_tokens"]
-                elif ttft is None and chunk["choices"][0]["delta"].get("content"):
-                    ttft = time.perf_counter() - began
+                elif chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                    chunks += 1
+                    if ttft is None:
+                        ttft = time.perf_counter() - began
         seconds = time.perf_counter() - began
-        return {"tokens": tokens, "ttft": ttft or seconds, "latency": seconds}
+        # llama-cpp-python's stream carries no usage: it streams one token per chunk
+        return {
+            "tokens": chunks if tokens is None else tokens,
+            "ttft": ttft or seconds,
+            "latency": seconds,
+        }
     except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
 

@@ -225,18 +225,23 @@ def test_resume_under_ddp_matches_the_uninterrupted_run(
     recipe_file.write_text(yaml.safe_dump(_named(setup, "resumed")), encoding="utf-8")
     run_dir = Path(setup["recipe"]["run"]["output_dir"]) / "resumed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(recipe_file), "fresh"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_checkpoint(run_dir, proc)
-    finally:
-        proc.send_signal(signal.SIGTERM)  # the launcher stops its processes and exits
-        proc.wait(timeout=120)
+    log = setup["root"] / "stopped.log"  # a file: the processes' output could fill a pipe
+    with open(log, "wb") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(recipe_file), "fresh"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        try:
+            _wait_for_checkpoint(run_dir, proc)
+        finally:
+            proc.send_signal(signal.SIGTERM)  # the launcher stops its processes and exits
+            proc.wait(timeout=120)
     assert not (run_dir / "manifest.json").exists(), "the run finished before it was stopped"
+    assert "LaunchError: training was stopped (SIGTERM); continue it with --resume" in (
+        log.read_text(encoding="utf-8", errors="replace")
+    )
     resumed = modelyard.train(
         build_recipe(_named(setup, "resumed")), resume=True, progress=False, nproc=2
     )

@@ -140,8 +140,9 @@ def launch(
     ranks that ran on this node.
 
     Raises the ModelyardError a process recorded in `work_dir` (see `record_error`), or
-    LaunchError when a process failed otherwise.
+    LaunchError when a process failed otherwise or a signal stopped the launch.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import elastic_launch
 
@@ -151,6 +152,10 @@ def launch(
             results = launcher(*args)
     except ChildFailedError as exc:
         raise _failure(work_dir, exc.failures) from None
+    except SignalException as exc:  # Ctrl-C or a scheduler's SIGTERM: the processes were stopped
+        raise LaunchError(
+            f"training was stopped ({exc.sigval.name}); continue it with --resume"
+        ) from None
     return set(results)
 
 
