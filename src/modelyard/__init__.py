@@ -26,6 +26,7 @@ _API: tuple[str, ...] = (
     "predict_file",
     "quickstart",
     "train",
+    "tune",
 )
 
 __all__ = ["ModelyardError", "__version__", *_API]

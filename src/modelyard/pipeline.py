@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -39,9 +40,10 @@ from modelyard.recipe import Recipe
 from modelyard.registry.calibration import write_calibration
 from modelyard.registry.manifest import MANIFEST, write_manifest
 from modelyard.registry.run import RECIPE, LoadedRun
+from modelyard.tracking.mlflow_sink import log_run
 from modelyard.trainer.calibrate import fit_calibration, uncalibrated_figures
 from modelyard.trainer.distributed import DistributedFineTuner, Parallel, launched, process_group
-from modelyard.trainer.loop import FineTuner, TrainResult
+from modelyard.trainer.loop import FineTuner, HistoryListener, TrainResult
 
 HISTORY = "history.jsonl"
 
@@ -212,41 +214,74 @@ def _training_summary(
 
 
 def run_training(
-    recipe: Recipe, resume: bool = False, overwrite: bool = False, progress: bool = True
+    recipe: Recipe,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    listeners: Sequence[HistoryListener] = (),
 ) -> RunResult:
     """Train, evaluate and save one run; return its directory and figures.
 
     The recipe's task picks the run: a classifier, or a language model (continued
-    pre-training, instruction fine-tuning). Raises RecipeError, DataError, BackboneError or
-    ArtifactError for a user's mistake. Started as one rank of a launcher (`--nproc`,
-    torchrun), it trains data-parallel with the other ranks and rank 0 writes the run.
+    pre-training, instruction fine-tuning). `listeners` also receive each loss and dev
+    evaluation as it is measured (hyper-parameter search prunes on them). Started as one rank
+    of a launcher (`--nproc`, torchrun), it trains data-parallel with the other ranks and
+    rank 0 writes the run. With `tracking.mlflow_uri`, the saved run is then logged to MLflow.
+    Raises RecipeError, DataError, BackboneError, ArtifactError or TrackingError for a user's
+    mistake.
     """
     if launched():
-        return _run_data_parallel(recipe, resume, overwrite, progress)
-    with torch_threads(recipe.train.num_threads):
-        if recipe.task == "token-classification":
-            return _run_tagging(recipe, resume, overwrite, progress)
-        if recipe.task in ("multi-label", "regression"):
-            return _run_head(recipe, resume, overwrite, progress)
-        if recipe.task != "classification":
-            return _run_language_model(recipe, resume, overwrite, progress)
-        return _run(recipe, resume, overwrite, progress)
+        result = _run_data_parallel(recipe, resume, overwrite, progress)
+    else:
+        with torch_threads(recipe.train.num_threads):
+            if recipe.task == "token-classification":
+                result = _run_tagging(recipe, resume, overwrite, progress)
+            elif recipe.task in ("multi-label", "regression"):
+                result = _run_head(recipe, resume, overwrite, progress)
+            elif recipe.task != "classification":
+                result = _run_language_model(recipe, resume, overwrite, progress, listeners)
+            else:
+                result = _run(recipe, resume, overwrite, progress, listeners)
+    # the other ranks of a data-parallel run return no metrics: rank 0 logs the run
+    if recipe.tracking.mlflow_uri is not None and result.metrics:
+        log_run(result.run_dir, recipe.tracking, recipe.run.name)
+    return result
 
 
-def _run_language_model(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> RunResult:
+def _run_language_model(
+    recipe: Recipe,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    listeners: Sequence[HistoryListener],
+) -> RunResult:
     from modelyard.generation import prepare_lm_run
 
-    return _run_prepared(recipe, resume, overwrite, progress, prepare_lm_run)
+    return _run_prepared(recipe, resume, overwrite, progress, prepare_lm_run, listeners)
 
 
 def _run_prepared(
-    recipe: Recipe, resume: bool, overwrite: bool, progress: bool, prepare: Any
+    recipe: Recipe,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    prepare: Any,
+    listeners: Sequence[HistoryListener] | None = None,
 ) -> RunResult:
     """Run a task whose `prepare(recipe)` reads data and builds the model (every user mistake
-    surfaces before the run directory exists) and whose `.train(run_dir)` trains and saves."""
+    surfaces before the run directory exists) and whose `.train(run_dir)` trains and saves.
+    With `listeners` (a task whose `.train` takes them), the history is written too."""
     prepared = prepare(recipe)
     run_dir = prepare_run_dir(recipe, resume, overwrite)
-    out = prepared.train(run_dir, resume=resume, progress=progress)
+    if listeners is None:
+        out = prepared.train(run_dir, resume=resume, progress=progress)
+    else:
+        out = prepared.train(
+            run_dir,
+            resume=resume,
+            progress=progress,
+            listeners=[HistoryWriter(run_dir), *listeners],
+        )
     return RunResult(run_dir, out["metrics"], out["training"], out["data_report"])
 
 
@@ -272,7 +307,7 @@ def _run_data_parallel(recipe: Recipe, resume: bool, overwrite: bool, progress: 
     with process_group(select_device(recipe.train.device)) as parallel:
         threads = parallel.threads(recipe.train.num_threads)
         with torch_threads(threads):
-            return _run(recipe, resume, overwrite, progress, parallel)
+            return _run(recipe, resume, overwrite, progress, parallel=parallel)
 
 
 def _check_data_parallel(recipe: Recipe, session: Any) -> None:
@@ -299,6 +334,7 @@ def _run(
     resume: bool,
     overwrite: bool,
     progress: bool,
+    listeners: Sequence[HistoryListener] = (),
     parallel: Parallel | None = None,
 ) -> RunResult:
     folder = resolve_backbone(recipe.model.backbone)
@@ -332,7 +368,7 @@ def _run(
         progress and leader,
         hooks=session.hooks,
         policy=policy,
-        listeners=[HistoryWriter(run_dir)] if leader else [],
+        listeners=[HistoryWriter(run_dir), *listeners] if leader else [],
     )
     result = session.fit(tuner, train, dev, resume)
     if not leader:

@@ -72,7 +72,7 @@ def test_the_commands_round_trip(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["submit", "r.yaml", "--stage", "tune"], "unknown job stage 'tune'"),
+        (["submit", "r.yaml", "--stage", "sweep"], "unknown job stage 'sweep'"),
         (["submit", "missing.yaml"], "recipe file not found"),
         (["submit", "--stage", "command", "true", "--cpus", "512"], "this machine has"),
         (["submit", "--stage", "command", "true", "--memory", "lots"], "memory must look like"),

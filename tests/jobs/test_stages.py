@@ -84,5 +84,23 @@ def test_submit_checks_catch_mistakes_early(tmp_path: Path) -> None:
         check_target(JobSpec("compress", "no-such-run", (), str(tmp_path)))
     with pytest.raises(JobsError, match="not on PATH"):
         check_target(JobSpec("command", "no-such-program-xyz", (), str(tmp_path)))
-    with pytest.raises(UnknownPluginError, match="unknown job stage 'tune'; available: audit"):
-        check_target(JobSpec("tune", str(recipe), (), str(tmp_path)))
+    with pytest.raises(UnknownPluginError, match="unknown job stage 'sweep'; available: audit"):
+        check_target(JobSpec("sweep", str(recipe), (), str(tmp_path)))
+
+
+def test_a_tune_job_runs_the_search_and_its_params_are_not_overrides(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path)
+    args = ("--param", "train.lr=loguniform:1e-5:1e-3", "--trials", "4", "train.epochs=1")
+    spec = JobSpec("tune", recipe.name, args, str(tmp_path))
+    assert job_argv(spec, True, "python") == [
+        "python",
+        "-m",
+        "modelyard",
+        "tune",
+        recipe.name,
+        *args,
+        "--no-progress",
+    ]  # a rerun resumes the study by itself
+    check_target(spec)  # the spec after --param is not read as a recipe override
+    with pytest.raises(RecipeError, match="train.epochs"):
+        check_target(JobSpec("tune", recipe.name, (*args[:4], "train.epochs=x"), str(tmp_path)))

@@ -2,8 +2,9 @@
 (`modelyard.cli.surface` maps every command to its function, and a test checks the map).
 
 Modules: this one (train, evaluate, predict, explain, quickstart, language models, runs),
-`registry` (push, aliases), `security` (API, signing and encryption keys; sign, verify,
-encrypt, decrypt) and `stages` (compress, training methods, privacy audit, data tools).
+`experiments` (hyper-parameter search, comparing runs), `registry` (push, aliases),
+`security` (API, signing and encryption keys; sign, verify, encrypt, decrypt) and `stages`
+(compress, training methods, privacy audit, data tools).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelyard.api.experiments import compare_runs as compare_runs
+from modelyard.api.experiments import tune as tune
 from modelyard.api.registry import list_models as list_models
 from modelyard.api.registry import push as push
 from modelyard.api.registry import set_alias as set_alias
@@ -371,6 +374,7 @@ def export(
 __all__ = [
     "audit",
     "audit_membership",
+    "compare_runs",
     "compress",
     "compression_methods",
     "create_api_key",
@@ -404,6 +408,7 @@ __all__ = [
     "simulate_al",
     "train",
     "training_methods",
+    "tune",
     "undo_label",
     "verify",
     "zeroshot",

@@ -15,6 +15,7 @@ from rich.text import Text
 from modelyard._version import __version__
 from modelyard.cli.compress import compress_command as _compress_command
 from modelyard.cli.curation import attach as _attach_data_tools
+from modelyard.cli.experiments import register as _register_experiments
 from modelyard.cli.explain import explain_command as _explain_command
 from modelyard.cli.federate import register as _register_federate
 from modelyard.cli.jobs import register as _register_jobs
@@ -370,6 +371,7 @@ def runs_list(
 
 
 app.add_typer(runs_app, name="runs")
+_register_experiments(app, runs_app)
 app.command("explain")(_explain_command)
 app.command("compress")(_compress_command)
 _register_methods(app)

@@ -31,6 +31,8 @@ API_OF: dict[str, tuple[str, ...]] = {
     "zeroshot": ("modelyard.api.zeroshot",),
     "federate": ("modelyard.api.federate",),
     "runs list": ("modelyard.api.list_runs",),
+    "runs compare": ("modelyard.api.compare_runs",),
+    "tune": ("modelyard.api.tune",),
     "keys create": ("modelyard.api.create_api_key",),
     "keys list": ("modelyard.api.list_api_keys",),
     "keys revoke": ("modelyard.api.revoke_api_key",),

@@ -8,6 +8,7 @@ method) before the run directory exists; `LMRun.train` then trains, evaluates an
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from modelyard.models.build import enable_gradient_checkpointing
 from modelyard.models.device import select_device, select_dtype
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import write_manifest
-from modelyard.trainer.loop import FineTuner
+from modelyard.trainer.loop import FineTuner, HistoryListener
 
 
 @dataclass
@@ -47,8 +48,15 @@ class LMRun:
     dev_rows: LMData
     counts: dict[str, int] = field(default_factory=dict)
 
-    def train(self, run_dir: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-        """Train, evaluate before and after, save the artifact; return metrics, training and data figures."""
+    def train(
+        self,
+        run_dir: Path,
+        resume: bool = False,
+        progress: bool = True,
+        listeners: Sequence[HistoryListener] = (),
+    ) -> dict[str, Any]:
+        """Train, evaluate before and after, save the artifact; return metrics, training and
+        data figures. `listeners` receive each loss and dev evaluation as it is measured."""
         recipe, spec = self.recipe, self.spec
         device = select_device(recipe.train.device)
         dtype = select_dtype(recipe.train.precision, device)
@@ -65,6 +73,7 @@ class LMRun:
             run_dir,
             progress,
             objective=objective,
+            listeners=listeners,
         )
         result = tuner.fit(self.train_rows, self.dev_rows, resume=resume)
         after = self._evaluate(held_out, device)

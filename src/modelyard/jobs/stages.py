@@ -37,8 +37,16 @@ class Stage:
 STAGES: Registry[Stage] = Registry("job stage")
 
 
+# options whose value holds an `=` of its own (`--param train.lr=loguniform:1e-5:1e-3`)
+_VALUE_OPTIONS = ("--param",)
+
+
 def _overrides(args: tuple[str, ...]) -> list[str]:
-    return [a for a in args if "=" in a and not a.startswith("-")]
+    return [
+        a
+        for i, a in enumerate(args)
+        if "=" in a and not a.startswith("-") and (i == 0 or args[i - 1] not in _VALUE_OPTIONS)
+    ]
 
 
 def _run_dir(spec: JobSpec) -> Path | None:
@@ -72,6 +80,16 @@ STAGES.add(
         ("--no-progress",),
         _train_rerun,
         "modelyard train RECIPE [OVERRIDES]; a rerun resumes from the last checkpoint",
+    ),
+)
+STAGES.add(
+    "tune",
+    Stage(
+        ("tune",),
+        "recipe",
+        ("--no-progress",),
+        description="modelyard tune RECIPE --param KEY=DIST:ARGS ... [OVERRIDES]; jobs of the "
+        "same search share its study, and a rerun resumes it",
     ),
 )
 STAGES.add(

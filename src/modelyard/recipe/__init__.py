@@ -46,6 +46,7 @@ from modelyard.recipe.root import (
     Recipe,
 )
 from modelyard.recipe.tasks import BACKBONE_KINDS, TASK_KINDS, TASKS, backbone_kind
+from modelyard.recipe.tracking import TrackingConfig
 from modelyard.recipe.training import (
     DEFAULT_BACKBONE,
     DEFAULT_MAX_LENGTH,
@@ -100,6 +101,7 @@ __all__ = [
     "ServeConfig",
     "SetFitOptions",
     "SplitConfig",
+    "TrackingConfig",
     "TrainConfig",
     "backbone_kind",
     "build_recipe",

@@ -14,6 +14,7 @@ from modelyard.recipe.federated import FederatedConfig
 from modelyard.recipe.generation import GenerationConfig
 from modelyard.recipe.rules import check_private_training
 from modelyard.recipe.tasks import HEAD_TASKS, LM_TASKS, TASK_METHODS, Task, task_backbone_problem
+from modelyard.recipe.tracking import TrackingConfig
 from modelyard.recipe.training import ModelConfig, PrivacyConfig, TrainConfig
 
 # training methods a language-model task can use (the others need a classification head)
@@ -52,6 +53,10 @@ class Recipe(Section):
         None, description="Differentially private training (DP-SGD); null: not private."
     )
     audit: AuditConfig = Field(default_factory=AuditConfig, description="The label audit.")
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig,
+        description="Experiment tracking: MLflow beyond the run folder's own records.",
+    )
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig,
         description="Language-model data formats, packing and evaluation (tasks other than "
