@@ -3,6 +3,7 @@ stops, budgets, cancellation, deadlines and the bounded queue."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -78,6 +79,37 @@ def test_batched_greedy_answers_equal_each_prompt_alone(
         deltas = list(seq.deltas(timeout_s=60))
         assert [d.token_id for d in deltas] == reference(lm, prompt, 12)
         assert [d.tokens for d in deltas] == list(range(1, len(deltas) + 1))
+
+
+def test_bf16_batched_greedy_answers_equal_each_prompt_alone(lm: tuple[Any, Any]) -> None:
+    # served in bf16 on CPUs with native bf16: batching must not change a greedy answer there
+    half = (copy.deepcopy(lm[0]).to(torch.bfloat16), lm[1])
+    engine = GenerationEngine(half[0], half[1], max_batch_size=4)
+    try:
+        prompts = [ids(lm, p) for p in PROMPTS]
+        sequences = [engine.submit(GenerationRequest(p, 12)) for p in prompts]
+        for prompt, seq in zip(prompts, sequences, strict=True):
+            assert [d.token_id for d in seq.deltas(timeout_s=60)] == reference(half, prompt, 12)
+    finally:
+        engine.close(5)
+
+
+def test_the_head_sees_a_contiguous_input_from_a_batched_prefill(lm: tuple[Any, Any]) -> None:
+    model = copy.deepcopy(lm[0])
+    first, second = GenerationEngine(model, lm[1]), GenerationEngine(model, lm[1])
+    seen: list[bool] = []
+    head = model.get_output_embeddings()
+    hook = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0].is_contiguous()))
+    try:
+        assert len(head._forward_pre_hooks) == 2  # one engine hook, however many engines
+        sequences = [first.submit(GenerationRequest(ids(lm, p), 2)) for p in PROMPTS]
+        for seq in sequences:
+            list(seq.deltas(timeout_s=60))
+        assert seen and all(seen)
+    finally:
+        hook.remove()
+        first.close(5)
+        second.close(5)
 
 
 def test_a_late_request_joins_the_running_batch(

@@ -182,6 +182,7 @@ class GenerationEngine:
         self.stop_ids = _stop_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._cache_arg = _cache_argument(model)
+        _contiguous_head_input(model)
         self._waiting: deque[Sequence] = deque()
         self._state = _State()
         self._cond = threading.Condition()
@@ -407,6 +408,17 @@ def _generator(seq: Sequence) -> torch.Generator | None:
         return None
     seed = seq.request.seed if seq.request.seed is not None else random.getrandbits(63)
     return torch.Generator().manual_seed(seed)
+
+
+def _contiguous_head_input(model: Any) -> None:
+    # With `logits_to_keep=1` the head gets a strided [batch, 1, hidden] slice of a prefill's
+    # hidden states; `linear` then runs a batched matmul over a per-row copy of the whole
+    # vocabulary matrix (1.5 s for 8 prompts in bf16, 85 ms in fp32, against 11 and 39 ms
+    # for a contiguous input on this CPU). A contiguous input makes it one matrix product.
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if isinstance(head, torch.nn.Module) and not getattr(head, "_modelyard_contiguous", False):
+        head.register_forward_pre_hook(lambda _module, args: (args[0].contiguous(), *args[1:]))
+        head._modelyard_contiguous = True
 
 
 def _cache_argument(model: Any) -> str:
