@@ -112,6 +112,47 @@ def test_the_head_sees_a_contiguous_input_from_a_batched_prefill(lm: tuple[Any, 
         second.close(5)
 
 
+@pytest.fixture()
+def chunked(lm: tuple[Any, Any]) -> Iterator[tuple[GenerationEngine, list[StepStats]]]:
+    """An engine that prefills at most 4 prompt tokens per iteration, and the steps it reports."""
+    steps: list[StepStats] = []
+    engine = GenerationEngine(
+        lm[0], lm[1], max_batch_size=4, prefill_chunk_tokens=4, on_step=steps.append
+    )
+    yield engine, steps
+    engine.close(5)
+
+
+def test_chunked_prefill_gives_the_same_greedy_answers(
+    chunked: tuple[GenerationEngine, list[StepStats]], lm: tuple[Any, Any]
+) -> None:
+    engine, steps = chunked
+    prompts = [ids(lm, p) for p in PROMPTS]
+    sequences = [engine.submit(GenerationRequest(p, 8)) for p in prompts]
+    for prompt, seq in zip(prompts, sequences, strict=True):
+        assert [d.token_id for d in seq.deltas(timeout_s=60)] == reference(lm, prompt, 8)
+    assert any(s.kind == "prefill-chunk" for s in steps)
+
+
+def test_a_long_prompt_is_prefilled_between_decode_steps(
+    chunked: tuple[GenerationEngine, list[StepStats]], lm: tuple[Any, Any]
+) -> None:
+    engine, steps = chunked
+    running = engine.submit(GenerationRequest(ids(lm, PROMPTS[0]), 40))
+    stream = running.deltas(timeout_s=60)
+    next(stream)  # the first sequence is decoding
+    long_prompt = ids(lm, " ".join(PROMPTS * 3))
+    late = engine.submit(GenerationRequest(long_prompt, 3))
+    assert [d.token_id for d in late.deltas(timeout_s=60)] == reference(lm, long_prompt, 3)
+    kinds = [s.kind for s in steps]
+    start = kinds.index("decode")  # the long prompt arrived after the first one decoded
+    chunks = [i for i, k in enumerate(kinds) if k == "prefill-chunk" and i > start]
+    assert len(chunks) >= len(long_prompt) // 4 - 1
+    # the running sequence kept decoding while the long prompt was prefilled
+    assert all(kinds[i + 1] == "decode" for i in chunks)
+    list(stream)
+
+
 def test_a_late_request_joins_the_running_batch(
     lm: tuple[Any, Any],
 ) -> None:
@@ -253,13 +294,13 @@ def test_prefills_are_bounded_in_tokens(lm: tuple[Any, Any]) -> None:
     engine = GenerationEngine(
         lm[0], lm[1], max_batch_size=8, max_prefill_tokens=20, on_step=steps.append
     )
-    original = engine._prefill
+    original = engine._start_prefill
 
     def gated(seqs: list[Any]) -> None:
         gate.wait(30)
         original(seqs)
 
-    engine._prefill = gated  # type: ignore[method-assign]
+    engine._start_prefill = gated  # type: ignore[method-assign]
     try:
         prompt = [5] * 8
         sequences = [engine.submit(GenerationRequest(prompt, 2)) for _ in range(5)]

@@ -140,8 +140,8 @@ class ServeConfig(Section):
     )
     generation_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
-        description="Generation models: weights' precision; auto: bf16 on a GPU or a CPU with "
-        "native bf16 math (AVX-512-BF16, AMX), else fp32.",
+        description="Generation models: weights' precision; auto: bf16 where the CPU has native "
+        "bf16 math (AVX-512-BF16, AMX), else fp32.",
     )
 
 
