@@ -153,6 +153,31 @@ def test_a_long_prompt_is_prefilled_between_decode_steps(
     list(stream)
 
 
+def test_rows_of_very_different_lengths_joining_and_leaving_keep_their_answers(
+    lm: tuple[Any, Any],
+) -> None:
+    # joins wider and narrower than the batch, the widest row leaving first, spare rows reused
+    engine = GenerationEngine(lm[0], lm[1], max_batch_size=4, prefill_chunk_tokens=16)
+    long = ids(lm, " ".join(PROMPTS * 4))
+    plan = [
+        (ids(lm, PROMPTS[2]), 16),
+        (long, 3),
+        (ids(lm, PROMPTS[1]), 12),
+        (ids(lm, PROMPTS[0]), 9),
+        (long[:20], 6),
+        (ids(lm, PROMPTS[3]), 5),
+    ]
+    try:
+        started = []
+        for prompt, n in plan:
+            stream = engine.submit(GenerationRequest(prompt, n)).deltas(timeout_s=60)
+            started.append((prompt, n, next(stream), stream))  # joined before the next comes
+        for prompt, n, first, stream in started:
+            assert [d.token_id for d in [first, *stream]] == reference(lm, prompt, n)
+    finally:
+        engine.close(5)
+
+
 def test_a_late_request_joins_the_running_batch(
     lm: tuple[Any, Any],
 ) -> None:

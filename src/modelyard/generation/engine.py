@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from modelyard.errors import ModelyardError
+from modelyard.generation.attention import use_ragged_attention
 from modelyard.generation.kvcache import BatchCache
 from modelyard.generation.sampling import choose_tokens
 from modelyard.generation.stops import TextTracker
@@ -200,6 +201,7 @@ class GenerationEngine:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._cache_arg = _cache_argument(model)
         _contiguous_head_input(model)
+        use_ragged_attention(model)
         self._waiting: deque[Sequence] = deque()
         self._state = _State()
         self._cond = threading.Condition()
