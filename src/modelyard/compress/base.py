@@ -32,8 +32,8 @@ from modelyard.registry.store import is_number
 COMPRESSION_FILE = "compression.json"
 
 
-class Compressed(Protocol):
-    """A compressed classifier held in memory, before it is written as an artifact."""
+class VariantFiles(Protocol):
+    """A compressed model of any task, before it is written as an artifact."""
 
     details: dict[str, Any]
 
@@ -42,12 +42,16 @@ class Compressed(Protocol):
         """Return the manifest kind the variant is saved as."""
         ...
 
-    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        """Return (probabilities of shape (len(texts), labels), per-text truncation flags)."""
-        ...
-
     def save(self, directory: Path) -> None:
         """Write the model files (weights, graph, config) into `directory`."""
+        ...
+
+
+class Compressed(VariantFiles, Protocol):
+    """A compressed classifier held in memory, before it is written as an artifact."""
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        """Return (probabilities of shape (len(texts), labels), per-text truncation flags)."""
         ...
 
 
@@ -256,7 +260,7 @@ def save_variant(compressed: Compressed, ctx: CompressContext, spec: MethodSpec,
 
 
 def write_variant(
-    compressed: Compressed,
+    compressed: VariantFiles,
     parent: VariantParent,
     method: str,
     out: Path,

@@ -108,7 +108,8 @@ def _parent(run: str | Path) -> LoadedRun:
         raise ArtifactError(
             f"{run} is a '{kind}' artifact; compress starts from a PyTorch run (kind "
             f"{' or '.join(map(repr, PARENT_KINDS))}) such as `modelyard train` writes: pass "
-            "that run, not one of its variants"
+            "that run, not one of its variants (a token-classification run compresses through "
+            "`modelyard compress` or modelyard.api.compress, which load it)"
         )
     return load_run(run)
 

@@ -94,10 +94,6 @@ class TokenGraph:
     details: dict[str, Any]
     kind: str
 
-    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        """Not used: token variants are measured through their parent's task code."""
-        raise NotImplementedError
-
     def save(self, directory: Path) -> None:
         """Copy the graph into `directory` as model.onnx, with the model's config.json (tags)."""
         shutil.copyfile(self.graph, directory / ONNX_FILE)
