@@ -25,6 +25,8 @@ TEXTS = [
     "i need a package",
 ]
 # measuring briefly: the figures are not under test, only that they are there
+# exporting, quantizing and scoring three models: about 30 s under load, paid once per package
+SLOW = pytest.mark.slow
 QUICK = ["compress.rounds=1", "compress.latency_runs=2", "compress.speed_samples=8"]
 
 
@@ -41,6 +43,7 @@ def _spans(answers: list[dict]) -> list[list[tuple[str, int, int]]]:
     return [[(e["label"], e["start"], e["end"]) for e in a["entities"]] for a in answers]
 
 
+@SLOW
 def test_both_variants_are_verified_token_artifacts(compressed: CompressResult) -> None:
     assert set(compressed.variants) == {"onnx", "int8-dynamic"}
     for path in compressed.variants.values():
@@ -51,6 +54,7 @@ def test_both_variants_are_verified_token_artifacts(compressed: CompressResult) 
         assert load_tagger(path).tags == manifest["tags"]
 
 
+@SLOW
 def test_the_onnx_export_matches_the_parent(compressed: CompressResult) -> None:
     details = json.loads((compressed.variants["onnx"] / "compression.json").read_text())
     assert details["max_abs_logit_diff"] <= 1e-3
@@ -59,6 +63,7 @@ def test_the_onnx_export_matches_the_parent(compressed: CompressResult) -> None:
     assert 0 <= int8["span_agreement"] <= 1 and int8["max_abs_logit_diff"] >= 0
 
 
+@SLOW
 def test_the_report_scores_entity_f1(compressed: CompressResult) -> None:
     report = compressed.report
     assert report["accuracy_metric"].startswith("entity-level F1")
@@ -68,6 +73,7 @@ def test_the_report_scores_entity_f1(compressed: CompressResult) -> None:
     assert "entity-level F1" in (compressed.output_dir / "report.md").read_text()
 
 
+@SLOW
 def test_predict_and_evaluate_load_the_variants(
     compressed: CompressResult, full_run: Path, tmp_path: Path
 ) -> None:
@@ -81,6 +87,7 @@ def test_predict_and_evaluate_load_the_variants(
     assert onnx["f1"] == pytest.approx(parent["f1"])
 
 
+@SLOW
 def test_a_variant_is_served_with_entity_spans(
     compressed: CompressResult, full_run: Path, tmp_path: Path
 ) -> None:
