@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,14 @@ def write_csv(
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Share the cores among pytest-xdist workers: torch's default of one thread per core in
+    every worker would oversubscribe them, and tiny models gain nothing from a second thread."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
 
 
 @pytest.fixture(scope="module")

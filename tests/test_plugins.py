@@ -57,9 +57,9 @@ def test_every_required_extra_exists_and_the_hint_is_the_exact_command() -> None
     assert install_command("compress") == "pip install 'modelyard[compress]'"
 
 
-def test_the_all_extra_covers_every_feature_extra_but_federated_and_ray() -> None:
+def test_the_all_extra_covers_every_feature_extra_but_ray() -> None:
     extras = _extras()
     (spec,) = extras["all"]
     included = set(re.fullmatch(r"modelyard\[(.*)\]", spec).group(1).split(","))  # type: ignore[union-attr]
     features = set(extras) - {"all", "dev", "bench", "backbone", "smollm2", "browser"}
-    assert features - included == {"federated", "ray"}
+    assert features - included == {"ray"}

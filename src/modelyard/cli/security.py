@@ -127,7 +127,8 @@ def encrypt(
     from modelyard.api import encrypt as encrypt_run
 
     out, key_id = encrypt_run(run, output, key_file)
-    console.print(f"encrypted {run} to {out} with key {key_id}", highlight=False)
+    # soft wrap: a path broken over two lines cannot be copied
+    console.print(f"encrypted {run} to {out} with key {key_id}", highlight=False, soft_wrap=True)
 
 
 def decrypt(
@@ -141,7 +142,7 @@ def decrypt(
     from modelyard.api import decrypt as decrypt_run
 
     out = decrypt_run(run, output, key_file)
-    console.print(f"decrypted {run} to {out}", highlight=False)
+    console.print(f"decrypted {run} to {out}", highlight=False, soft_wrap=True)
 
 
 def deprecated_alias(command: Callable[..., None], old: str, new: str) -> Callable[..., None]:

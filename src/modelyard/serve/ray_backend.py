@@ -26,23 +26,23 @@ def build_deployment(settings: ServeSettings) -> Any:
     require("ray.serve", extra="ray")
     from ray import serve
 
-    @serve.ingress()
-    class ModelyardIngress:
-        def __init__(self, settings_json: str) -> None:
-            self.settings = ServeSettings.model_validate_json(settings_json)
+    settings_json = settings.model_dump_json()
 
-        def __serve_build_asgi_app__(self) -> Any:
-            from modelyard.serve.app import create_app
+    # a builder function, not a class with `__serve_build_asgi_app__`: Ray calls it on each
+    # replica as it starts, in every Ray 2.x release (the class hook arrived after 2.55, which
+    # Flower's simulation extra pins), and it carries the settings as a string
+    def build_app() -> Any:
+        from modelyard.serve.app import create_app
 
-            return create_app(self.settings)
+        return create_app(ServeSettings.model_validate_json(settings_json))
 
     deployment = serve.deployment(
         name="modelyard",
         num_replicas=settings.workers,
         ray_actor_options={"num_cpus": 0},
         graceful_shutdown_timeout_s=settings.drain_timeout_s,
-    )(ModelyardIngress)
-    return deployment.bind(settings.model_dump_json())
+    )(serve.ingress(build_app)())
+    return deployment.bind()
 
 
 def run_ray(settings: ServeSettings, address: str | None = None, blocking: bool = True) -> None:
