@@ -85,7 +85,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 600) 
     raise RuntimeError(f"{url} not ready after {timeout_s} s")
 
 
-def start_modelyard(work: Path, run: Path, port: int, threads: int, max_tokens: int) -> Any:
+def start_modelyard(
+    work: Path, run: Path, port: int, threads: int, max_tokens: int, precision: str
+) -> Any:
     """Push `run` into a fresh registry and start `modelyard serve` on it; return the process."""
     from modelyard.registry.store import ModelStore
 
@@ -100,6 +102,7 @@ def start_modelyard(work: Path, run: Path, port: int, threads: int, max_tokens: 
         "rate_limit": None,
         "access_log": False,
         "generation_timeout_s": 900,
+        "generation_precision": precision,
     }
     recipe.write_text(yaml.safe_dump({"serve": serve}), encoding="utf-8")
     command = [sys.executable, "-m", "modelyard", "serve", "chat", "--registry", str(registry)]
@@ -219,7 +222,9 @@ def markdown(fig: dict[str, Any]) -> str:
         "",
         f"Model: {fig['model']}. Prompts: {fig['prompts']} held-out Dolly instructions, chat "
         f"template, greedy, max_tokens {fig['max_tokens']}. Threads per server: {fig['threads']}. "
-        f"Size: {fig['size']}.",
+        f"Size: {fig['size']}. Precision: modelyard {fig.get('modelyard_precision', 'fp32')} "
+        "(`serve.generation_precision`), naive fp32 (as `from_pretrained` loads it), llama.cpp "
+        "the GGUF type below.",
         "",
         "| concurrency | server | requests | errors | output tokens/s | tokens per CPU-s | TTFT p50 ms | TTFT p99 ms | latency p50 s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -265,6 +270,12 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=DEFAULT_RUN, help="generation run to serve")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="modelyard's serve.generation_precision (auto: bf16 where the CPU has native bf16)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer requests per level")
     parser.add_argument(
         "--llamacpp-python",
@@ -280,7 +291,9 @@ def main() -> None:
     ports = {"modelyard": free_port(), "naive": free_port()}
     loadavg_start = os.getloadavg()
     procs = [
-        start_modelyard(work, args.run, ports["modelyard"], args.threads, args.max_tokens),
+        start_modelyard(
+            work, args.run, ports["modelyard"], args.threads, args.max_tokens, args.precision
+        ),
         start_baseline(args.run, ports["naive"], args.threads),
     ]
     names = ["modelyard", "naive"]
@@ -347,6 +360,7 @@ def main() -> None:
         "prompts": len(texts),
         "max_tokens": args.max_tokens,
         "threads": args.threads,
+        "modelyard_precision": served_precision(args.precision),
         "size": "quick" if args.quick else "full",
         "requests_per_level": per_level,
         "loadavg_start": [round(x, 2) for x in loadavg_start],
@@ -355,6 +369,15 @@ def main() -> None:
     }
     write_results(args.results, "llm_serve", fig, markdown(fig))
     print(json.dumps({k: fig[k] for k in list(fig)[:7]}))
+
+
+def served_precision(setting: str) -> str:
+    """Return the precision modelyard's server resolves `setting` to on this machine."""
+    import torch
+
+    from modelyard.models.device import select_dtype
+
+    return "fp32" if select_dtype(setting, torch.device("cpu")) is None else "bf16"
 
 
 def _vs_llamacpp(level: dict[str, Any]) -> float | None:

@@ -3,6 +3,7 @@ stops, budgets, cancellation, deadlines and the bounded queue."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -78,6 +79,103 @@ def test_batched_greedy_answers_equal_each_prompt_alone(
         deltas = list(seq.deltas(timeout_s=60))
         assert [d.token_id for d in deltas] == reference(lm, prompt, 12)
         assert [d.tokens for d in deltas] == list(range(1, len(deltas) + 1))
+
+
+def test_bf16_batched_greedy_answers_equal_each_prompt_alone(lm: tuple[Any, Any]) -> None:
+    # served in bf16 on CPUs with native bf16: batching must not change a greedy answer there
+    half = (copy.deepcopy(lm[0]).to(torch.bfloat16), lm[1])
+    engine = GenerationEngine(half[0], half[1], max_batch_size=4)
+    try:
+        prompts = [ids(lm, p) for p in PROMPTS]
+        sequences = [engine.submit(GenerationRequest(p, 12)) for p in prompts]
+        for prompt, seq in zip(prompts, sequences, strict=True):
+            assert [d.token_id for d in seq.deltas(timeout_s=60)] == reference(half, prompt, 12)
+    finally:
+        engine.close(5)
+
+
+def test_the_head_sees_a_contiguous_input_from_a_batched_prefill(lm: tuple[Any, Any]) -> None:
+    model = copy.deepcopy(lm[0])
+    first, second = GenerationEngine(model, lm[1]), GenerationEngine(model, lm[1])
+    seen: list[bool] = []
+    head = model.get_output_embeddings()
+    hook = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0].is_contiguous()))
+    try:
+        assert len(head._forward_pre_hooks) == 2  # one engine hook, however many engines
+        sequences = [first.submit(GenerationRequest(ids(lm, p), 2)) for p in PROMPTS]
+        for seq in sequences:
+            list(seq.deltas(timeout_s=60))
+        assert seen and all(seen)
+    finally:
+        hook.remove()
+        first.close(5)
+        second.close(5)
+
+
+@pytest.fixture()
+def chunked(lm: tuple[Any, Any]) -> Iterator[tuple[GenerationEngine, list[StepStats]]]:
+    """An engine that prefills at most 4 prompt tokens per iteration, and the steps it reports."""
+    steps: list[StepStats] = []
+    engine = GenerationEngine(
+        lm[0], lm[1], max_batch_size=4, prefill_chunk_tokens=4, on_step=steps.append
+    )
+    yield engine, steps
+    engine.close(5)
+
+
+def test_chunked_prefill_gives_the_same_greedy_answers(
+    chunked: tuple[GenerationEngine, list[StepStats]], lm: tuple[Any, Any]
+) -> None:
+    engine, steps = chunked
+    prompts = [ids(lm, p) for p in PROMPTS]
+    sequences = [engine.submit(GenerationRequest(p, 8)) for p in prompts]
+    for prompt, seq in zip(prompts, sequences, strict=True):
+        assert [d.token_id for d in seq.deltas(timeout_s=60)] == reference(lm, prompt, 8)
+    assert any(s.kind == "prefill-chunk" for s in steps)
+
+
+def test_a_long_prompt_is_prefilled_between_decode_steps(
+    chunked: tuple[GenerationEngine, list[StepStats]], lm: tuple[Any, Any]
+) -> None:
+    engine, steps = chunked
+    running = engine.submit(GenerationRequest(ids(lm, PROMPTS[0]), 40))
+    stream = running.deltas(timeout_s=60)
+    next(stream)  # the first sequence is decoding
+    long_prompt = ids(lm, " ".join(PROMPTS * 3))
+    late = engine.submit(GenerationRequest(long_prompt, 3))
+    assert [d.token_id for d in late.deltas(timeout_s=60)] == reference(lm, long_prompt, 3)
+    kinds = [s.kind for s in steps]
+    start = kinds.index("decode")  # the long prompt arrived after the first one decoded
+    chunks = [i for i, k in enumerate(kinds) if k == "prefill-chunk" and i > start]
+    assert len(chunks) >= len(long_prompt) // 4 - 1
+    # the running sequence kept decoding while the long prompt was prefilled
+    assert all(kinds[i + 1] == "decode" for i in chunks)
+    list(stream)
+
+
+def test_rows_of_very_different_lengths_joining_and_leaving_keep_their_answers(
+    lm: tuple[Any, Any],
+) -> None:
+    # joins wider and narrower than the batch, the widest row leaving first, spare rows reused
+    engine = GenerationEngine(lm[0], lm[1], max_batch_size=4, prefill_chunk_tokens=16)
+    long = ids(lm, " ".join(PROMPTS * 4))
+    plan = [
+        (ids(lm, PROMPTS[2]), 16),
+        (long, 3),
+        (ids(lm, PROMPTS[1]), 12),
+        (ids(lm, PROMPTS[0]), 9),
+        (long[:20], 6),
+        (ids(lm, PROMPTS[3]), 5),
+    ]
+    try:
+        started = []
+        for prompt, n in plan:
+            stream = engine.submit(GenerationRequest(prompt, n)).deltas(timeout_s=60)
+            started.append((prompt, n, next(stream), stream))  # joined before the next comes
+        for prompt, n, first, stream in started:
+            assert [d.token_id for d in [first, *stream]] == reference(lm, prompt, n)
+    finally:
+        engine.close(5)
 
 
 def test_a_late_request_joins_the_running_batch(
@@ -221,13 +319,13 @@ def test_prefills_are_bounded_in_tokens(lm: tuple[Any, Any]) -> None:
     engine = GenerationEngine(
         lm[0], lm[1], max_batch_size=8, max_prefill_tokens=20, on_step=steps.append
     )
-    original = engine._prefill
+    original = engine._start_prefill
 
     def gated(seqs: list[Any]) -> None:
         gate.wait(30)
         original(seqs)
 
-    engine._prefill = gated  # type: ignore[method-assign]
+    engine._start_prefill = gated  # type: ignore[method-assign]
     try:
         prompt = [5] * 8
         sequences = [engine.submit(GenerationRequest(prompt, 2)) for _ in range(5)]

@@ -70,3 +70,10 @@ def test_rows_choose_by_their_own_settings() -> None:
     again = choose_tokens(logits, [0.0, 1.0], [1.0, 1.0], [None, torch.Generator().manual_seed(3)])
     assert first[0] == 1  # greedy
     assert first == again  # seeded
+
+
+def test_greedy_picks_the_first_of_tied_tokens_in_any_precision() -> None:
+    logits = torch.tensor([[0.0, 3.0, 3.0, 1.0], [2.0, 0.0, 2.0, 2.0]])
+    expected = logits.argmax(dim=-1).tolist()
+    assert choose_tokens(logits, [0.0, 0.0], [1.0, 1.0], [None, None]) == expected == [1, 0]
+    assert choose_tokens(logits.bfloat16(), [0.0, 0.0], [1.0, 1.0], [None, None]) == [1, 0]

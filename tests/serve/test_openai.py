@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -216,3 +217,15 @@ def test_metrics_report_tokens_ttft_and_sequences(client: TestClient, keys: Keys
     assert 'modelyard_generation_queue_depth{model="chat"} 0.0' in text
     assert 'modelyard_sequences_finished_total{model="chat",reason="length"} 1.0' in text
     assert "modelyard_generation_tokens_per_second" in text
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_generation_precision_sets_the_served_weights(
+    make_lm_app: Callable[..., FastAPI], keys: Keys, precision: str
+) -> None:
+    app = make_lm_app(generation_precision=precision)
+    with TestClient(app) as client:
+        engine = client.app.state.serve.models.generators["chat"].engine  # type: ignore[attr-defined]
+        expected = torch.bfloat16 if precision == "bf16" else torch.float32
+        assert next(engine.model.parameters()).dtype == expected
+        assert chat(client, keys, max_tokens=3).status_code == 200

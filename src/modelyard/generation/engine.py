@@ -1,11 +1,14 @@
 """A generation engine with iteration-level (continuous) batching over a KV cache.
 
 One worker thread owns the model. Every iteration it admits waiting requests into free
-slots (their prompts are prefilled together, left-padded, and their caches merged into the
-running batch), then runs one decode step for every active sequence at once. A request
+slots (their prompts are prefilled together, left-padded, a chunk of at most
+`prefill_chunk_tokens` per iteration, and their caches merged into the running batch after
+the last chunk), then runs one decode step for every active sequence at once. A request
 therefore joins the running batch between two decode steps instead of waiting for the
-longest sequence to finish, and a finished, cancelled or timed-out sequence leaves its slot
-at once.
+longest sequence to finish, a long prompt delays the running sequences by one chunk per
+step rather than by its whole prefill, and a finished, cancelled or timed-out sequence
+leaves its slot at once. Where each millisecond of a step goes is measured in
+docs/llm.md ("Engine profile").
 
 The batch's cache is a transformers `DynamicCache` whose rows are left-padded to a common
 length; the attention mask hides the padding and each row carries its own position ids,
@@ -34,6 +37,7 @@ from typing import Any
 import torch
 
 from modelyard.errors import ModelyardError
+from modelyard.generation.attention import use_ragged_attention
 from modelyard.generation.kvcache import BatchCache
 from modelyard.generation.sampling import choose_tokens
 from modelyard.generation.stops import TextTracker
@@ -154,9 +158,21 @@ class _Active:
 
 
 @dataclass
+class _Prefill:
+    """Admitted prompts being prefilled a chunk of columns per iteration (left-padded)."""
+
+    seqs: list[Sequence]
+    ids: torch.Tensor
+    mask: torch.Tensor
+    cache: BatchCache
+    done: int = 0
+
+
+@dataclass
 class _State:
     rows: list[_Active] = field(default_factory=list)
     cache: BatchCache | None = None
+    prefill: _Prefill | None = None
 
 
 class GenerationEngine:
@@ -171,10 +187,12 @@ class GenerationEngine:
         max_context: int | None = None,
         on_step: Callable[[StepStats], None] | None = None,
         max_prefill_tokens: int = 2048,
+        prefill_chunk_tokens: int = 512,
     ) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_batch_size, self.max_queue = max_batch_size, max_queue
         self.max_prefill_tokens = max_prefill_tokens
+        self.prefill_chunk_tokens = prefill_chunk_tokens
         self.max_context = max_context or int(
             getattr(model.config, "max_position_embeddings", 2048)
         )
@@ -182,6 +200,8 @@ class GenerationEngine:
         self.stop_ids = _stop_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._cache_arg = _cache_argument(model)
+        _contiguous_head_input(model)
+        use_ragged_attention(model)
         self._waiting: deque[Sequence] = deque()
         self._state = _State()
         self._cond = threading.Condition()
@@ -196,8 +216,9 @@ class GenerationEngine:
 
     @property
     def active(self) -> int:
-        """Return the number of sequences being generated."""
-        return len(self._state.rows)
+        """Return the number of sequences being generated (or prefilled)."""
+        prefill = self._state.prefill
+        return len(self._state.rows) + (len(prefill.seqs) if prefill is not None else 0)
 
     def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
         """Raise ContextLengthError unless the prompt plus `max_tokens` fit the model's context."""
@@ -246,12 +267,16 @@ class GenerationEngine:
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             with self._cond:
-                for seq in [*self._waiting, *(a.seq for a in self._state.rows)]:
+                for seq in [*self._waiting, *self._running()]:
                     seq.cancel()
                 self._cond.notify_all()
             self._thread.join(5.0)
 
     # ---- the worker thread ----
+
+    def _running(self) -> list[Sequence]:
+        prefill = self._state.prefill
+        return [a.seq for a in self._state.rows] + (prefill.seqs if prefill is not None else [])
 
     def _run(self) -> None:
         with torch.inference_mode():
@@ -261,16 +286,18 @@ class GenerationEngine:
                     return
                 try:
                     if admitted:
-                        self._prefill(admitted)
+                        self._start_prefill(admitted)
+                    if self._state.prefill is not None:
+                        self._prefill_chunk()
                     if self._state.rows:
                         self._decode()
                 except Exception:  # one bad batch must not kill the server
-                    log.exception("generation failed for a batch of %d", len(self._state.rows))
+                    log.exception("generation failed for a batch of %d", self.active)
                     self._fail_all(admitted)
 
     def _next_admissions(self) -> list[Sequence] | None:
         with self._cond:
-            while not self._waiting and not self._state.rows:
+            while not self._waiting and not self._state.rows and self._state.prefill is None:
                 if self._closing:
                     return None
                 self._cond.wait()
@@ -280,6 +307,8 @@ class GenerationEngine:
                 if reason is not None:
                     self._waiting.remove(seq)
                     seq.push(Delta("", 0, reason))
+            if self._state.prefill is not None:
+                return []  # one prefill at a time: it joins the batch before the next starts
             return self._admit(self.max_batch_size - len(self._state.rows))
 
     def _admit(self, free: int) -> list[Sequence]:
@@ -299,14 +328,37 @@ class GenerationEngine:
             longest = width
         return taken
 
-    def _prefill(self, seqs: list[Sequence]) -> None:
-        began = time.perf_counter()
+    def _start_prefill(self, seqs: list[Sequence]) -> None:
         prompts = [s.request.prompt_ids for s in seqs]
         width = max(map(len, prompts))
         ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        cache = BatchCache.empty(mask)
-        logits = self._forward(ids, cache)
+        self._state.prefill = _Prefill(seqs, ids, mask, BatchCache.empty(mask[:, :0]))
+
+    def _prefill_chunk(self) -> None:
+        """Run the next columns of the pending prefill, at most `prefill_chunk_tokens` tokens
+        (one column at least); after the last, the prompts join the running batch.
+
+        A long prompt thus costs the running sequences one chunk per decode step instead of
+        stalling them for its whole prefill.
+        """
+        began = time.perf_counter()
+        pending = self._state.prefill
+        assert pending is not None
+        rows, width = pending.ids.shape
+        end = min(width, pending.done + max(1, self.prefill_chunk_tokens // rows))
+        pending.cache.mask = pending.mask[:, :end]
+        logits = self._forward(pending.ids[:, pending.done : end], pending.cache)
+        pending.done = end
+        if end < width:
+            self._report("prefill-chunk", rows, 0, began)
+            return
+        self._state.prefill = None
+        self._join(pending.seqs, pending.cache, logits, began)
+
+    def _join(
+        self, seqs: list[Sequence], cache: BatchCache, logits: torch.Tensor, began: float
+    ) -> None:
         rows = [
             _Active(s, TextTracker(self.tokenizer, s.request.stop), _generator(s)) for s in seqs
         ]
@@ -380,11 +432,13 @@ class GenerationEngine:
             state.cache.select(keep)
 
     def _fail_all(self, admitted: list[Sequence]) -> None:
-        running = {id(row.seq) for row in self._state.rows}
         for row in self._state.rows:
             row.seq.push(Delta("", row.generated, ERROR))
-        for seq in admitted:
+        running = {id(row.seq) for row in self._state.rows}
+        prefilling = self._state.prefill.seqs if self._state.prefill is not None else []
+        for seq in [*prefilling, *admitted]:
             if id(seq) not in running:
+                running.add(id(seq))
                 seq.push(Delta("", 0, ERROR))
         self._state = _State()
 
@@ -407,6 +461,22 @@ def _generator(seq: Sequence) -> torch.Generator | None:
         return None
     seed = seq.request.seed if seq.request.seed is not None else random.getrandbits(63)
     return torch.Generator().manual_seed(seed)
+
+
+def _contiguous_head_input(model: Any) -> None:
+    # With `logits_to_keep=1` the head gets a strided [batch, 1, hidden] slice of a prefill's
+    # hidden states; `linear` then runs a batched matmul over a per-row copy of the whole
+    # vocabulary matrix (1.5 s for 8 prompts in bf16, 85 ms in fp32, against 11 and 39 ms
+    # for a contiguous input on this CPU). A contiguous input makes it one matrix product.
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if not isinstance(head, torch.nn.Module):
+        return
+    if not any(hook is _contiguous_first for hook in head._forward_pre_hooks.values()):
+        head.register_forward_pre_hook(_contiguous_first)
+
+
+def _contiguous_first(_module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (args[0].contiguous(), *args[1:])
 
 
 def _cache_argument(model: Any) -> str:

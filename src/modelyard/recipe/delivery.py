@@ -138,6 +138,11 @@ class ServeConfig(Section):
     token_burst: int = Field(
         20_000, ge=1, description="Generation models: tokens a key may spend at once (bucket size)."
     )
+    generation_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Generation models: weights' precision; auto: bf16 where the CPU has native "
+        "bf16 math (AVX-512-BF16, AMX), else fp32.",
+    )
 
 
 class QuantizeConfig(Section):

@@ -14,6 +14,7 @@ from typing import Any
 from modelyard.generation.artifacts import CAUSAL, LM_KINDS, load_lm_run
 from modelyard.generation.chat import render
 from modelyard.generation.engine import GenerationEngine, StepStats
+from modelyard.models.device import select_dtype
 from modelyard.registry.manifest import read_manifest
 from modelyard.registry.store import ModelRef, ResolvedModel
 from modelyard.serve.errors import BadRequestError
@@ -77,13 +78,18 @@ def load_generator(
     Raises ArtifactError when the run fails verification or cannot be loaded.
     """
     loaded = load_lm_run(resolved.path)
+    model = loaded.model
+    dtype = select_dtype(settings.generation_precision, model.device)
+    if dtype is not None:
+        # whole bf16 weights, not autocast: no cast per operation, half the bytes per step
+        model = model.to(dtype)
     count = metrics.generation.step_hook(ref.name)
 
     def on_step(stats: StepStats) -> None:
         count(stats.tokens)
 
     engine = GenerationEngine(
-        loaded.model,
+        model,
         loaded.tokenizer,
         max_batch_size=settings.max_batch_size,
         max_queue=settings.max_queue,
