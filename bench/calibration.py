@@ -35,11 +35,11 @@ from common import (
     stratified_sample,
     write_results,
 )
+from common import update_limits as merge_limits
 from finetune import SEED, prepare
 
 DATASETS = ("sst2", "trec", "ag_news")
 GOAL_ECE = 0.05
-LIMITS = "limits"
 _SECTION = "Calibration (bench/calibration.py)"
 
 
@@ -127,21 +127,8 @@ def prepare_sets(args: Any) -> dict[str, tuple[Path, Path]]:
 
 
 def update_limits(results: Path, keys: dict[str, Any], line: str) -> None:
-    """Read-modify-write `limits.json` (only `keys` change) and this benchmark's section of
-    `limits.md` (bench/limits.py writes the head; other benchmarks their own sections)."""
-    results.mkdir(parents=True, exist_ok=True)
-    path = results / f"{LIMITS}.json"
-    figures = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    figures.update(keys)
-    md = results / f"{LIMITS}.md"
-    text = (
-        md.read_text(encoding="utf-8")
-        if md.is_file()
-        else "# Measured against the machine's limit\n"
-    )
-    sections = text.rstrip("\n").split("\n## ")
-    kept = [x.rstrip("\n") for x in sections[:1] + sections[1:] if not x.startswith(_SECTION)]
-    write_results(results, LIMITS, figures, "\n\n## ".join([*kept, f"{_SECTION}\n\n{line}\n"]))
+    """Merge `keys` into `limits.json` and this benchmark's section of `limits.md`."""
+    merge_limits(results, keys, _SECTION, line)
 
 
 def markdown(fig: dict[str, Any]) -> str:

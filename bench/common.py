@@ -92,3 +92,21 @@ def write_results(results: Path, name: str, figures: dict[str, Any], markdown: s
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     (results / f"{name}.md").write_text(markdown, encoding="utf-8")
+
+
+def update_limits(results: Path, keys: dict[str, Any], section: str, line: str) -> None:
+    """Read-modify-write `limits.json` (only `keys` change) and the `section` of `limits.md`
+    (bench/limits.py writes the head; other benchmarks their own sections)."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / "limits.json"
+    figures = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    figures.update(keys)
+    md = results / "limits.md"
+    text = (
+        md.read_text(encoding="utf-8")
+        if md.is_file()
+        else "# Measured against the machine's limit\n"
+    )
+    sections = text.rstrip("\n").split("\n## ")
+    kept = [x.rstrip("\n") for x in sections[:1] + sections[1:] if not x.startswith(section)]
+    write_results(results, "limits", figures, "\n\n## ".join([*kept, f"{section}\n\n{line}\n"]))

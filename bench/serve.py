@@ -10,7 +10,14 @@ generator sends one SST-2 test sentence per request at concurrency 1, 8 and 32 f
 `--duration` seconds each; the order of the servers rotates between levels. Then an
 open-loop phase sends requests at twice our measured fp32 capacity for
 `--overload-duration` seconds: excess must be refused (429/503) fast, nothing else may
-fail, and the server's memory must stay flat.
+fail, and the server's memory must stay flat. The overload phase runs twice: "shared" (load
+generator and server on all cores) and, with two cores or more, "isolated" (the load
+generator pinned to the last core, the server to the others).
+
+The engine's own throughput (bench/serve_engine.py: the same model and batching settings, 32
+client threads submitting in-process, no HTTP) gives `serve_vs_engine_c32`, the share of it
+the HTTP server keeps at 32 connections. That key and the overload refusal p99s are merged
+into bench/results/limits.{json,md} too.
 """
 
 from __future__ import annotations
@@ -28,16 +35,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import yaml
 
-from common import ROOT, base_parser, machine, read_csv, write_results
-from serve_load import Server, closed_loop, free_port, open_loop, summarise
+from common import ROOT, base_parser, machine, read_csv, update_limits, write_results
+from serve_engine import engine_throughput
+from serve_load import Server, closed_loop, free_port, open_loop, pin, summarise
 
 KEYS = (
     "c32_throughput_ratio_int8",
     "c32_throughput_ratio_fp32",
     "c32_p99_ratio",
     "errors_normal_load",
+    "serve_vs_engine_c32",
     "overload_refusal_p99_ms",
+    "overload_refusal_p99_ms_shared",
 )
+LIMIT_KEYS = ("serve_vs_engine_c32", "overload_refusal_p99_ms", "overload_refusal_p99_ms_shared")
 LEVELS = (1, 8, 32)
 SERVE_SECTION = {
     "rate_limit": None,  # one key drives all the load here; the queue bound does the refusing
@@ -50,6 +61,7 @@ SERVE_SECTION = {
 }
 SERVE_ENTRY = "import typer; from modelyard.cli.serve import serve; typer.run(serve)"
 REFUSED = {429, 503}
+SECTION = "Serving (bench/serve.py)"
 
 
 def find_int8(work: Path) -> Path | None:
@@ -78,25 +90,27 @@ def prepare(work: Path, run: Path, int8: Path | None) -> tuple[Path, dict[str, s
     return recipe, {**os.environ, "MODELYARD_HOME": str(home)}, key
 
 
+def our_server(
+    work: Path,
+    recipe: Path,
+    env: dict[str, str],
+    name: str,
+    model: str,
+    cpus: set[int] | None = None,
+) -> Server:
+    """Start `modelyard serve` for `model` in its own process (on `cpus` when given: it then
+    sizes its torch threads to them, as `modelyard serve` does under taskset)."""
+    port = free_port()
+    args = [sys.executable, "-c", SERVE_ENTRY, model, "--port", str(port), "--recipe", str(recipe)]
+    return Server(name, args, env, port, work / f"{name}.log", cpus)
+
+
 def start_servers(
     work: Path, run: Path, recipe: Path, env: dict[str, str], int8: bool
 ) -> list[Server]:
     """Start our server(s) and the baseline, each in its own process, and wait until they answer."""
     ours = [("ours-fp32", "sst2")] + ([("ours-int8", "sst2-int8")] if int8 else [])
-    servers = []
-    for name, model in ours:
-        port = free_port()
-        args = [
-            sys.executable,
-            "-c",
-            SERVE_ENTRY,
-            model,
-            "--port",
-            str(port),
-            "--recipe",
-            str(recipe),
-        ]
-        servers.append(Server(name, args, env, port, work / f"{name}.log"))
+    servers = [our_server(work, recipe, env, name, model) for name, model in ours]
     port = free_port()
     baseline = [
         sys.executable,
@@ -163,12 +177,42 @@ def overload(
     }
 
 
+def overload_isolated(
+    work: Path,
+    recipe: Path,
+    env: dict[str, str],
+    key: str,
+    texts: list[str],
+    capacity: float,
+    seconds: float,
+) -> dict[str, Any] | None:
+    """Run `overload` on a fresh fp32 server started on all cores but the last, with this
+    process (the load generator) pinned to the last; return its figures with the pinning, or
+    None on a single core."""
+    cores = os.sched_getaffinity(0)
+    if len(cores) < 2:
+        return None
+    generator, rest = {max(cores)}, cores - {max(cores)}
+    server = our_server(work, recipe, env, "ours-fp32-isolated", "sst2", rest)
+    try:
+        server.wait_ready()
+        pin(os.getpid(), generator)
+        over = overload(server, key, texts, capacity, seconds)
+    finally:
+        pin(os.getpid(), cores)
+        server.stop()
+    return {**over, "generator_cores": sorted(generator), "server_cores": sorted(rest)}
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
-def headline(phases: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Return the issue's JSON keys from the phase figures."""
+def headline(
+    phases: dict[str, Any], over: dict[str, Any], shared: dict[str, Any], engine: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the issue's JSON keys from the phase figures (`over`: the isolated overload
+    phase, or the shared one on a single core)."""
     c32 = phases["c32"]
     base = c32["baseline"]
     int8 = c32.get("ours-int8")
@@ -184,7 +228,9 @@ def headline(phases: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         "errors_normal_load": sum(
             phases[level][name]["errors"] for level in phases for name in ours
         ),
+        "serve_vs_engine_c32": _ratio(c32["ours-fp32"]["requests_per_s"], engine["requests_per_s"]),
         "overload_refusal_p99_ms": over["refusal_p99_ms"],
+        "overload_refusal_p99_ms_shared": shared["refusal_p99_ms"],
     }
 
 
@@ -202,6 +248,8 @@ def goals(fig: dict[str, Any]) -> dict[str, bool | None]:
         "c32_fp32_at_least_2x": fig["c32_throughput_ratio_fp32"] >= 2,
         "c32_p99_no_worse_fp32": fig["c32_p99_ratio"] <= 1,
         "c32_p99_no_worse_int8": None if p99_int8 is None else p99_int8 <= 1,
+        "serve_vs_engine_c32_at_least_0.85": fig["serve_vs_engine_c32"] is not None
+        and fig["serve_vs_engine_c32"] >= 0.85,
         "zero_errors_normal_load": fig["errors_normal_load"] == 0,
         "overload_refused_within_100ms": over["refusal_p99_ms"] is not None
         and over["refusal_p99_ms"] <= 100,
@@ -216,7 +264,9 @@ def markdown(fig: dict[str, Any]) -> str:
         "# Serving benchmark: modelyard serve vs FastAPI + transformers pipeline",
         "",
         f"SST-2 model of bench/finetune.py, one test sentence per request, {fig['seconds']} s per phase, "
-        "every server in its own process on 127.0.0.1, load generator (aiohttp) on the same 2 cores.",
+        "every server in its own process on 127.0.0.1, load generator (aiohttp) on the same "
+        f"{len(os.sched_getaffinity(0))} cores; load average before {fig['load_before']}, after "
+        f"{fig['load_after']} (other work on the machine counts in it).",
         f"int8 variant: {fig['int8_variant'] or 'none — ' + fig['int8_note']}",
         "",
         "| concurrency | server | requests/s | p50 ms | p99 ms | errors |",
@@ -227,13 +277,22 @@ def markdown(fig: dict[str, Any]) -> str:
             lines.append(
                 f"| {level[1:]} | {name} | {row['requests_per_s']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |"
             )
-    over = fig["overload"]
+    engine = fig["engine_c32"]
     lines += [
         "",
-        f"## Overload: {over['rate_per_s']} requests/s for {fig['overload_seconds']} s (2x our fp32 capacity)",
-        "",
+        f"Engine alone (in-process Predictor, 32 client threads, same batching, "
+        f"{engine['torch_threads']} torch threads): {engine['requests_per_s']} requests/s, "
+        f"mean batch {engine['mean_batch']}; HTTP server at 32 connections keeps "
+        f"{fig['serve_vs_engine_c32']} of it (goal 0.85).",
     ]
-    lines += [f"- {k}: {v}" for k, v in over.items()]
+    for title, over in (("isolated", fig["overload"]), ("shared", fig["overload_shared"])):
+        lines += [
+            "",
+            f"## Overload, {title}: {over['rate_per_s']} requests/s for {fig['overload_seconds']} s "
+            "(2x our fp32 capacity)",
+            "",
+        ]
+        lines += [f"- {k}: {v}" for k, v in over.items()]
     lines += ["", "## Headline", ""] + [f"- {k}: {fig[k]}" for k in KEYS]
     lines += ["", "## Goals", ""] + [f"- {k}: {v}" for k, v in fig["goals"].items()]
     return "\n".join(lines) + "\n"
@@ -265,17 +324,29 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     texts = list(read_csv(args.data_dir / "sst2" / "test.csv")["text"])
     recipe, env, key = prepare(work, run, int8)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    engine = engine_throughput(run, SERVE_SECTION, texts, 32, seconds, warmup)
+    print(f"engine c32: {engine}", file=sys.stderr, flush=True)
     servers = start_servers(work, run, recipe, env, int8 is not None)
     try:
         phases = normal_load(servers, key, texts, seconds, warmup)
         capacity = max(phases[f"c{level}"]["ours-fp32"]["requests_per_s"] for level in LEVELS)
-        over = overload(servers[0], key, texts, capacity, over_s)
+        shared = overload(servers[0], key, texts, capacity, over_s)
     finally:
         for server in servers:
             server.stop()
-    fig: dict[str, Any] = {**headline(phases, over), "phases": phases, "overload": over}
+    over = overload_isolated(work, recipe, env, key, texts, capacity, over_s) or shared
+    fig: dict[str, Any] = {
+        **headline(phases, over, shared, engine),
+        "phases": phases,
+        "engine_c32": engine,
+        "overload": over,
+        "overload_shared": shared,
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
     fig.update(
-        seconds=seconds, overload_seconds=over_s, serve_settings=SERVE_SECTION, machine=machine(),
+        seconds=seconds, overload_seconds=over_s, serve_settings=SERVE_SECTION, machine=machine(), model_run=str(run),
         int8_variant=str(int8) if int8 else None,
         int8_note="" if int8 else "bench/work/compress holds no int8 ONNX variant yet (run bench/compress.py)",
     )  # fmt: skip
@@ -283,6 +354,14 @@ def main() -> None:
     print(json.dumps({k: fig[k] for k in (*KEYS, "goals")}, indent=2))
     if not args.quick:
         write_results(args.results, "serve", fig, markdown(fig))
+        line = (
+            f"serve_vs_engine_c32 {fig['serve_vs_engine_c32']} (goal 0.85: HTTP at 32 connections "
+            f"against the in-process engine); overload_refusal_p99_ms {fig['overload_refusal_p99_ms']} "
+            f"isolated, {fig['overload_refusal_p99_ms_shared']} shared (goal 100); load "
+            f"{fig['load_before']} -> {fig['load_after']}."
+        )
+        limits = {k: fig[k] for k in LIMIT_KEYS}
+        update_limits(args.results, {**limits, "serve_load": fig["load_after"]}, SECTION, line)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ schedule whatever the answers, for a fixed time, while the server's memory is sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -21,6 +23,14 @@ import psutil
 CLIENT_ERROR = -1
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Restrict every thread of process `pid` to `cpus` (sched_setaffinity on a pid moves one
+    thread only, so each task of /proc/<pid>/task is moved)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):  # thread ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)
+
+
 def free_port() -> int:
     """Return a TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
@@ -32,7 +42,13 @@ class Server:
     """One server process under test, with the URL and body shape it answers."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], port: int, log: Path
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        port: int,
+        log: Path,
+        cpus: set[int] | None = None,
     ) -> None:
         self.name, self.port = name, port
         self.url = f"http://127.0.0.1:{port}"
@@ -40,7 +56,10 @@ class Server:
         self.path = "/v1/predict" if self.ours else "/predict"
         self.health = "/v2/health/ready" if self.ours else "/health"
         self.log = open(log, "w", encoding="utf-8")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        pinned = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=pinned
+        )
 
     def wait_ready(self, timeout_s: float = 300) -> None:
         """Return once the health route answers 200; raise RuntimeError if the process dies or times out."""

@@ -95,7 +95,7 @@ def test_a_full_queue_refuses_at_once_and_queued_work_still_finishes(
 ) -> None:
     predictor = Predictor(backends[0], max_batch_size=64, max_wait_ms=60_000, max_queue=4)
     queued = [predictor.submit([t], timeout_s=60) for t in TEXTS[:4]]
-    assert predictor.depth == 4
+    assert predictor.depth == 4 and predictor.full
     with pytest.raises(
         OverloadedError, match=r"queue is full \(4 texts waiting, limit 4\)"
     ) as caught:
@@ -103,6 +103,7 @@ def test_a_full_queue_refuses_at_once_and_queued_work_still_finishes(
     assert caught.value.status == 503
     predictor.close()  # flushes the open batch instead of waiting a minute
     assert all(r.probs.shape == (1, 3) for r in _results(queued))
+    assert predictor.depth == 0 and predictor.full  # closing refuses too
     with pytest.raises(OverloadedError, match="shutting down"):
         predictor.submit(["late"], timeout_s=60)
 

@@ -44,6 +44,31 @@ def test_full_queue_answers_503_quickly_and_queued_requests_finish(
     assert [a.status_code for a in answers] == [200, 200]
 
 
+def test_full_queue_refuses_before_reading_the_body(
+    make_app: Callable[..., FastAPI], live_server: Start, keys: Keys
+) -> None:
+    server = live_server(make_app(max_queue=1, max_batch_size=64, max_wait_ms=10_000))
+    bad = {"content": b"not json", "headers": {"Content-Type": "application/json"}}
+    with (
+        ThreadPoolExecutor(1) as pool,
+        httpx.Client(base_url=server.url, headers=keys.headers(), timeout=30) as client,
+    ):
+        assert client.post("/v1/predict", **bad).status_code == 422  # parsed while not full
+        queued = pool.submit(client.post, "/v1/predict", json=PREDICT)
+        wait_until(lambda: _depth(server) == 1, what="one queued text")
+        refused = [
+            client.post("/v1/predict", **bad),
+            client.post("/v2/models/tiny/infer", **bad),
+        ]
+        listing = client.get("/v1/models")  # routes that queue nothing still answer
+        server.app.state.serve.models.drain()
+        answer = queued.result(timeout=30)
+    # a malformed body answers 503, not 422: the refusal came before the body was parsed
+    assert [r.status_code for r in refused] == [503, 503]
+    assert all(r.json()["code"] == "overloaded" for r in refused)
+    assert listing.status_code == 200 and answer.status_code == 200
+
+
 def test_deadline_answers_504(
     make_app: Callable[..., FastAPI], live_server: Start, keys: Keys
 ) -> None:

@@ -60,6 +60,11 @@ _SECURITY_SCHEMES = {
 }
 
 
+def is_prediction_path(path: str) -> bool:
+    """Return True for the routes that queue texts on a classifier (v1 predict, v2 infer)."""
+    return path == "/v1/predict" or (path.startswith("/v2/models/") and path.endswith("/infer"))
+
+
 def create_app(
     settings: ServeSettings,
     store: ModelStore | None = None,
@@ -104,6 +109,7 @@ def create_app(
         unverified=RateLimiter(_UNVERIFIED_RATE, _UNVERIFIED_BURST),
         max_body_bytes=settings.max_body_bytes,
         self_guarded=tuple(mounts or ()),
+        saturated=lambda path: is_prediction_path(path) and models.saturated(),
     )
     app.add_middleware(
         DeadlineMiddleware,

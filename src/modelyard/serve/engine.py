@@ -93,6 +93,11 @@ class Predictor:
         """Return the number of texts waiting (not yet in a forward pass)."""
         return self._pending
 
+    @property
+    def full(self) -> bool:
+        """Return True when a one-text request would be refused now (queue full or closing)."""
+        return self._closing or self._pending >= self.max_queue
+
     def submit(self, texts: list[str], timeout_s: float) -> Future[Prediction]:
         """Queue `texts`; return a Future of their Prediction.
 

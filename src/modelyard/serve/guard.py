@@ -8,6 +8,7 @@ before the body is parsed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -20,6 +21,7 @@ from modelyard.serve.auth import Authenticator, KeyInfo
 from modelyard.serve.auth import Scope as KeyScope
 from modelyard.serve.errors import (
     ForbiddenError,
+    OverloadedError,
     PayloadTooLargeError,
     ServeError,
     UnauthorizedError,
@@ -91,6 +93,7 @@ class GuardMiddleware:
         unverified: RateLimiter,
         max_body_bytes: int,
         self_guarded: tuple[str, ...] = (),
+        saturated: Callable[[str], bool] | None = None,
     ) -> None:
         self.app, self.auth = app, auth
         # prefixes of mounted apps that check their own sessions (the dashboard)
@@ -98,6 +101,9 @@ class GuardMiddleware:
         self.limiter, self.unverified = limiter, unverified
         self.max_body_bytes = max_body_bytes
         self._hash_slots = anyio.CapacityLimiter(HASH_SLOTS)
+        # asked with the path before the body is read: True refuses at once (503), so an
+        # overloaded server spends no body reading, parsing or validation on what it refuses
+        self.saturated = saturated
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._self_guarded(scope["path"]):
@@ -105,6 +111,8 @@ class GuardMiddleware:
             return
         try:
             key = await self._admit(scope)
+            if self.saturated is not None and self.saturated(scope["path"]):
+                raise OverloadedError("every model's queue is full; retry later")
             receive = await self._read_body(scope, receive)
         except ServeError as exc:
             await error_response(exc, scope["path"])(scope, receive, send)

@@ -146,6 +146,15 @@ class ModelSet:
             raise NotFoundError(f"several models are served; name one of: {served}")
         raise NotFoundError(f"model '{name}' is not served here; served: {served}")
 
+    def saturated(self) -> bool:
+        """Return True when every prediction request would be refused: classifiers only (no
+        tagger, which queues elsewhere) and each one's queue full."""
+        return (
+            bool(self.models)
+            and not self.taggers
+            and all(served.predictor.full for served in self.models.values())
+        )
+
     def tagger(self, name: str | None) -> ServedTagger | None:
         """Return the token classifier `name` answers to (the only model served when `name` is
         None and it is one), or None when the request is for a classifier."""
