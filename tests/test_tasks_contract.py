@@ -83,7 +83,7 @@ def test_task_trains_saves_loads_predicts_and_serves(
         # the stages that work on classifiers refuse the other tasks' runs with a clear error
         for stage in (
             lambda: modelyard.explain(run, TEXT),
-            lambda: modelyard.api.compress(run, methods=["int8"]),
+            lambda: modelyard.api.compress(run, methods=["distill:1"]),
         ):
             with pytest.raises(ModelyardError, match=f"{task} run|'{KINDS.get(task)}' artifact"):
                 stage()

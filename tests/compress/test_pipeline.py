@@ -162,13 +162,13 @@ def test_cli_lists_the_methods_and_needs_a_run() -> None:
 
 
 def test_an_interrupted_compress_leaves_nothing_that_blocks_a_plain_rerun(tmp_path: Path) -> None:
-    from modelyard.compress.sweep import _output_dir
+    from modelyard.compress.sweep import output_dir
 
     run = tmp_path / "run"
     out = tmp_path / "run-compressed"
     (out / ".work" / "int8").mkdir(parents=True)
     (out / ".int8.tmp123").mkdir()
-    assert _output_dir(run, None, overwrite=False) == out and list(out.iterdir()) == []
+    assert output_dir(run, None, overwrite=False) == out and list(out.iterdir()) == []
     (out / "int8").mkdir()
     with pytest.raises(ArtifactError, match="already holds files"):
-        _output_dir(run, None, overwrite=False)
+        output_dir(run, None, overwrite=False)

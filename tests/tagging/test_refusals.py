@@ -19,12 +19,11 @@ TASK_REFUSAL = "it is a token-classification run .* works on classification runs
     [
         (lambda run, data: api.explain(run, "password parcel"), TASK_REFUSAL),
         (lambda run, data: api.audit_membership(run, data, data), TASK_REFUSAL),
-        (lambda run, data: api.compress(run, methods=["int8"]), "'token-classifier' artifact"),
         (lambda run, data: api.merge(run), "'token-classifier' artifact; merge needs an adapter"),
         (lambda run, data: api.export(run), "not a language-model run"),
         (lambda run, data: api.load_run(run), TASK_REFUSAL),
     ],
-    ids=["explain", "audit_membership", "compress", "merge", "export", "load_run"],
+    ids=["explain", "audit_membership", "merge", "export", "load_run"],
 )
 def test_classifier_stages_refuse_a_token_run(
     full_run: Path, tagged_jsonl: Path, stage: Any, message: str

@@ -32,8 +32,8 @@ from modelyard.registry.store import is_number
 COMPRESSION_FILE = "compression.json"
 
 
-class Compressed(Protocol):
-    """A compressed classifier held in memory, before it is written as an artifact."""
+class VariantFiles(Protocol):
+    """A compressed model of any task, before it is written as an artifact."""
 
     details: dict[str, Any]
 
@@ -42,12 +42,16 @@ class Compressed(Protocol):
         """Return the manifest kind the variant is saved as."""
         ...
 
-    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        """Return (probabilities of shape (len(texts), labels), per-text truncation flags)."""
-        ...
-
     def save(self, directory: Path) -> None:
         """Write the model files (weights, graph, config) into `directory`."""
+        ...
+
+
+class Compressed(VariantFiles, Protocol):
+    """A compressed classifier held in memory, before it is written as an artifact."""
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        """Return (probabilities of shape (len(texts), labels), per-text truncation flags)."""
         ...
 
 
@@ -230,34 +234,67 @@ def refuse_embedding_parent(ctx: CompressContext, method: str) -> None:
         )
 
 
+class VariantParent(Protocol):
+    """What writing a variant reads of its parent run (a LoadedRun, or another task's run)."""
+
+    @property
+    def path(self) -> Path:
+        """Return the run folder."""
+        ...
+
+    @property
+    def tokenizer(self) -> Any:
+        """Return the run's tokenizer."""
+        ...
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """Return the run's manifest."""
+        ...
+
+
 def save_variant(compressed: Compressed, ctx: CompressContext, spec: MethodSpec, out: Path) -> Path:
+    """Write `compressed` as an artifact at `out` (atomically) and return `out` (see
+    `write_variant`)."""
+    return write_variant(compressed, ctx.run, spec.label, out)
+
+
+def write_variant(
+    compressed: VariantFiles,
+    parent: VariantParent,
+    method: str,
+    out: Path,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write `compressed` as an artifact at `out` (atomically) and return `out`.
 
     The artifact holds the model files, the parent's tokenizer, labels, recipe and calibration
-    record (its temperature), a
-    `compression.json` of what the method did, and a manifest naming the parent.
+    record (its temperature), a `compression.json` of what `method` did, and a manifest
+    naming the parent (with `extra` fields, e.g. the task of a run that is not a classifier).
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         # a method with its own tokenizer (a student on another backbone) overwrites this one
-        ctx.run.tokenizer.save_pretrained(str(tmp))
+        parent.tokenizer.save_pretrained(str(tmp))
         compressed.save(tmp)
         for name in (LABELS, RECIPE, CALIBRATION):
-            if (ctx.run.path / name).is_file():
-                shutil.copyfile(ctx.run.path / name, tmp / name)
-        atomic_write_json(tmp / COMPRESSION_FILE, {"method": spec.label, **compressed.details})
-        parent = relative_parent(ctx.run.path, out)
-        write_manifest(tmp, kind=compressed.kind, parent=parent, extra=_lineage(ctx))
+            if (parent.path / name).is_file():
+                shutil.copyfile(parent.path / name, tmp / name)
+        atomic_write_json(tmp / COMPRESSION_FILE, {"method": method, **compressed.details})
+        lineage = {**_lineage(parent), **(extra or {})}
+        write_manifest(
+            tmp, kind=compressed.kind, parent=relative_parent(parent.path, out), extra=lineage
+        )
         return replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _lineage(ctx: CompressContext) -> dict[str, Any]:
+def _lineage(parent: VariantParent) -> dict[str, Any]:
     return {
-        "parent_manifest_sha256": sha256_file(ctx.run.path / "manifest.json"),
-        "backbone": ctx.run.manifest.get("backbone"),
+        "parent_manifest_sha256": sha256_file(parent.path / "manifest.json"),
+        "backbone": parent.manifest.get("backbone"),
     }
 
 

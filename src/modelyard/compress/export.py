@@ -39,12 +39,15 @@ def _quiet_export() -> Iterator[None]:
         logging.disable(previous)
 
 
-def export_onnx(model: Any, tokenizer: Any, path: Path, opset: int, sample: list[str]) -> Path:
+def export_onnx(
+    model: Any, tokenizer: Any, path: Path, opset: int, sample: list[str], per_token: bool = False
+) -> Path:
     """Export `model` (left unchanged) to `path` with dynamic batch and sequence axes; return `path`.
 
     The graph takes input_ids, attention_mask (and token_type_ids when the tokenizer makes
-    them) and returns `logits`. Eager attention is exported: ONNX Runtime's optimiser
-    recognises its pattern and fuses it.
+    them) and returns `logits`: one row a text, or with `per_token` (a token classifier) one
+    row a word piece, its sequence axis dynamic too. Eager attention is exported: ONNX
+    Runtime's optimiser recognises its pattern and fuses it.
     """
     export = copy.deepcopy(model).float().eval()
     # an embedding classifier is a plain module around a transformers encoder
@@ -63,7 +66,7 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, opset: int, sample: list
             kwargs={n: batch[n] for n in names},
             input_names=names,
             output_names=["logits"],
-            dynamic_axes={**axes, "logits": {0: "batch"}},
+            dynamic_axes={**axes, "logits": axes["input_ids"] if per_token else {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )

@@ -95,7 +95,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"Test data: {report['test_data']} ({report['test_rows']} rows). Speed: {report['speed_texts']} "
         f"texts, {report['threads']} thread(s), medians of {report['rounds']} interleaved rounds. "
         f"Cost at ${report['price_per_cpu_hour']}/CPU-hour x {report['threads']} CPU(s).",
-        "",
+        *(
+            [f"Accuracy here is the {report['accuracy_metric']}.", ""]
+            if report.get("accuracy_metric")
+            else [""]
+        ),
         "| " + " | ".join(title for _, title in _COLUMNS) + " |",
         "|" + "---|" * len(_COLUMNS),
     ]

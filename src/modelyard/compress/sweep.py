@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import ValidationError
@@ -48,6 +48,9 @@ from modelyard.recipe import (
 )
 from modelyard.registry.manifest import read_manifest
 from modelyard.registry.run import LoadedRun, load_run
+
+if TYPE_CHECKING:
+    from modelyard.compress.tokens import TokenParent
 
 PARENT = "parent (fp32 PyTorch)"
 Log = Callable[[str], None]
@@ -105,12 +108,17 @@ def _parent(run: str | Path) -> LoadedRun:
         raise ArtifactError(
             f"{run} is a '{kind}' artifact; compress starts from a PyTorch run (kind "
             f"{' or '.join(map(repr, PARENT_KINDS))}) such as `modelyard train` writes: pass "
-            "that run, not one of its variants"
+            "that run, not one of its variants (a token-classification run compresses through "
+            "`modelyard compress` or modelyard.api.compress, which load it)"
         )
     return load_run(run)
 
 
-def _output_dir(run: Path, output: str | Path | None, overwrite: bool) -> Path:
+def output_dir(run: Path, output: str | Path | None, overwrite: bool) -> Path:
+    """Return the emptied output folder of compressing `run` (default `RUN-compressed/`).
+
+    Raises ArtifactError when it holds files and `overwrite` is not set.
+    """
     out = Path(output) if output else run.parent / f"{run.name}-compressed"
     if out.is_dir() and all(p.name.startswith(".") for p in out.iterdir()):
         # only the scratch of an interrupted compress (.work, hidden temporary variants):
@@ -190,7 +198,20 @@ def measure_variants(
         loaded[name], row = _score(path, split, cfg, threads, baseline)
         rows.append({"name": name, **row})
     log(f"timing {len(loaded)} models, {cfg.rounds} interleaved round(s) ...")
-    timing = SpeedRounds(split.texts[: cfg.speed_samples], cfg.latency_runs, cfg.rounds)
+    return timed_rows(rows, loaded, split.texts, cfg, threads)
+
+
+def timed_rows(
+    rows: list[dict[str, Any]],
+    loaded: dict[str, Any],
+    texts: list[str],
+    cfg: CompressConfig,
+    threads: int,
+) -> list[dict[str, Any]]:
+    """Time the `loaded` predictors (anything with `predict_proba(texts)`) in interleaved
+    rounds on `texts`, and add to each row its speed, cost, and its accuracy drop, speed-up
+    and size ratio against the first row; return the rows with the Pareto fronts marked."""
+    timing = SpeedRounds(texts[: cfg.speed_samples], cfg.latency_runs, cfg.rounds)
     speeds = timing.run(loaded)
     base = rows[0]
     for row in rows:
@@ -203,7 +224,7 @@ def measure_variants(
 
 
 def compress(
-    run: str | Path,
+    run: str | Path | TokenParent,
     methods: list[str] | None = None,
     data: str | Path | None = None,
     output: str | Path | None = None,
@@ -219,11 +240,13 @@ def compress(
     Each variant is an artifact under `output` (default `RUN-compressed/`) whose manifest
     names the parent; `report.md`, `report.json` and `accuracy_vs_latency.png` compare them.
     With `max_accuracy_drop`, `best` is the fastest variant whose accuracy is at most that
-    far below the parent's. Raises ArtifactError for a bad run or output folder,
-    RecipeError / UnknownPluginError for bad methods or options, DataError for bad data.
+    far below the parent's. `run` may also be a run of another task that the API layer
+    loaded (a `TokenParent`, see `compress_token_run`). Raises ArtifactError for a bad run or
+    output folder, RecipeError / UnknownPluginError for bad methods or options, DataError for
+    bad data.
     """
     say = log or (lambda _msg: None)
-    parent = _parent(run)
+    parent = _parent(run) if isinstance(run, str | Path) else run
     cfg = compress_config(
         parent.recipe,
         overrides,
@@ -232,9 +255,14 @@ def compress(
         price_per_cpu_hour=price_per_cpu_hour,
         threads=threads,
     )
+    if not isinstance(parent, LoadedRun):
+        from modelyard.compress.tokens import compress_token_run
+
+        explicit = methods is not None or any("compress.methods" in o for o in overrides or [])
+        return compress_token_run(parent, cfg, explicit, data, output, overwrite, say)
     specs = parse_methods(cfg.methods)
     n_threads = cfg.threads or torch.get_num_threads()
-    out = _output_dir(parent.path, output, overwrite)
+    out = output_dir(parent.path, output, overwrite)
     seed = parent.recipe.run.seed
     with torch_threads(n_threads):
         ctx = CompressContext(parent, cfg, out / ".work", seed, n_threads)
@@ -242,9 +270,9 @@ def compress(
         made, failed = _build(ctx, specs, out, say)
         shutil.rmtree(out / ".work", ignore_errors=True)
         rows = measure_variants({PARENT: parent.path, **made}, split, cfg, n_threads, say)
-    return _finish(
+    return finish_report(
         out,
-        parent,
+        parent.path,
         rows,
         failed,
         cfg,
@@ -252,19 +280,21 @@ def compress(
     )
 
 
-def _finish(
+def finish_report(
     out: Path,
-    parent: LoadedRun,
+    parent: Path,
     rows: list[dict[str, Any]],
     failed: dict[str, str],
     cfg: CompressConfig,
     setting: dict[str, Any],
 ) -> CompressResult:
+    """Pick the fastest variant within the accuracy budget, write report.json, report.md and
+    the plot into `out` for the measured `rows` (the parent first), and return the result."""
     best = None
     if cfg.max_accuracy_drop is not None:
         best = pick_within_budget(rows, rows[0]["accuracy"], cfg.max_accuracy_drop)
     report = {
-        "parent": str(parent.path.resolve()),
+        "parent": str(parent.resolve()),
         **setting,
         "speed_texts": min(cfg.speed_samples, setting["test_rows"]),
         "rounds": cfg.rounds,

@@ -9,13 +9,15 @@ from typing import Any
 
 from safetensors import SafetensorError
 
-from modelyard.errors import ArtifactError, BackboneError, RecipeError
+from modelyard.errors import ArtifactError, BackboneError, ModelyardError, RecipeError
 from modelyard.models import load_tokenizer
 from modelyard.models.build import quiet_transformers
+from modelyard.models.onnx_runtime import ONNX_FILE, check_external_data
 from modelyard.recipe import Recipe
 from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.records import RECIPE, read_recipe
 from modelyard.registry.safety import check_weights
+from modelyard.tagging.onnx_model import ONNX_TOKEN_CLASSIFIER, OnnxTokenModel
 
 TOKEN_CLASSIFIER = "token-classifier"  # the manifest kind of a token-classification run
 
@@ -91,27 +93,27 @@ class LoadedTagger:
 
 
 def is_tagger(path: str | Path) -> bool:
-    """Return True when `path` holds a finished token-classification run (by its manifest kind)."""
+    """Return True when `path` holds a finished token-classification run or its ONNX variant
+    (by its manifest kind)."""
     from modelyard.registry.manifest import MANIFEST, read_manifest
 
     root = Path(path)
     if not (root / MANIFEST).is_file():
         return False
-    return read_manifest(root).get("kind") == TOKEN_CLASSIFIER
+    return read_manifest(root).get("kind") in (TOKEN_CLASSIFIER, ONNX_TOKEN_CLASSIFIER)
 
 
 def load_tagger(path: str | Path, device: str = "cpu") -> LoadedTagger:
-    """Return the verified token-classification run at `path`, ready to predict.
+    """Return the verified token-classification run at `path` (PyTorch, or the ONNX graph of
+    a compressed variant, which always runs on the CPU), ready to predict.
 
     Raises ArtifactError when it is another kind of artifact, a file differs from the
     manifest, or the model cannot be loaded.
     """
-    from transformers import AutoModelForTokenClassification
-
     run_dir = Path(path)
     manifest = verify_manifest(run_dir)
     kind = str(manifest.get("kind", "classifier"))
-    if kind != TOKEN_CLASSIFIER:
+    if kind not in (TOKEN_CLASSIFIER, ONNX_TOKEN_CLASSIFIER):
         raise ArtifactError(f"{run_dir} is a '{kind}' artifact, not a token-classification run")
     check_weights(run_dir, list(manifest["files"]))
     if not (run_dir / RECIPE).is_file():
@@ -119,11 +121,36 @@ def load_tagger(path: str | Path, device: str = "cpu") -> LoadedTagger:
     recipe = read_recipe(run_dir)
     try:
         with quiet_transformers():
-            model = AutoModelForTokenClassification.from_pretrained(
-                str(run_dir), local_files_only=True, use_safetensors=True
-            )
+            if kind == ONNX_TOKEN_CLASSIFIER:
+                model, config = _load_graph(run_dir, manifest)
+            else:
+                model = _load_torch(run_dir).to(device)
+                config = model.config
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ArtifactError(f"cannot load the token classifier in {run_dir}: {exc}") from None
-    tags = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+    tags = [str(config.id2label[i]) for i in range(config.num_labels)]
     tokenizer = load_tokenizer(run_dir)
-    return LoadedTagger(run_dir, model.to(device).eval(), tokenizer, tags, manifest, recipe)
+    return LoadedTagger(run_dir, model.eval(), tokenizer, tags, manifest, recipe)
+
+
+def _load_torch(run_dir: Path) -> Any:
+    from transformers import AutoModelForTokenClassification
+
+    return AutoModelForTokenClassification.from_pretrained(
+        str(run_dir), local_files_only=True, use_safetensors=True
+    )
+
+
+def _load_graph(run_dir: Path, manifest: dict[str, Any]) -> tuple[OnnxTokenModel, Any]:
+    from transformers import AutoConfig
+
+    if ONNX_FILE not in manifest["files"]:
+        raise ArtifactError(f"{run_dir}: the manifest lists no {ONNX_FILE}")
+    check_external_data(run_dir, manifest)
+    try:
+        model = OnnxTokenModel(run_dir / ONNX_FILE)
+    except Exception as exc:  # onnxruntime's own load errors have no common base class
+        if isinstance(exc, ModelyardError):
+            raise
+        raise ArtifactError(f"cannot load {run_dir / ONNX_FILE}: {exc}") from None
+    return model, AutoConfig.from_pretrained(str(run_dir), local_files_only=True)
