@@ -72,7 +72,11 @@ def pytest_configure(config: pytest.Config) -> None:
     every worker would oversubscribe them, and tiny models gain nothing from a second thread."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1:
-        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+        threads = max(1, torch.get_num_threads() // workers)
+        torch.set_num_threads(threads)
+        # the servers and CLIs the tests start inherit it: their OpenMP threads would
+        # otherwise spin on the core the other worker is using
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 @pytest.fixture(scope="module")
