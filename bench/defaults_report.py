@@ -12,12 +12,13 @@ def _row(dataset: str, fig: dict[str, Any]) -> str:
     sweep = " / ".join(
         f"{runs[f'e{n}']['accuracy']:.4f}" if f"e{n}" in runs else "-" for n in fig["sweep_epochs"]
     )
-    gap = fig.get(f"defaults_minus_best_sweep_{dataset}", "")
+    gap = fig.get(f"defaults_minus_best_sweep_{dataset}")
+    gap_text = "" if gap is None else f"{gap:+}"  # none while the sweep is incomplete
     ratio = fig.get(f"defaults_time_vs_best_sweep_{dataset}", "")
     steps = fig.get(f"defaults_steps_vs_best_sweep_{dataset}", "")
     return (
         f"| {dataset} | {d['accuracy']:.4f} | {d['epochs_trained']} ({d['stop_reason']}) | "
-        f"{sweep} | {best} | {gap:+} | {ratio} | {steps} |"
+        f"{sweep} | {best} | {gap_text} | {ratio} | {steps} |"
     )
 
 
