@@ -32,6 +32,7 @@ import random
 import statistics
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ FULL = {
     "max_length": 128,
     "seeds": 3,
 }
+COMPRESS_SECONDS = 240  # the compression step took 144 s under a load average of 5
 QUICK = {**FULL, "rows": 48, "test_rows": 64, "epochs": 1, "seeds": 2}
 
 
@@ -337,15 +339,25 @@ def compressed_variants(run: Path) -> dict[str, Any]:
 
 
 def interleaved_runs(
-    train: Path, test: Path, work: Path, hyper: dict[str, Any]
+    train: Path, test: Path, work: Path, hyper: dict[str, Any], until: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Return one pair of full runs (ours, Trainer) a training seed, in alternating order."""
-    pairs = []
+    """Return one pair of full runs (ours, Trainer) a training seed, in alternating order.
+
+    With `until`, no further pair starts when the slowest pair so far, plus the compression
+    step after them, would end after that time (the first pair always runs).
+    """
+    pairs: list[dict[str, Any]] = []
+    longest = 0.0
     for i in range(hyper["seeds"]):
-        seed = SEED + i
+        end = datetime.now(UTC) + timedelta(seconds=longest + COMPRESS_SECONDS)
+        if pairs and until is not None and end > until:
+            print(f"stopping after {len(pairs)} seed(s): --until {until}", file=sys.stderr)
+            break
+        seed, start = SEED + i, time.perf_counter()
         order = ("ours", "trainer") if i % 2 == 0 else ("trainer", "ours")
         runs = {name: variant(name, train, test, work, hyper, seed) for name in order}
         pairs.append({"seed": seed, "first": order[0], **runs})
+        longest = max(longest, time.perf_counter() - start)
     return pairs
 
 
@@ -400,7 +412,8 @@ def markdown(fig: dict[str, Any]) -> str:
         f"of `test.jsonl` (eng.testb, {d['test_tokens']} tokens). Backbone minilm-l6; {h['epochs']} epochs, batch "
         f"{h['batch_size']}, lr {h['lr']}, warmup {h['warmup_ratio']}, weight decay "
         f"{h['weight_decay']}, max length {h['max_length']}; no dev split. Entity-level F1 (seqeval, "
-        f"micro over entities). {h['seeds']} training seeds a side, the runs interleaved "
+        f"micro over entities). {h['seeds_run']} training seed(s) a side ({h['seeds']} planned; "
+        "--until stops adding seeds at a deadline), the runs interleaved "
         "(ours first for the first seed, Trainer first for the next, ...).",
         "",
         "| seed | arm (in run order) | test entity F1 | precision | recall | train samples/s (loop) | loop s | load 1 min (start, end) | peak RSS MB |",
@@ -483,6 +496,13 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=None, help=f"training seeds a side (default {FULL['seeds']})"
     )
+    parser.add_argument(
+        "--until",
+        type=lambda v: datetime.fromisoformat(v).astimezone(UTC),
+        default=None,
+        help="start no further seed pair that would end the benchmark after this time "
+        "(ISO 8601, e.g. 2026-12-07T14:25+00:00); at least one pair runs",
+    )
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -494,7 +514,8 @@ def main() -> None:
         hyper["seeds"] = args.seeds
     started, load_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     train, test, sizes = prepare(args.data_dir, args.work, hyper)
-    pairs = interleaved_runs(train, test, args.work, hyper)
+    pairs = interleaved_runs(train, test, args.work, hyper, args.until)
+    hyper["seeds_run"] = len(pairs)
     summary = summarise(pairs)
     compressed = compressed_variants(Path(pairs[0]["ours"]["run_dir"]))
     variants = compressed["variants"]
