@@ -217,7 +217,20 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     groups = param_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=_fusable(groups) or None)
+
+
+def _fusable(groups: list[dict[str, Any]]) -> bool:
+    """Whether torch's fused AdamW kernel takes these parameters (float, on the CPU or CUDA)."""
+    # the default per-tensor AdamW took 4-5x longer a step on the CPU (300 vs 65 ms for
+    # MiniLM-L6, a third of a batch-16 step); transformers.Trainer defaults to the fused one
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in _FUSED_DTYPES for p in params
+    )
+
+
+_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 def dev_metrics(logits: np.ndarray, labels: list[int]) -> dict[str, float]:
