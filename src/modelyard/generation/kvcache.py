@@ -164,7 +164,8 @@ class BatchCache:
         mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
         batch = cls(mask)
         for index, layer in enumerate(packed.layers):
-            assert layer.keys is not None and layer.values is not None
+            if not isinstance(layer, DynamicLayer) or layer.keys is None or layer.values is None:
+                raise TypeError(f"cache layer {index} holds no keys and values to lay out")
             keys = layer.keys[0][:, gather].transpose(0, 1)
             values = layer.values[0][:, gather].transpose(0, 1)
             batch.cache.update(keys, values, index)
