@@ -266,7 +266,7 @@ def markdown(fig: dict[str, Any]) -> str:
         f"{fig['vs_llamacpp_tokens_per_s_c8']} ({fig['vs_llamacpp_reason']})",
         "- The naive server cannot stream, so its TTFT is its whole latency; modelyard's is the "
         "time to the first streamed content chunk.",
-        "- Levels interleaved (modelyard then naive at each concurrency), both servers up for the "
+        "- Levels interleaved (each server in turn at each concurrency), every server up for the "
         "whole run. The machine is shared: see load averages.",
         f"- Load average at start / end: {fig['loadavg_start']} / {fig['loadavg_end']}. On a shared "
         "machine a process's share of the cores grows with its runnable threads: the naive server "
