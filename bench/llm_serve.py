@@ -13,6 +13,9 @@ With `--llamacpp-python PYTHON` (the interpreter of an environment holding
 llama-cpp-python[server], which compiles llama.cpp from source on install), the run is also
 exported to GGUF (`modelyard export`, f16 by default: the closest to the precision modelyard
 serves in) and llama.cpp's own OpenAI server joins each level, streaming like modelyard.
+With `--before-src DIR` (the `src` folder of another modelyard checkout, e.g. main's), that
+version's server joins each level too, as "modelyard-before": a before/after figure of an
+engine change measured in the same run.
 """
 
 from __future__ import annotations
@@ -86,11 +89,20 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 600) 
 
 
 def start_modelyard(
-    work: Path, run: Path, port: int, threads: int, max_tokens: int, precision: str
+    work: Path,
+    run: Path,
+    port: int,
+    threads: int,
+    max_tokens: int,
+    precision: str,
+    src: Path | None = None,
 ) -> Any:
-    """Push `run` into a fresh registry and start `modelyard serve` on it; return the process."""
+    """Push `run` into a fresh registry and start `modelyard serve` on it (from the modelyard
+    source folder `src` when given); return the process."""
     from modelyard.registry.store import ModelStore
 
+    work = work / "before" if src is not None else work
+    work.mkdir(parents=True, exist_ok=True)
     registry = work / "registry"
     shutil.rmtree(registry, ignore_errors=True)
     ModelStore(registry).push(run, "chat")
@@ -107,7 +119,10 @@ def start_modelyard(
     recipe.write_text(yaml.safe_dump({"serve": serve}), encoding="utf-8")
     command = [sys.executable, "-m", "modelyard", "serve", "chat", "--registry", str(registry)]
     command += ["--recipe", str(recipe), "--no-auth", "--port", str(port)]
-    proc = subprocess.Popen(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    proc = subprocess.Popen(command, env=env)
     wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc)
     return proc
 
@@ -230,7 +245,7 @@ def markdown(fig: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for level in fig["levels"]:
-        for name in ("modelyard", "naive", "llamacpp"):
+        for name in ("modelyard", "modelyard-before", "naive", "llamacpp"):
             if name not in level:
                 continue
             r = level[name]
@@ -245,11 +260,13 @@ def markdown(fig: dict[str, Any]) -> str:
         f"- tokens per CPU-second ratio (modelyard / naive): {fig['tokens_per_cpu_s_ratio']}",
         f"- modelyard TTFT p99 at concurrency 8: {fig['ttft_p99_ms_c8']} ms",
         f"- errors: modelyard {fig['errors']}, naive {fig['errors_naive']}",
+        f"- modelyard / modelyard-before tokens/s by concurrency: {fig['before_tokens_per_s_ratio']} "
+        "(None: no before server in this run)",
         f"- vs llama.cpp server at concurrency 8 (modelyard / llama.cpp tokens/s): "
         f"{fig['vs_llamacpp_tokens_per_s_c8']} ({fig['vs_llamacpp_reason']})",
         "- The naive server cannot stream, so its TTFT is its whole latency; modelyard's is the "
         "time to the first streamed content chunk.",
-        "- Levels interleaved (modelyard then naive at each concurrency), both servers up for the "
+        "- Levels interleaved (each server in turn at each concurrency), every server up for the "
         "whole run. The machine is shared: see load averages.",
         f"- Load average at start / end: {fig['loadavg_start']} / {fig['loadavg_end']}. On a shared "
         "machine a process's share of the cores grows with its runnable threads: the naive server "
@@ -283,6 +300,12 @@ def main() -> None:
         help="python of an environment with llama-cpp-python[server]: adds llama.cpp's server",
     )
     parser.add_argument("--gguf-quant", default="f16", help="GGUF type llama.cpp serves")
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        help="src folder of another modelyard checkout: its server joins as modelyard-before",
+    )
     args = parser.parse_args()
     work = args.work / "llm_serve"
     work.mkdir(parents=True, exist_ok=True)
@@ -297,6 +320,20 @@ def main() -> None:
         start_baseline(args.run, ports["naive"], args.threads),
     ]
     names = ["modelyard", "naive"]
+    if args.before_src is not None:
+        ports["modelyard-before"] = free_port()
+        procs.append(
+            start_modelyard(
+                work,
+                args.run,
+                ports["modelyard-before"],
+                args.threads,
+                args.max_tokens,
+                args.precision,
+                args.before_src,
+            )
+        )
+        names.append("modelyard-before")
     if args.llamacpp_python:
         ports["llamacpp"] = free_port()
         proc, _gguf = start_llamacpp(
@@ -354,6 +391,7 @@ def main() -> None:
             else "llama-cpp-python[server] not installed: it compiles llama.cpp from source"
         ),
         "errors": sum(x["modelyard"]["errors"] for x in levels),
+        "before_tokens_per_s_ratio": _before(levels),
         "errors_naive": sum(x["naive"]["errors"] for x in levels),
         "levels": levels,
         "model": f"{args.run} ({_describe(args.run)}), served as one merged model by both servers",
@@ -378,6 +416,18 @@ def served_precision(setting: str) -> str:
     from modelyard.models.device import select_dtype
 
     return "fp32" if select_dtype(setting, torch.device("cpu")) is None else "bf16"
+
+
+def _before(levels: list[dict[str, Any]]) -> dict[str, float | None] | None:
+    """Return modelyard's tokens/s over modelyard-before's at each level (None without it)."""
+    if not any("modelyard-before" in level for level in levels):
+        return None
+    out: dict[str, float | None] = {}
+    for level in levels:
+        theirs = level["modelyard-before"]["tokens_per_s"]
+        ours = level["modelyard"]["tokens_per_s"]
+        out[str(level["concurrency"])] = round(ours / theirs, 2) if theirs else None
+    return out
 
 
 def _vs_llamacpp(level: dict[str, Any]) -> float | None:

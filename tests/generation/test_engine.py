@@ -342,3 +342,60 @@ def test_prefills_are_bounded_in_tokens(lm: tuple[Any, Any]) -> None:
     finally:
         gate.set()
         engine.close(5)
+
+
+def test_a_burst_of_prompts_is_prefilled_packed_without_padding(lm: tuple[Any, Any]) -> None:
+    model = copy.deepcopy(lm[0])
+    fed: list[int] = []
+    hook = model.model.embed_tokens.register_forward_hook(
+        lambda _m, args, _out: fed.append(args[0].numel())
+    )
+    steps: list[StepStats] = []
+    engine = GenerationEngine(model, lm[1], max_batch_size=4, on_step=steps.append)
+    engine._start_prefill = _gated(engine)  # type: ignore[method-assign]
+    try:
+        prompts = [ids(lm, p) for p in PROMPTS]
+        sequences = [engine.submit(GenerationRequest(p, 3)) for p in prompts]
+        engine._start_prefill.gate.set()  # type: ignore[attr-defined]
+        for prompt, seq in zip(prompts, sequences, strict=True):
+            assert [d.token_id for d in seq.deltas(timeout_s=60)] == reference(lm, prompt, 3)
+        prefills = [s for s in steps if s.kind == "prefill"]
+        assert prefills[-1].sequences > 1  # the prompts that arrived together share a pass
+        # every token fed is a prompt token or a decoded one: no padding was computed
+        decoded = sum(s.sequences for s in steps if s.kind == "decode")
+        assert sum(fed) == sum(map(len, prompts)) + decoded
+    finally:
+        hook.remove()
+        engine.close(5)
+
+
+def _gated(engine: GenerationEngine) -> Any:
+    """Return a `_start_prefill` that waits for its `gate`, so a burst is admitted at once."""
+    original = engine._start_prefill
+    gate = threading.Event()
+
+    def gated(seqs: list[Any]) -> None:
+        gate.wait(30)
+        original(seqs)
+
+    gated.gate = gate  # type: ignore[attr-defined]
+    return gated
+
+
+def test_a_model_without_sdpa_is_prefilled_a_prompt_at_a_time(tmp_path: Any) -> None:
+    folder = save_tiny_llama(tmp_path, varied=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(folder), use_safetensors=True, attn_implementation="eager"
+    ).eval()
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    steps: list[StepStats] = []
+    engine = GenerationEngine(model, tok, max_batch_size=4, on_step=steps.append)
+    try:
+        prompts = [list(tok(p)["input_ids"]) for p in PROMPTS]
+        sequences = [engine.submit(GenerationRequest(p, 4)) for p in prompts]
+        for prompt, seq in zip(prompts, sequences, strict=True):
+            got = [d.token_id for d in seq.deltas(timeout_s=60)]
+            assert got == reference((model, tok), prompt, 4)
+        assert all(s.sequences == 1 for s in steps if s.kind == "prefill")
+    finally:
+        engine.close(5)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+from transformers.cache_utils import DynamicCache
 
-from modelyard.generation.kvcache import BatchCache, GrowingLayer
+from modelyard.generation.kvcache import BatchCache, GrowingLayer, PackedPrompts
 
 
 def filled(rows: int, width: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,3 +75,38 @@ def test_the_batch_cache_keeps_its_mask_in_step_with_its_layers() -> None:
     assert cache.mask.tolist() == [[0, 1, 1], [1, 1, 1]]
     assert kv(cache.layers[0])[0].shape[:3] == (2, 2, 3)
     assert cache.positions(1).tolist() == [[1], [2]]
+
+
+def test_packed_prompts_restart_positions_and_attend_only_within_themselves() -> None:
+    packed = PackedPrompts.of([[7, 8, 9], [4], [5, 6]])
+    assert packed.ids.tolist() == [[7, 8, 9, 4, 5, 6]]
+    assert packed.positions.tolist() == [[0, 1, 2, 0, 0, 1]]
+    assert packed.last.tolist() == [2, 3, 5]
+    assert packed.mask.shape == (1, 1, 6, 6) and packed.mask.dtype == torch.bool
+    expected = [
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 1, 1],
+    ]
+    assert packed.mask[0, 0].int().tolist() == expected
+
+
+def test_a_packed_prefill_cache_becomes_left_padded_rows() -> None:
+    lengths = [3, 1, 2]
+    keys, values = filled(1, sum(lengths), 0)
+    packed = DynamicCache()
+    packed.update(keys, values, 0)
+    packed.update(values, keys, 1)
+    batch = BatchCache.from_packed(packed, lengths)
+    assert batch.mask.tolist() == [[1, 1, 1], [0, 0, 1], [0, 1, 1]]
+    assert batch.positions(3).tolist() == [[0, 1, 2], [0, 0, 0], [0, 0, 1]]
+    for layer, (k, v) in zip(batch.layers, [(keys, values), (values, keys)], strict=True):
+        got_k, got_v = kv(layer)
+        assert torch.equal(got_k[0], k[0, :, 0:3])
+        assert torch.equal(got_k[1, :, 2:], k[0, :, 3:4])
+        assert torch.equal(got_k[2, :, 1:], k[0, :, 4:6])
+        assert torch.equal(got_v[2, :, 1:], v[0, :, 4:6])
+        assert torch.isfinite(got_k).all()

@@ -1,13 +1,15 @@
 """A generation engine with iteration-level (continuous) batching over a KV cache.
 
 One worker thread owns the model. Every iteration it admits waiting requests into free
-slots (their prompts are prefilled together, left-padded, a chunk of at most
-`prefill_chunk_tokens` per iteration, and their caches merged into the running batch after
-the last chunk), then runs one decode step for every active sequence at once. A request
-therefore joins the running batch between two decode steps instead of waiting for the
-longest sequence to finish, a long prompt delays the running sequences by one chunk per
-step rather than by its whole prefill, and a finished, cancelled or timed-out sequence
-leaves its slot at once. Where each millisecond of a step goes is measured in
+slots, prefills at most `prefill_chunk_tokens` prompt tokens of the admitted ones, then runs
+one decode step for every active sequence at once. Short prompts are prefilled packed: whole
+prompts end to end in one row, each attending only to itself, so no padding is computed
+(left-padding a 425-token prompt with 40-token ones made most of a prefill padding); a
+prompt longer than the chunk is prefilled alone, a chunk per iteration. A prompt joins the
+running batch as soon as its prefill ends. A request therefore joins the running batch
+between two decode steps instead of waiting for the longest sequence to finish, a long
+prompt delays the running sequences by one chunk per step rather than by its whole
+prefill, and a finished, cancelled or timed-out sequence leaves its slot at once. Where each millisecond of a step goes is measured in
 docs/llm.md ("Engine profile").
 
 The batch's cache is a transformers `DynamicCache` whose rows are left-padded to a common
@@ -35,10 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers.cache_utils import DynamicCache
 
 from modelyard.errors import ModelyardError
-from modelyard.generation.attention import use_ragged_attention
-from modelyard.generation.kvcache import BatchCache
+from modelyard.generation.attention import RAGGED, use_ragged_attention
+from modelyard.generation.kvcache import BatchCache, PackedPrompts
 from modelyard.generation.sampling import choose_tokens
 from modelyard.generation.stops import TextTracker
 
@@ -159,7 +162,7 @@ class _Active:
 
 @dataclass
 class _Prefill:
-    """Admitted prompts being prefilled a chunk of columns per iteration (left-padded)."""
+    """A prompt being prefilled a chunk of columns per iteration."""
 
     seqs: list[Sequence]
     ids: torch.Tensor
@@ -173,6 +176,7 @@ class _State:
     rows: list[_Active] = field(default_factory=list)
     cache: BatchCache | None = None
     prefill: _Prefill | None = None
+    admitted: deque[Sequence] = field(default_factory=deque)
 
 
 class GenerationEngine:
@@ -198,10 +202,11 @@ class GenerationEngine:
         )
         self.on_step = on_step
         self.stop_ids = _stop_ids(tokenizer, model)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._cache_arg = _cache_argument(model)
         _contiguous_head_input(model)
         use_ragged_attention(model)
+        # a packed prefill hands the attention a 4D boolean mask, which SDPA reads as it is
+        self._packs = getattr(model.config, "_attn_implementation", None) == RAGGED
         self._waiting: deque[Sequence] = deque()
         self._state = _State()
         self._cond = threading.Condition()
@@ -217,8 +222,7 @@ class GenerationEngine:
     @property
     def active(self) -> int:
         """Return the number of sequences being generated (or prefilled)."""
-        prefill = self._state.prefill
-        return len(self._state.rows) + (len(prefill.seqs) if prefill is not None else 0)
+        return len(self._running())
 
     def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
         """Raise ContextLengthError unless the prompt plus `max_tokens` fit the model's context."""
@@ -276,7 +280,8 @@ class GenerationEngine:
 
     def _running(self) -> list[Sequence]:
         prefill = self._state.prefill
-        return [a.seq for a in self._state.rows] + (prefill.seqs if prefill is not None else [])
+        rows = [a.seq for a in self._state.rows] + list(self._state.admitted)
+        return rows + (prefill.seqs if prefill is not None else [])
 
     def _run(self) -> None:
         with torch.inference_mode():
@@ -287,8 +292,8 @@ class GenerationEngine:
                 try:
                     if admitted:
                         self._start_prefill(admitted)
-                    if self._state.prefill is not None:
-                        self._prefill_chunk()
+                    if self._state.prefill is not None or self._state.admitted:
+                        self._prefill_step()
                     if self._state.rows:
                         self._decode()
                 except Exception:  # one bad batch must not kill the server
@@ -297,7 +302,7 @@ class GenerationEngine:
 
     def _next_admissions(self) -> list[Sequence] | None:
         with self._cond:
-            while not self._waiting and not self._state.rows and self._state.prefill is None:
+            while not self._waiting and not self._running():
                 if self._closing:
                     return None
                 self._cond.wait()
@@ -307,37 +312,72 @@ class GenerationEngine:
                 if reason is not None:
                     self._waiting.remove(seq)
                     seq.push(Delta("", 0, reason))
-            if self._state.prefill is not None:
-                return []  # one prefill at a time: it joins the batch before the next starts
+            if self._state.prefill is not None or self._state.admitted:
+                return []  # one admission at a time: it joins the batch before the next comes
             return self._admit(self.max_batch_size - len(self._state.rows))
 
     def _admit(self, free: int) -> list[Sequence]:
         """Take waiting requests, oldest first, into at most `free` slots, while their
-        left-padded prefill stays within `max_prefill_tokens` (always at least one).
+        prompts hold at most `max_prefill_tokens` tokens in all (always at least one).
 
-        A prefill stalls every running sequence for its duration: a bounded one lets running
-        sequences advance and the next arrivals get their first token sooner.
+        The next admission waits until these have joined the batch, so a burst of arrivals
+        is prefilled a bounded group at a time and the running sequences keep advancing.
         """
         taken: list[Sequence] = []
-        longest = 0
+        tokens = 0
         while self._waiting and len(taken) < free:
-            width = max(longest, len(self._waiting[0].request.prompt_ids))
-            if taken and width * (len(taken) + 1) > self.max_prefill_tokens:
+            tokens += len(self._waiting[0].request.prompt_ids)
+            if taken and tokens > self.max_prefill_tokens:
                 break
             taken.append(self._waiting.popleft())
-            longest = width
         return taken
 
     def _start_prefill(self, seqs: list[Sequence]) -> None:
-        prompts = [s.request.prompt_ids for s in seqs]
-        width = max(map(len, prompts))
-        ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        self._state.prefill = _Prefill(seqs, ids, mask, BatchCache.empty(mask[:, :0]))
+        self._state.admitted.extend(seqs)
+
+    def _prefill_step(self) -> None:
+        """Prefill at most `prefill_chunk_tokens` prompt tokens: the next chunk of a long
+        prompt, or the next admitted prompts packed into one row (one prompt at least)."""
+        if self._state.prefill is not None:
+            self._prefill_chunk()
+            return
+        admitted = self._state.admitted
+        first = admitted[0].request.prompt_ids
+        if not self._packs or len(first) > self.prefill_chunk_tokens:
+            seq = admitted.popleft()
+            ids = torch.tensor([first])
+            mask = torch.ones_like(ids)
+            self._state.prefill = _Prefill([seq], ids, mask, BatchCache.empty(mask[:, :0]))
+            self._prefill_chunk()
+            return
+        taken, tokens = [admitted.popleft()], len(first)
+        while (
+            admitted and tokens + len(admitted[0].request.prompt_ids) <= self.prefill_chunk_tokens
+        ):
+            tokens += len(admitted[0].request.prompt_ids)
+            taken.append(admitted.popleft())
+        self._prefill_packed(taken)
+
+    def _prefill_packed(self, seqs: list[Sequence]) -> None:
+        """Prefill whole prompts packed into one row; they join the running batch at once."""
+        began = time.perf_counter()
+        packed = PackedPrompts.of([s.request.prompt_ids for s in seqs])
+        cache = DynamicCache()
+        device = self.model.device
+        out = self.model(
+            input_ids=packed.ids.to(device),
+            attention_mask=packed.mask.to(device),
+            position_ids=packed.positions.to(device),
+            use_cache=True,
+            logits_to_keep=packed.last.to(device),
+            **{self._cache_arg: cache},
+        )
+        logits = out.logits[0].cpu()
+        self._join(seqs, BatchCache.from_packed(cache, packed.lengths), logits, began)
 
     def _prefill_chunk(self) -> None:
         """Run the next columns of the pending prefill, at most `prefill_chunk_tokens` tokens
-        (one column at least); after the last, the prompts join the running batch.
+        (one column at least); after the last, the prompt joins the running batch.
 
         A long prompt thus costs the running sequences one chunk per decode step instead of
         stalling them for its whole prefill.
@@ -436,6 +476,7 @@ class GenerationEngine:
             row.seq.push(Delta("", row.generated, ERROR))
         running = {id(row.seq) for row in self._state.rows}
         prefilling = self._state.prefill.seqs if self._state.prefill is not None else []
+        prefilling = [*prefilling, *self._state.admitted]
         for seq in [*prefilling, *admitted]:
             if id(seq) not in running:
                 running.add(id(seq))

@@ -5,10 +5,15 @@ in buffers with spare rows and columns (`GrowingLayer`), so a decode step writes
 in place instead of copying the whole cache, as `DynamicLayer`'s concatenation does. Rows
 join (their caches padded on the left to a common width) and leave between two steps, and
 columns that are padding in every row are dropped, mostly without copying the cache.
+
+Prompts are prefilled packed: whole prompts end to end in one row, each attending only to
+itself (`PackedPrompts`), so a prefill computes no padding; `BatchCache.from_packed` then
+lays their keys and values out as left-padded rows for the running batch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -142,6 +147,30 @@ class BatchCache:
         """Return an empty cache for a prefill of prompts whose mask is `mask`."""
         return cls(mask)
 
+    @classmethod
+    def from_packed(cls, packed: DynamicCache, lengths: list[int]) -> BatchCache:
+        """Return a cache of one left-padded row per prompt from the cache of a packed prefill
+        (one row holding the prompts of `lengths` end to end)."""
+        width = max(lengths)
+        starts = [sum(lengths[:i]) for i in range(len(lengths))]
+        # each row gathers its prompt's columns, right-aligned; padding reads column 0 of
+        # the packed row (finite, and masked out)
+        gather = torch.tensor(
+            [
+                [0] * (width - n) + list(range(s, s + n))
+                for s, n in zip(starts, lengths, strict=True)
+            ]
+        )
+        mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
+        batch = cls(mask)
+        for index, layer in enumerate(packed.layers):
+            if not isinstance(layer, DynamicLayer) or layer.keys is None or layer.values is None:
+                raise TypeError(f"cache layer {index} holds no keys and values to lay out")
+            keys = layer.keys[0][:, gather].transpose(0, 1)
+            values = layer.values[0][:, gather].transpose(0, 1)
+            batch.cache.update(keys, values, index)
+        return batch
+
     @property
     def layers(self) -> list[GrowingLayer]:
         """Return the cache layers."""
@@ -178,3 +207,33 @@ class BatchCache:
             for layer in self.layers:
                 layer.trim_left(first)
             self.mask = self.mask[:, first:]
+
+
+@dataclass(frozen=True)
+class PackedPrompts:
+    """Prompts end to end in one row: token ids, position ids, attention mask, last tokens.
+
+    `mask` is a 4D boolean mask (1 x 1 x tokens x tokens), causal within each prompt and
+    closed between prompts, which transformers passes to the attention as it is; each
+    prompt's positions restart at 0, so every prompt computes what it would alone.
+    """
+
+    ids: torch.Tensor
+    positions: torch.Tensor
+    mask: torch.Tensor
+    last: torch.Tensor
+    lengths: list[int]
+
+    @classmethod
+    def of(cls, prompts: list[list[int]]) -> PackedPrompts:
+        """Return the packing of `prompts` (each non-empty), in order."""
+        lengths = [len(p) for p in prompts]
+        total = sum(lengths)
+        segment = torch.repeat_interleave(torch.arange(len(prompts)), torch.tensor(lengths))
+        starts = torch.tensor([0, *lengths[:-1]]).cumsum(0)
+        positions = torch.arange(total) - starts[segment]
+        column = torch.arange(total)
+        mask = (segment[:, None] == segment[None, :]) & (column[:, None] >= column[None, :])
+        ids = torch.tensor([token for prompt in prompts for token in prompt])
+        last = starts + torch.tensor(lengths) - 1
+        return cls(ids[None], positions[None], mask[None, None], last, lengths)
