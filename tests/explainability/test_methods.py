@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from modelyard.errors import MissingExtraError, RecipeError, UnknownPluginError
-from modelyard.explainability import EXPLAINERS, ExplainError, Subject, as_subject
+from modelyard.explainability import EXPLAINERS, ExplainError, Subject, as_subject, gradient
 from modelyard.explainability.api import explain
 from modelyard.explainability.core import resolve_config
-from modelyard.explainability import gradient
 from modelyard.explainability.gradient import (
     FIRST_STEPS,
     IntegralPath,
