@@ -34,6 +34,29 @@ def test_onnx_logits_match_pytorch_at_any_batch_and_length(
         assert np.abs(logits - reference[:size]).max() < 1e-4
 
 
+def test_cutting_a_batch_by_length_changes_no_logit(
+    onnx_artifact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classifier = load_backend(onnx_artifact).classifier  # type: ignore[attr-defined]
+    sample = [*texts(12), "refund", "my parcel is late " * 6, "a b"]
+    calls: list[int] = []
+    run = classifier.session.run
+
+    def counted(names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        calls.append(len(feed["input_ids"]))
+        return run(names, feed)
+
+    monkeypatch.setattr(classifier.session, "run", counted)
+    classifier.call_tokens = 10**6  # one padded call
+    whole, _ = classifier.predict_logits(sample)
+    assert calls == [len(sample)]
+    calls.clear()
+    classifier.call_tokens = 0  # a call per length: no padding at all
+    cut, _ = classifier.predict_logits(sample)
+    assert len(calls) > 1 and sum(calls) == len(sample)
+    assert np.abs(cut - whole).max() < 1e-4
+
+
 def test_parity_is_reported_and_within_tolerance(onnx_artifact: Path, ctx: CompressContext) -> None:
     info = json.loads((onnx_artifact / "compression.json").read_text())
     assert 0 <= info["parity_max_abs_diff"] <= ctx.cfg.quantize.parity_tolerance

@@ -10,15 +10,18 @@ import pytest
 import torch
 
 from modelyard.errors import MissingExtraError, RecipeError, UnknownPluginError
-from modelyard.explainability import EXPLAINERS, ExplainError, Subject, as_subject
+from modelyard.explainability import EXPLAINERS, ExplainError, Subject, as_subject, gradient
 from modelyard.explainability.api import explain
 from modelyard.explainability.core import resolve_config
 from modelyard.explainability.gradient import (
     FIRST_STEPS,
+    IntegralPath,
     encode,
     explained_output,
+    integrated_gradients,
     next_steps,
     pad_baseline,
+    path_dtype,
 )
 from modelyard.explainability.methods import MethodSpec, logit_score, proba_score
 from modelyard.explainability.words import split_words
@@ -100,6 +103,95 @@ def test_the_next_try_grows_with_the_miss_within_bounds() -> None:
     assert next_steps(8, 0.0101, 0.01) == 12  # a near miss still grows 1.5x
     assert next_steps(8, 0.08, 0.01) == 20  # 1.25 x (8)^(1/3) = 2.5x
     assert next_steps(8, 10.0, 0.01) == 32  # at most 4x
+
+
+def _ig(run: LoadedRun, **options: object) -> tuple[np.ndarray, float]:
+    subject = as_subject(run)
+    words = split_words(TEXT)
+    target = run.labels.index("yes")
+    raw = integrated_gradients(subject, words, target, resolve_config(subject, **options))
+    assert raw.piece_scores is not None and raw.delta is not None
+    return raw.piece_scores, raw.delta
+
+
+def test_batched_ig_computes_what_captum_computes(key_run: LoadedRun) -> None:
+    captum_attr = pytest.importorskip("captum.attr")
+    scores, delta = _ig(key_run, steps=16, precision="fp32")
+    subject = as_subject(key_run)
+    enc = encode(subject, split_words(TEXT))
+    model = key_run.model
+    lig = captum_attr.LayerIntegratedGradients(
+        explained_output(model, key_run.labels.index("yes"), "log-odds"),
+        model.get_input_embeddings(),
+    )
+    with torch.enable_grad():
+        per_dim, reference_delta = lig.attribute(
+            enc.input_ids,
+            baselines=pad_baseline(enc, key_run.tokenizer.pad_token_id or 0),
+            additional_forward_args=enc.extra,
+            n_steps=16,
+            return_convergence_delta=True,
+        )
+    reference = per_dim.sum(dim=-1)[0].detach().double().numpy()
+    np.testing.assert_allclose(scores, reference, rtol=1e-4, atol=1e-5)
+    assert delta == pytest.approx(float(reference_delta[0]), abs=1e-4)
+
+
+def test_ig_in_chunks_equals_ig_in_one_batch(
+    key_run: LoadedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole, whole_delta = _ig(key_run, steps=12, precision="fp32")
+    monkeypatch.setattr(gradient, "_IG_TOKEN_BUDGET", 1)  # one step per forward pass
+    chunked, chunked_delta = _ig(key_run, steps=12, precision="fp32")
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+    assert chunked_delta == pytest.approx(whole_delta, abs=1e-5)
+
+
+def test_a_bf16_path_reports_its_error_against_fp32_ends(key_run: LoadedRun) -> None:
+    with torch.enable_grad():
+        scores, delta = _ig(key_run, steps=24, precision="bf16")
+    subject = as_subject(key_run)
+    enc = encode(subject, split_words(TEXT))
+    f = explained_output(key_run.model, key_run.labels.index("yes"), "log-odds")
+    with torch.no_grad():
+        ends = f(enc.input_ids, *enc.extra) - f(
+            pad_baseline(enc, key_run.tokenizer.pad_token_id or 0), *enc.extra
+        )
+    # delta is measured against the fp32 difference of the ends, not a bf16 one
+    assert delta == pytest.approx(float(scores.sum()) - float(ends[0]), abs=1e-6)
+    fp32, _ = _ig(key_run, steps=24, precision="fp32")
+    assert np.argmax(scores) == np.argmax(fp32)  # bf16 rounding keeps the ranking's top
+
+
+def test_a_missed_bf16_try_is_redone_in_fp32(
+    key_run: LoadedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tried: list[tuple[int, torch.dtype | None]] = []
+    original = IntegralPath.integrate
+
+    def spy(
+        self: IntegralPath, steps: int, dtype: torch.dtype | None
+    ) -> tuple[torch.Tensor, float]:
+        tried.append((steps, dtype))
+        return original(self, steps, dtype)
+
+    monkeypatch.setattr(IntegralPath, "integrate", spy)
+    _ig(key_run, precision="bf16", completeness_error=1e-9, max_steps=60)
+    assert tried[0] == (FIRST_STEPS, torch.bfloat16)
+    assert len(tried) >= 2 and all(dtype is None for _, dtype in tried[1:])
+    assert tried[-1][0] == 60
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cpu = torch.device("cpu")
+    assert path_dtype("fp32", cpu) is None and path_dtype("bf16", cpu) is torch.bfloat16
+    monkeypatch.setattr(gradient, "cpu_supports_fast_bf16", lambda: True)
+    assert path_dtype("auto", cpu) is torch.bfloat16
+    assert path_dtype("auto", torch.device("cuda")) is None
+    monkeypatch.setattr(gradient, "cpu_supports_fast_bf16", lambda: False)
+    assert path_dtype("auto", cpu) is None
 
 
 def test_ig_with_steps_set_takes_exactly_those(key_run: LoadedRun) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-from modelyard.models.encoding import collate, epoch_batches, eval_batches
+from modelyard.models.encoding import collate, epoch_batches, eval_batches, length_groups
 
 
 def test_epoch_batches_cover_every_index_once_and_are_seeded() -> None:
@@ -29,6 +31,32 @@ def test_grouping_reduces_padding() -> None:
 def test_eval_batches_sorted_by_length() -> None:
     lengths = np.array([3, 9, 1, 7])
     assert np.concatenate(eval_batches(lengths, 2)).tolist() == [1, 3, 0, 2]
+
+
+def _cost(lengths: np.ndarray, groups: list[np.ndarray], call_tokens: int) -> int:
+    return int(sum(lengths[g].max() * len(g) + call_tokens for g in groups))
+
+
+def test_length_groups_cut_a_batch_where_padding_outweighs_a_call() -> None:
+    lengths = np.array([5, 60, 6, 58, 4, 61])
+    groups = length_groups(lengths, 6, call_tokens=20)
+    assert [sorted(g.tolist()) for g in groups] == [[1, 3, 5], [0, 2, 4]]
+    # a call dearer than the padding it saves: one batch, as eval_batches gives
+    [whole] = length_groups(lengths, 6, call_tokens=1000)
+    assert whole.tolist() == eval_batches(lengths, 6)[0].tolist()
+
+
+def test_length_groups_cover_each_batch_once_at_the_least_cost() -> None:
+    lengths = np.random.default_rng(3).integers(2, 50, size=7)
+    groups = length_groups(lengths, 7, call_tokens=12)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(7))
+    order = eval_batches(lengths, 7)[0]
+    # every way of cutting the sorted batch into runs costs at least as much
+    for cuts in itertools.product([False, True], repeat=6):
+        edges = [0, *(i + 1 for i, c in enumerate(cuts) if c), 7]
+        runs = [order[a:b] for a, b in itertools.pairwise(edges)]
+        assert _cost(lengths, groups, 12) <= _cost(lengths, runs, 12)
+    assert max(len(g) for g in length_groups(lengths, 3, call_tokens=0)) <= 3
 
 
 def test_collate_pads_to_longest_in_batch() -> None:

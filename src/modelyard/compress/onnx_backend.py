@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import ArtifactError, ModelyardError
-from modelyard.models.encoding import collate, encode_texts, eval_batches
+from modelyard.models.encoding import collate, encode_texts, length_groups
 from modelyard.models.onnx_runtime import (  # moved there: token classifiers use them too
     ONNX_FILE as ONNX_FILE,
 )
@@ -20,6 +20,10 @@ from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.records import read_labels, read_recipe
 
 ONNX_KIND = "onnx-classifier"
+# a session call's fixed cost in tokens of padding: a batch of 32 short texts is run as a few
+# calls of similar lengths when that computes fewer tokens (SST-2 test, batch 32: 52% of the
+# tokens of one padded call are real, about 80% once cut); see `length_groups`
+CALL_TOKENS = 64
 
 
 class OnnxClassifier:
@@ -39,12 +43,13 @@ class OnnxClassifier:
         threads: int | None = None,
         batch_size: int = 32,
         temperature: float = 1.0,
+        call_tokens: int = CALL_TOKENS,
     ) -> None:
         self.session = make_session(model, threads)
         self.temperature = temperature
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer, self.labels, self.max_length = tokenizer, labels, max_length
-        self.batch_size = batch_size
+        self.batch_size, self.call_tokens = batch_size, call_tokens
         self.pad_id = tokenizer.pad_token_id or 0
 
     def predict_logits(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
@@ -54,7 +59,7 @@ class OnnxClassifier:
         if not texts:
             return out, cut
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        for index in eval_batches(lengths, self.batch_size):
+        for index in length_groups(lengths, self.batch_size, self.call_tokens):
             batch = collate(ids, types, index, self.pad_id)
             if "token_type_ids" in self.inputs and "token_type_ids" not in batch:
                 batch["token_type_ids"] = batch["input_ids"] * 0

@@ -98,6 +98,33 @@ def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def length_groups(lengths: np.ndarray, batch_size: int, call_tokens: int) -> list[np.ndarray]:
+    """Return inference batches of at most `batch_size` rows, each batch of `eval_batches` cut
+    into runs of similar length where that computes fewer padded tokens.
+
+    A batch's cost is taken as its rows times its longest row (padding computes like real
+    tokens) plus `call_tokens` for each call (a call's fixed cost, in tokens); the cuts
+    minimise that sum exactly (a dynamic programme over the sorted lengths).
+    """
+    groups: list[np.ndarray] = []
+    for batch in eval_batches(lengths, batch_size):
+        longest = lengths[batch]  # sorted, longest first
+        n = len(batch)
+        cost = [0.0] + [float("inf")] * n
+        start = [0] * (n + 1)
+        for end in range(1, n + 1):
+            for first in range(end):
+                total = cost[first] + (end - first) * float(longest[first]) + call_tokens
+                if total < cost[end]:
+                    cost[end], start[end] = total, first
+        cuts, end = [], n
+        while end > 0:
+            cuts.append(batch[start[end] : end])
+            end = start[end]
+        groups.extend(reversed(cuts))
+    return groups
+
+
 def collate(
     input_ids: list[list[int]],
     token_type_ids: list[list[int]] | None,

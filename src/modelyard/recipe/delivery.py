@@ -52,6 +52,14 @@ class ExplainConfig(Section):
         description="Most integration steps the automatic choice tries per text (it reports the "
         "error it reached when that is not enough).",
     )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "fp32",
+        description="Precision of integrated gradients' path gradients (fp32 by default: bf16 "
+        "was not faster in the benchmark). auto: bf16 on a CPU "
+        "with native bf16 (AMX or AVX-512-BF16), fp32 elsewhere. The ends f(text) and "
+        "f(baseline), and so the completeness error, are always fp32; a text whose bf16 "
+        "path misses `completeness_error` is redone in fp32.",
+    )
     score: Literal["log-odds", "probability"] = Field(
         "log-odds",
         description="What scores explain: the class's log-odds log(p/(1-p)), which does not "
