@@ -94,7 +94,13 @@ def test_calibration_note() -> None:
     off = calibration_note({"method": "none", "temperature": 1.0, "reason": "x"})
     assert "T = 1" in off and "x" in off
     on = calibration_note(
-        {"method": "temperature", "temperature": 1.5, "dev_rows": 40, "ece_before": 0.2,
-         "ece_after": 0.03, "evaluated_on": "test"}
+        {
+            "method": "temperature",
+            "temperature": 1.5,
+            "dev_rows": 40,
+            "ece_before": 0.2,
+            "ece_after": 0.03,
+            "evaluated_on": "test",
+        }
     )
     assert "T = 1.5" in on and "0.200 before, 0.030 after" in on
