@@ -64,4 +64,8 @@ def markdown(fig: dict[str, Any]) -> str:
             f"{fig[f'defaults_time_vs_best_sweep_mean_{d}']} |"
         )
     lines.append("")
+    from defaults_report import reused_note
+
+    for seed, by_set in fig["runs"].items():
+        lines += [f"Seed {seed}: " + x if x else x for x in reused_note(by_set)]
     return "\n".join(lines)

@@ -45,8 +45,9 @@ model:
 train:
   # How long to train. auto: evaluate on the dev split as training goes; once the dev metric
   # has not improved for `patience` evaluations (a plateau), the learning rate cools down to
-  # zero and training stops; the best checkpoint on dev is kept. A number (e.g. 4) trains
-  # exactly that many epochs instead.
+  # zero and training stops. The final weights are kept unless an earlier checkpoint beat
+  # them on dev by more than the dev split's noise (one standard error). A number (e.g. 4)
+  # trains exactly that many epochs instead, keeping the best checkpoint on dev.
   epochs: {_T.model_fields["epochs"].default}
 {_line(_T, "max_epochs", "the ceiling of epochs auto")}
 {_line(_T, "fallback_epochs", "epochs auto with too few dev rows (early_stopping.min_dev_rows)")}

@@ -145,51 +145,95 @@ def _scripted(monkeypatch: pytest.MonkeyPatch, values: dict[int, float], default
     monkeypatch.setattr(loop.FineTuner, "_evaluate", evaluate)
 
 
-def test_a_plateau_rewinds_to_the_best_weights_and_cools_down_from_there(
+def test_a_plateau_cools_down_from_the_weights_reached_and_keeps_them_within_the_noise(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     train, names = _data(tiny_backbone, 80)  # 10 steps an epoch, evaluated once an epoch
     dev, _ = _data(tiny_backbone, 24, seed=2)
-    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7, 44: 0.75}, default=0.6)
+    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7, 48: 0.75}, default=0.6)
     weights = _Weights()
     tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None}, observers=[weights])
     result = tuner.fit(train, dev)
-    # best at step 20; steps 30 and 40 do not beat it (patience 2): at step 40 the weights go
-    # back to step 20's and cool down over 0.2 * 20 = 4 steps; the cool-down's result is kept
-    # although its dev value (0.75) is below the mid-flight best (0.8)
+    # best at step 20; steps 30 and 40 do not beat it (patience 2): from step 40's weights the
+    # learning rate cools down over 0.2 * 40 = 8 steps. The final weights score 0.75, below
+    # step 20's 0.8 by less than one standard error on 24 dev rows (0.082): they are kept
     assert result.stopping["patience_evals"] == 2 and result.stopping["eval_every_steps"] == 10
-    assert (result.stop_reason, result.steps, result.stopped_early) == ("plateau", 44, True)
-    assert result.stopping["rewound_to_step"] == 20
-    assert result.stopping["best_step"] == 44 and result.best_metric == 0.75
-    assert [h["step"] for h in result.history] == [10, 20, 30, 40, 44]
-    assert "went back to the best checkpoint on dev (step 20" in result.stopped_because
-    assert "kept the cool-down checkpoint on dev: step 44" in result.stopped_because
+    assert (result.stop_reason, result.steps, result.stopped_early) == ("plateau", 48, True)
+    assert result.stopping["passed_over_step"] == 20
+    assert result.stopping["best_step"] == 48 and result.best_metric == 0.75
+    assert [h["step"] for h in result.history] == [10, 20, 30, 40, 48]
+    assert "kept the final, cooled-down weights (macro_f1 0.7500 on dev)" in result.stopped_because
+    assert "(step 20, macro_f1 0.8000) was not better by more than" in result.stopped_because
     final = tuner.model.state_dict()
-    for key, value in weights.at[44].items():
+    for key, value in weights.at[48].items():
         assert torch.equal(final[key], value), key
 
-    # the first cool-down step starts from step 20's weights, not step 40's
+    # the first cool-down step continues from step 40's weights: nothing goes back to step 20
     def distance(a: int, b: int) -> float:
         key = "classifier.weight"
         return float((weights.at[a][key] - weights.at[b][key]).norm())
 
-    assert distance(41, 20) < distance(41, 40)
+    assert distance(41, 40) < distance(41, 20)
 
 
-def test_a_cool_down_clearly_worse_on_dev_keeps_the_weights_it_started_from(
+@pytest.mark.parametrize(
+    ("metric", "final"),
+    [("macro_f1", 0.5), ("loss", 0.75)],
+    ids=["clearly-worse-final-weights", "dev-loss-has-no-error-bar"],
+)
+def test_an_earlier_checkpoint_clearly_better_on_dev_is_restored(
+    tmp_path: Path,
+    tiny_backbone: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    metric: str,
+    final: float,
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    # macro_f1: the cool-down ends at 0.5, below step 20's 0.8 by more than one standard error;
+    # loss (1 - value here): lower is better and the best checkpoint on dev is always kept
+    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7, 48: final}, default=0.6)
+    weights = _Weights()
+    options = {"checkpoint_every": None, "early_stopping": {"metric": metric}}
+    tuner = _tuner(tiny_backbone, names, tmp_path, options, observers=[weights])
+    result = tuner.fit(train, dev)
+    assert result.steps == 48 and "passed_over_step" not in result.stopping
+    assert result.stopping["best_step"] == 20
+    assert f"kept the best checkpoint on dev: step 20 (epoch 2.0), {metric}" in (
+        result.stopped_because
+    )
+    final_weights = tuner.model.state_dict()
+    for key, value in weights.at[20].items():
+        assert torch.equal(final_weights[key], value), key
+
+
+def test_a_cool_down_that_improves_on_dev_keeps_the_final_weights(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     train, names = _data(tiny_backbone, 80)
     dev, _ = _data(tiny_backbone, 24, seed=2)
-    # the cool-down ends at 0.5, far below step 20's 0.8 (one standard error on 24 dev rows
-    # is about 0.08): the step-20 weights are kept
-    _scripted(monkeypatch, {10: 0.5, 20: 0.8, 30: 0.7, 44: 0.5}, default=0.6)
-    weights = _Weights()
-    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None}, observers=[weights])
+    _scripted(monkeypatch, {20: 0.8, 48: 0.85}, default=0.6)
+    tuner = _tuner(tiny_backbone, names, tmp_path, {"checkpoint_every": None})
     result = tuner.fit(train, dev)
-    assert result.steps == 44 and result.stopping["rewound_to_step"] == 20
-    assert result.stopping["best_step"] == 20 and result.best_metric == 0.8
-    assert "the weights it started from were kept" in result.stopped_because
+    assert result.stopping["best_step"] == 48 and "passed_over_step" not in result.stopping
+    assert "kept the final weights: step 48 (epoch 4.8), macro_f1 0.8500" in (
+        result.stopped_because
+    )
+
+
+def test_a_fixed_length_still_restores_the_best_checkpoint_on_dev(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, names = _data(tiny_backbone, 80)
+    dev, _ = _data(tiny_backbone, 24, seed=2)
+    # the last epoch is within one standard error of the best, but only epochs auto prefers
+    # its final weights: a fixed length keeps the best on dev, as transformers' Trainer does
+    _scripted(monkeypatch, {20: 0.8}, default=0.75)
+    weights = _Weights()
+    options = {"checkpoint_every": None, "epochs": 3}
+    tuner = _tuner(tiny_backbone, names, tmp_path, options, observers=[weights])
+    result = tuner.fit(train, dev)
+    assert result.steps == 30 and result.stopping["best_step"] == 20
     final = tuner.model.state_dict()
     for key, value in weights.at[20].items():
         assert torch.equal(final[key], value), key
@@ -198,14 +242,14 @@ def test_a_cool_down_clearly_worse_on_dev_keeps_the_weights_it_started_from(
 def test_a_plateau_keeps_the_best_weights_when_there_is_no_cool_down_to_run(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    train, names = _data(tiny_backbone, 16)  # 2 steps an epoch: a cool-down of 0.2 * 2 rounds to 0
+    train, names = _data(tiny_backbone, 16)  # 2 steps an epoch
     dev, _ = _data(tiny_backbone, 24, seed=2)
     _scripted(monkeypatch, {2: 0.9}, default=0.5)
     weights = _Weights()
-    options = {"checkpoint_every": None, "early_stopping": {"min_dev_rows": 1}}
+    options = {"checkpoint_every": None, "cooldown": 0, "early_stopping": {"min_dev_rows": 1}}
     tuner = _tuner(tiny_backbone, names, tmp_path, options, observers=[weights])
     result = tuner.fit(train, dev)
-    assert result.stop_reason == "plateau" and "rewound_to_step" not in result.stopping
+    assert (result.stop_reason, result.steps) == ("plateau", 6)  # no step after the plateau
     assert result.stopping["best_step"] == 2 and result.best_metric == 0.9
     final = tuner.model.state_dict()
     for key, value in weights.at[2].items():

@@ -10,7 +10,12 @@ from transformers import get_linear_schedule_with_warmup
 
 from modelyard.errors import RecipeError
 from modelyard.recipe import TrainConfig, build_recipe
-from modelyard.trainer.stopping import LrSchedule, eval_interval, plan_stopping
+from modelyard.trainer.stopping import (
+    LrSchedule,
+    eval_interval,
+    metric_standard_error,
+    plan_stopping,
+)
 
 
 def _cfg(**train: Any) -> TrainConfig:
@@ -137,3 +142,17 @@ def test_schedule_state_survives_the_scheduler_state_dict() -> None:
 def test_bad_stopping_options_are_recipe_errors(train: dict[str, Any], message: str) -> None:
     with pytest.raises(RecipeError, match=message):
         _cfg(**train)
+
+
+@pytest.mark.parametrize(
+    ("value", "n", "expected"),
+    [
+        (0.8, 24, (0.8 * 0.2 / 24) ** 0.5),
+        (0.87, 150, (0.87 * 0.13 / 150) ** 0.5),
+        # a perfect score still has an error bar, as if one row of n were wrong
+        (1.0, 150, ((1 - 1 / 150) / 150 / 150) ** 0.5),
+        (0.0, 10, (0.1 * 0.9 / 10) ** 0.5),
+    ],
+)
+def test_the_standard_error_of_a_dev_rate(value: float, n: int, expected: float) -> None:
+    assert metric_standard_error(value, n) == pytest.approx(expected)

@@ -249,8 +249,10 @@ class TrainConfig(Section):
         description=(
             "auto: train until the dev metric plateaus (early_stopping.patience evaluations "
             "without improvement), then let the learning rate cool down to zero and stop, at most "
-            "max_epochs; the best checkpoint on dev is kept. A number: exactly that many passes "
-            "(fractions allowed), the learning rate decaying linearly to zero over them."
+            "max_epochs; the final weights are kept unless an earlier checkpoint scored better on "
+            "dev by more than one standard error of the metric. A number: exactly that many passes "
+            "(fractions allowed), the learning rate decaying linearly to zero over them, and the "
+            "best checkpoint on dev kept."
         ),
     )
     max_epochs: float = Field(
@@ -270,9 +272,9 @@ class TrainConfig(Section):
         ge=0,
         le=1,
         description=(
-            "epochs auto: on a plateau (from the best dev checkpoint), or before the ceiling or "
-            "a budget, the learning rate decays linearly to zero over this fraction of the "
-            "steps trained so far, then training stops; 0 stops at once."
+            "epochs auto: on a plateau, or before the ceiling or a budget, the learning rate "
+            "decays linearly to zero over this fraction of the steps trained so far (from the "
+            "weights reached), then training stops; 0 stops at once."
         ),
     )
     max_steps: int | None = Field(

@@ -39,9 +39,9 @@ class TrainingState:
     stop_reason: str | None = None  # why the run stopped or is cooling down to stop
     stop_now: bool = False  # end the run at this step (patience, time budget spent)
     elapsed_seconds: float = 0.0  # wall time of the loop, over resumes too
-    # a plateau rewound to the best checkpoint before cooling down: [step, dev metric]
-    rewound_to: list[float] | None = None
-    kept_rewound: bool = False  # the cool-down scored clearly worse: its start was kept
+    # epochs auto kept its final weights over a better-on-dev checkpoint within one standard
+    # error of the metric: [that checkpoint's step, its dev metric, the standard error]
+    passed_over: list[float] | None = None
 
 
 def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -128,4 +128,6 @@ def load_checkpoint(
     optimizer.load_state_dict(_join_optimizer_state(opt, meta["optimizer"]))
     scheduler.load_state_dict(meta["scheduler"])
     _restore_rng(tensors)
-    return TrainingState(**meta["loop"])
+    known = TrainingState.__dataclass_fields__
+    # a checkpoint of an earlier version may hold fields this one no longer has
+    return TrainingState(**{k: v for k, v in meta["loop"].items() if k in known})

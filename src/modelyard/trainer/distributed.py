@@ -159,19 +159,17 @@ class DistributedFineTuner(FineTuner):
         return float(total.item()) / max(len(index), 1)
 
     def _after_step(self, run: _Run) -> None:
-        rewound = run.state.rewound_to
         if self.parallel.leader:
             super()._after_step(run)
-        self._share_decisions(run, rewound)
+        self._share_decisions(run)
         every = self.cfg.checkpoint_every
         if every and run.state.step % every == 0:
             self._reseed(run.state.step)
 
     def _end_of_epoch(self, run: _Run) -> None:
-        rewound = run.state.rewound_to
         if self.parallel.leader:
             super()._end_of_epoch(run)
-        self._share_decisions(run, rewound)
+        self._share_decisions(run)
         self._reseed(run.state.step)  # rank 0 wrote a checkpoint
 
     # -- rank 0 alone evaluates and writes ----------------------------------------------
@@ -182,9 +180,9 @@ class DistributedFineTuner(FineTuner):
         else:
             run.state.last_eval_step = run.state.step
 
-    def _settle_rewind(self, run: _Run) -> None:
+    def _settle_final(self, run: _Run) -> None:
         if self.parallel.leader:
-            super()._settle_rewind(run)
+            super()._settle_final(run)
 
     def _restore_best(self) -> None:
         if self.parallel.leader:
@@ -205,23 +203,20 @@ class DistributedFineTuner(FineTuner):
 
     # -- what rank 0 sends --------------------------------------------------------------
 
-    def _share_decisions(self, run: _Run, rewound_before: list[float] | None) -> None:
-        """Give every rank rank 0's loop state and schedule (and its weights after a rewind)."""
+    def _share_decisions(self, run: _Run) -> None:
+        """Give every rank rank 0's loop state and schedule."""
         state, schedule = run.state, run.schedule
         payload = None
         if self.parallel.leader:
             payload = {
                 "state": {k: v for k, v in vars(state).items() if k != "history"},
                 "decay": [schedule.decay_start, schedule.decay_end],
-                "rewound": state.rewound_to != rewound_before,
             }
         payload = self._broadcast_json(payload)
         if not self.parallel.leader:
             for key, value in payload["state"].items():
                 setattr(state, key, value)
             schedule.decay_start, schedule.decay_end = payload["decay"]
-        if payload["rewound"]:  # rank 0 went back to its best weights
-            self._broadcast_weights()
 
     def _share_checkpoint(self, optimizer: Any, scheduler: Any, state: TrainingState) -> Any:
         """Return the loop state rank 0 resumed, after copying its weights, optimizer and

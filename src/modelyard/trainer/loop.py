@@ -5,7 +5,6 @@ and exact resume."""
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from modelyard.trainer.progress import TrainingProgress
 from modelyard.trainer.stopping import (
     LrSchedule,
     StoppingPlan,
+    metric_standard_error,
     plan_stopping,
     stop_sentence,
 )
@@ -224,7 +224,20 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     groups = param_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=_fusable(groups) or None)
+
+
+def _fusable(groups: list[dict[str, Any]]) -> bool:
+    """Whether torch's fused AdamW kernel takes these parameters (float, on the CPU or CUDA)."""
+    # the default per-tensor AdamW took 4-5x longer a step on the CPU (300 vs 65 ms for
+    # MiniLM-L6, a third of a batch-16 step); transformers.Trainer defaults to the fused one
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in _FUSED_DTYPES for p in params
+    )
+
+
+_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 def dev_metrics(logits: np.ndarray, labels: list[int]) -> dict[str, float]:
@@ -275,7 +288,6 @@ class FineTuner:
         )
         self.ckpt_dir = work_dir / "checkpoints"
         self.best_path = self.ckpt_dir / "best.safetensors"
-        self.rewound_path = self.ckpt_dir / "rewound.safetensors"  # where a cool-down started
 
     def plan(self, n_train: int, n_dev: int) -> StoppingPlan:
         """Return how a run on `n_train` training and `n_dev` dev rows will stop."""
@@ -306,7 +318,7 @@ class FineTuner:
             if state.last_eval_step != state.step:
                 self._evaluate(run, decide=False)  # the final weights always get a say
             state.elapsed_seconds += self.clock() - run.mark
-        self._settle_rewind(run)
+        self._settle_final(run)
         self._restore_best()
         return TrainResult(
             steps=state.step,
@@ -324,7 +336,7 @@ class FineTuner:
             stopping={
                 **plan.summary(),
                 "best_step": state.best_step,
-                **({"rewound_to_step": int(state.rewound_to[0])} if state.rewound_to else {}),
+                **({"passed_over_step": int(state.passed_over[0])} if state.passed_over else {}),
             },
             wall_seconds=round(state.elapsed_seconds, 3),
             train_tokens=run.tokens,
@@ -341,7 +353,6 @@ class FineTuner:
             state = load_checkpoint(path, self.model, optimizer, scheduler)
             return state, state.step
         self.best_path.unlink(missing_ok=True)  # an earlier fit's best is not this one's
-        self.rewound_path.unlink(missing_ok=True)
         return TrainingState(history=[]), None
 
     def _epoch(self, run: _Run) -> None:
@@ -531,43 +542,32 @@ class FineTuner:
         if run.plan.mode == "fixed":
             state.stop_reason, state.stopped_early, state.stop_now = "patience", True, True
         elif not run.schedule.decaying:
-            self._rewind_and_cool_down(run)
+            self._cool_down(run, "plateau")
 
-    def _rewind_and_cool_down(self, run: _Run) -> None:
-        """On a plateau, go back to the best weights and cool down from there.
+    def _settle_final(self, run: _Run) -> None:
+        """epochs auto: keep the final, cooled-down weights unless an earlier checkpoint scored
+        better on dev by more than one standard error of the metric.
 
-        The best checkpoint of a constant-rate run was taken mid-flight; the decay is what makes
-        a run end well (the warmup-stable-decay idea), so it starts from the best weights and
-        its result is kept: from then on only the cool-down's own evaluations compete.
-        """
-        state, plan = run.state, run.plan
-        best = state.best_step
-        end = None if best is None else min(plan.total, state.step + plan.cooldown_steps(best))
-        if best is None or state.best_metric is None or end is None or end <= state.step:
-            self._cool_down(run, "plateau")  # no cool-down to run: stop, keep the best
-            return
-        self._restore_best()
-        _copy_atomically(self.best_path, self.rewound_path)
-        state.rewound_to = [best, state.best_metric]
-        state.best_metric, state.best_step = None, None
-        self._cool_down(run, "plateau", end)
-
-    def _settle_rewind(self, run: _Run) -> None:
-        """Keep the checkpoint the cool-down started from when the cool-down's best scored
-        worse on dev by more than one standard error of the metric; otherwise the cool-down's.
-
-        Within the noise of a small dev split the decayed weights are preferred: they are the
-        better bet on unseen data (a mid-flight checkpoint that ties on dev scored lower on test).
+        On a small dev split the best evaluation is picked as much by noise as by the model
+        (one standard error of an accuracy near 0.87 on 150 rows is 0.027), and the mid-flight
+        checkpoint it points at was taken at the full learning rate; the weights at the end of
+        the cool-down are the better bet on unseen data unless dev clearly says otherwise.
+        A dev loss has no such error bar here: the best checkpoint on dev is kept.
         """
         state = run.state
-        if state.rewound_to is None or state.best_metric is None or self.objective.metric == "loss":
+        best, value = state.best_step, state.best_metric
+        last = state.history[-1] if state.history else None
+        if run.plan.mode != "plateau" or best is None or value is None or last is None:
             return
-        step, value = state.rewound_to
-        n = max(len(run.dev), 1)
-        p = min(max(value, 1 / n), 1 - 1 / n)
-        if value - state.best_metric > math.sqrt(p * (1 - p) / n) and self.rewound_path.is_file():
-            _copy_atomically(self.rewound_path, self.best_path)
-            state.best_step, state.best_metric, state.kept_rewound = int(step), value, True
+        if best == state.step or last["step"] != state.step or self.objective.metric == "loss":
+            return
+        final = float(last[self.objective.metric])
+        error = metric_standard_error(value, len(run.dev))
+        if value - final > error:
+            return  # an earlier checkpoint is clearly better: it is restored
+        state.passed_over = [best, value, error]
+        state.best_step, state.best_metric = state.step, final
+        self._save_best()  # the model holds the final weights
 
     def _save_best(self) -> None:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -579,10 +579,3 @@ class FineTuner:
     def _restore_best(self) -> None:
         if self.best_path.is_file():
             load_model(self.model, str(self.best_path))
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
-    fsync_dir(target.parent)

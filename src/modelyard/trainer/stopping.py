@@ -6,8 +6,8 @@ linear decay to zero over the planned steps, as transformers' linear schedule. `
 (`epochs: auto` with enough dev rows): warmup, then a constant learning rate while the dev
 metric still improves; after `patience` evaluations without a better value (or before the
 ceiling or a budget) the rate cools down linearly to zero over a fraction of the steps
-trained so far, and the run stops; a plateau first goes back to the best checkpoint on dev, so
-the cool-down starts from the best weights. Cooling down before stopping is the warmup-stable-decay
+trained so far, from the weights the run has reached, and the run stops; it keeps the cooled-down final weights unless an earlier checkpoint is better on dev by
+more than the metric's standard error. Cooling down before stopping is the warmup-stable-decay
 idea: the final decay is what makes a linearly decayed run end well, and it can be started
 whenever the length becomes known.
 """
@@ -188,6 +188,14 @@ class LrSchedule:
         return self._warm(self.decay_start) * max(0.0, float(self.decay_end - step) / span)
 
 
+def metric_standard_error(value: float, n: int) -> float:
+    """Return the binomial standard error of a rate `value` (accuracy, macro-F1) measured on
+    `n` rows, with the rate kept at least 1/n away from 0 and 1 so a perfect score has one."""
+    n = max(n, 1)
+    p = min(max(value, 1 / n), 1 - 1 / n)
+    return math.sqrt(p * (1 - p) / n)
+
+
 def _epoch_of(step: int, plan: StoppingPlan) -> str:
     return f"{step / plan.per_epoch:.1f}"
 
@@ -227,23 +235,18 @@ def stop_sentence(cfg: TrainConfig, plan: StoppingPlan, state: TrainingState) ->
         f"{_reason_text(reason, cfg, plan, state)}, at step {state.step} "
         f"(epoch {_epoch_of(state.step, plan)})"
     )
-    if state.rewound_to is not None:
-        step, value = state.rewound_to
+    metric = cfg.early_stopping.metric
+    if state.passed_over is not None:
+        step, value, error = state.passed_over
         sentence += (
-            f"; it went back to the best checkpoint on dev (step {int(step)}, "
-            f"{cfg.early_stopping.metric} {value:.4f}) and cooled down from there"
+            f"; kept the final, cooled-down weights ({metric} {state.best_metric:.4f} on dev): "
+            f"the best checkpoint on dev (step {int(step)}, {metric} {value:.4f}) was not "
+            f"better by more than the split's standard error ({error:.4f})"
         )
-        if state.kept_rewound:
-            sentence += (
-                ", but the cool-down scored lower on dev by more than the split's standard "
-                "error, so the weights it started from were kept"
-            )
-    if state.best_step is not None and state.best_metric is not None:
+    elif state.best_step is not None and state.best_metric is not None:
+        which = "final weights" if state.best_step == state.step else "best checkpoint on dev"
         sentence += (
-            f"; kept the {'cool-down' if state.rewound_to and not state.kept_rewound else 'best'}"
-            " checkpoint on dev: "
-            f"step {state.best_step} (epoch "
-            f"{_epoch_of(state.best_step, plan)}), {cfg.early_stopping.metric} "
-            f"{state.best_metric:.4f}"
+            f"; kept the {which}: step {state.best_step} (epoch "
+            f"{_epoch_of(state.best_step, plan)}), {metric} {state.best_metric:.4f}"
         )
     return sentence
