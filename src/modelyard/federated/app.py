@@ -118,6 +118,8 @@ def client_app(setup: FederationSetup) -> Any:
             setup.pad_id,
             setup.recipe.run.seed + 1000 * server_round + client,
             float(config.get("proximal-mu", 0.0)),
+            server_round=server_round,
+            num_labels=len(setup.labels),
         )
         metrics: dict[str, Any] = {
             "num-examples": result.num_examples,

@@ -19,7 +19,8 @@ from modelyard.federated.payload import load_trainable_state, trainable_state
 from modelyard.models.device import select_device
 from modelyard.models.encoding import Encoded
 from modelyard.recipe import Recipe
-from modelyard.trainer.loop import FineTuner
+from modelyard.trainer.loop import ClassificationObjective, FineTuner
+from modelyard.trainer.stopping import LrSchedule, plan_stopping
 
 
 class ProximalTerm:
@@ -49,6 +50,29 @@ class ProximalTerm:
         """Nothing: the penalty is part of the loss already."""
 
 
+def label_log_prior(labels: list[int], num_labels: int) -> torch.Tensor:
+    """Return the log of the smoothed label shares (add-one, so an absent label stays finite)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels)[:num_labels]
+    shares = (counts + 1.0) / (counts.sum() + num_labels)
+    return torch.log(torch.as_tensor(shares, dtype=torch.float32))
+
+
+def federation_schedule(recipe: Recipe, n_train: int, server_round: int) -> LrSchedule:
+    """Return the learning-rate schedule of one client's round when it spans the federation:
+    the fixed schedule of `rounds × local_epochs` epochs, started where round
+    `server_round` (1-based) begins."""
+    fed = recipe.federated
+    assert fed is not None
+    per_round = plan_stopping(
+        recipe.train.model_copy(update={"epochs": fed.local_epochs}), n_train, 0
+    )
+    whole = plan_stopping(
+        recipe.train.model_copy(update={"epochs": fed.local_epochs * fed.rounds}), n_train, 0
+    )
+    offset = min(per_round.total * (server_round - 1), max(0, whole.total - 1))
+    return LrSchedule(whole.warmup, whole.warmup, whole.total, offset=offset)
+
+
 @dataclass
 class LocalResult:
     """What a client returns after its local epochs."""
@@ -67,8 +91,14 @@ def train_locally(
     pad_id: int,
     seed: int,
     proximal_mu: float = 0.0,
+    server_round: int = 1,
+    num_labels: int | None = None,
 ) -> LocalResult:
     """Train `model` from the global weights on `train` for `federated.local_epochs`.
+
+    `server_round` (1-based) places the round on the federation's learning-rate schedule;
+    `num_labels` turns on logit adjustment by the shard's label shares when the recipe
+    asks for it.
 
     Returns the trained weights (adapters and head when `federated.lora_only`), the
     number of examples, and the client's privacy spend when `federated.dp` is set.
@@ -87,6 +117,17 @@ def train_locally(
 
         private = recipe.model_copy(update={"privacy": fed.dp})
         policy = private_policy(private, model, len(train))
+    schedule = (
+        federation_schedule(recipe, len(train), server_round)
+        if fed.schedule == "federation"
+        else None
+    )
+    objective = None
+    if fed.logit_adjustment and num_labels is not None and train.labels:
+        # logit adjustment by the shard's own label shares (FedLC, Zhang et al., 2022)
+        objective = ClassificationObjective(
+            pad_id, cfg.early_stopping.metric, label_log_prior(list(train.labels), num_labels)
+        )
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="modelyard-fed-") as work:
         tuner = FineTuner(
@@ -100,6 +141,8 @@ def train_locally(
             progress=False,
             hooks=hooks,
             policy=policy,
+            objective=objective,
+            schedule=schedule,
         )
         # no dev split on a client: the last weights are the update
         result = tuner.fit(train, Encoded([], None, [], 0))

@@ -47,6 +47,18 @@ class FederatedConfig(Section):
     client_lr: float = Field(
         0.01, gt=0, description="fedadam: the clients' learning rate as the strategy assumes it."
     )
+    schedule: Literal["federation", "round"] = Field(
+        "federation",
+        description="federation: the learning-rate schedule (warmup, then linear decay) spans "
+        "all rounds, each client's round continuing it where the last round left off; round: "
+        "every round warms up and decays to zero on its own.",
+    )
+    logit_adjustment: bool = Field(
+        True,
+        description="Clients add the log of their own label shares to the logits in the "
+        "training loss (logit adjustment), so a client that holds mostly one label does not "
+        "pull the shared head towards it; predictions use the plain logits. Classification.",
+    )
     lora_only: bool = Field(
         True,
         description="Send only the LoRA adapters and the task head (train.method must be lora); "

@@ -110,10 +110,15 @@ class Objective(Protocol):
 
 
 class ClassificationObjective:
-    """Cross-entropy over a classifier's logits; dev loss, accuracy and macro-F1."""
+    """Cross-entropy over a classifier's logits; dev loss, accuracy and macro-F1.
 
-    def __init__(self, pad_id: int, metric: str) -> None:
-        self.pad_id, self.metric = pad_id, metric
+    With `log_prior` the training loss adds it to the logits first (logit adjustment,
+    Menon et al., 2021): the model learns scores free of that label prior. A federated
+    client passes its own label shares, so clients with skewed labels agree on the head.
+    """
+
+    def __init__(self, pad_id: int, metric: str, log_prior: torch.Tensor | None = None) -> None:
+        self.pad_id, self.metric, self.log_prior = pad_id, metric, log_prior
 
     def loss(
         self,
@@ -128,8 +133,10 @@ class ClassificationObjective:
         batch = {k: v.to(device) for k, v in batch.items()}
         labels = torch.tensor([data.labels[i] for i in index], device=device)
         with autocast(device, dtype):
-            logits = model(**batch).logits
-        return torch.nn.functional.cross_entropy(logits.float(), labels)
+            logits = model(**batch).logits.float()
+        if self.log_prior is not None:
+            logits = logits + self.log_prior.to(device)
+        return torch.nn.functional.cross_entropy(logits, labels)
 
     def evaluate(
         self, model: torch.nn.Module, data: Encoded, device: torch.device, dtype: torch.dtype | None
@@ -264,12 +271,16 @@ class FineTuner:
         clock: Callable[[], float] = time.perf_counter,
         objective: Objective | None = None,
         listeners: Sequence[HistoryListener] = (),
+        schedule: LrSchedule | None = None,
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
         self.observers = list(observers)
         self.listeners = list(listeners)
+        self.schedule = (
+            schedule  # instead of the plan's: a federated round continues the federation's
+        )
         self.policy = policy
         self.clock = clock  # seconds; the time budget reads it (tests pass a fake one)
         self.objective: Objective = objective or ClassificationObjective(
@@ -295,7 +306,7 @@ class FineTuner:
         optimizer = make_optimizer(self.model, self.cfg)
         if self.policy is not None:
             optimizer = self.policy.wrap_optimizer(self.model, optimizer, plan.total)
-        schedule = LrSchedule.for_plan(plan)
+        schedule = self.schedule or LrSchedule.for_plan(plan)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         state, resumed = self._start(optimizer, scheduler, resume)
         with TrainingProgress(plan.total, state.step, self.progress) as bar:

@@ -146,10 +146,19 @@ class LrSchedule:
     planned total it gives the same factors as transformers' linear schedule.
     """
 
-    def __init__(self, warmup: int, decay_start: int | None = None, decay_end: int | None = None):
+    def __init__(
+        self,
+        warmup: int,
+        decay_start: int | None = None,
+        decay_end: int | None = None,
+        offset: int = 0,
+    ):
         self.warmup = warmup
         self.decay_start = decay_start
         self.decay_end = decay_end
+        # a run that is one slice of a longer schedule (a federated client's round) starts
+        # at this step of it
+        self.offset = offset
 
     @classmethod
     def for_plan(cls, plan: StoppingPlan) -> LrSchedule:
@@ -171,6 +180,7 @@ class LrSchedule:
         return float(step) / float(max(1, self.warmup)) if step < self.warmup else 1.0
 
     def __call__(self, step: int) -> float:
+        step += self.offset
         if self.decay_start is None or self.decay_end is None or step < self.decay_start:
             return self._warm(step)
         # from the factor the decay starts at (1 after the warmup) down to zero

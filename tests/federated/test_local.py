@@ -1,0 +1,88 @@
+"""A client's round: its place on the federation's schedule and its label-prior adjustment."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from modelyard.federated.local import federation_schedule, label_log_prior
+from modelyard.models.encoding import Encoded
+from modelyard.recipe import Recipe
+from modelyard.trainer.loop import ClassificationObjective
+from modelyard.trainer.stopping import LrSchedule, plan_stopping
+
+
+def test_offset_schedule_is_a_slice_of_the_whole() -> None:
+    whole = LrSchedule(10, 10, 100)
+    third = LrSchedule(10, 10, 100, offset=40)
+    assert [third(s) for s in range(60)] == [whole(s + 40) for s in range(60)]
+
+
+def test_rounds_continue_the_federation_schedule(fed_recipe: Recipe) -> None:
+    n_train = 120
+    fed = fed_recipe.federated
+    assert fed is not None and fed.schedule == "federation"
+    per_round = plan_stopping(fed_recipe.train.model_copy(update={"epochs": 1}), n_train, 0).total
+    first = federation_schedule(fed_recipe, n_train, 1)
+    second = federation_schedule(fed_recipe, n_train, 2)
+    factors = [first(s) for s in range(per_round)] + [second(s) for s in range(per_round)]
+    # one warmup at the start, then a single decay that reaches zero at the end of round 2 only
+    assert factors[0] == 0.0
+    assert max(factors) == 1.0
+    assert factors[per_round] < factors[per_round - 1]  # round 2 does not warm up again
+    tail = factors[first.warmup :]
+    assert all(a >= b for a, b in itertools.pairwise(tail))
+    assert second(per_round) == 0.0
+    assert first(per_round - 1) > 0.25
+
+
+def test_recipe_defaults_and_refuses_an_unknown_schedule(fed_recipe: Recipe) -> None:
+    from pydantic import ValidationError
+
+    fed = fed_recipe.federated
+    assert fed is not None and fed.schedule == "federation" and fed.logit_adjustment is True
+    spec = fed_recipe.model_dump()
+    spec["federated"]["schedule"] = "per-epoch"
+    with pytest.raises(ValidationError, match="schedule"):
+        Recipe.model_validate(spec)
+
+
+def test_log_prior_is_smoothed_label_shares() -> None:
+    prior = label_log_prior([0, 0, 0, 1], 3)
+    # add-one: (3+1)/7, (1+1)/7, (0+1)/7 -- a label the client lacks stays finite
+    assert torch.allclose(prior.exp(), torch.tensor([4 / 7, 2 / 7, 1 / 7]))
+    assert math.isclose(float(prior.exp().sum()), 1.0, rel_tol=1e-6)
+
+
+class _Fixed(torch.nn.Module):
+    """A 'model' whose logits are fixed, to read the loss off by hand."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.out = logits
+
+    def forward(self, **batch: torch.Tensor) -> object:
+        class Out:
+            logits = self.out[: batch["input_ids"].shape[0]]
+
+        return Out()
+
+
+def test_adjusted_loss_adds_the_log_prior_to_the_logits() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    data = Encoded([[5, 6], [7, 8]], None, [0, 1], 2)
+    index = np.arange(2)
+    device = torch.device("cpu")
+    log_prior = torch.log(torch.tensor([0.9, 0.1]))
+    plain = ClassificationObjective(0, "accuracy").loss(_Fixed(logits), data, index, device, None)
+    adjusted = ClassificationObjective(0, "accuracy", log_prior).loss(
+        _Fixed(logits), data, index, device, None
+    )
+    expected = torch.nn.functional.cross_entropy(logits + log_prior, torch.tensor([0, 1]))
+    assert float(adjusted) == pytest.approx(float(expected))
+    # the minority label's example costs more when the client mostly sees the other label
+    assert float(adjusted) > float(plain)
