@@ -278,9 +278,8 @@ class FineTuner:
         self.hooks = list(hooks)
         self.observers = list(observers)
         self.listeners = list(listeners)
-        self.schedule = (
-            schedule  # instead of the plan's: a federated round continues the federation's
-        )
+        # instead of the plan's own: a federated round continues the federation's schedule
+        self.schedule = schedule
         self.policy = policy
         self.clock = clock  # seconds; the time budget reads it (tests pass a fake one)
         self.objective: Objective = objective or ClassificationObjective(
