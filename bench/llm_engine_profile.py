@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument(
         "--model-folder", type=Path, default=None, help="a plain model folder instead of a run"
     )
+    parser.add_argument(
+        "--no-prepack", action="store_true", help="keep plain bf16 linears (as before the prepack)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -88,6 +91,7 @@ def main() -> None:
     from modelyard.generation.artifacts import load_lm_run
     from modelyard.generation.chat import render
     from modelyard.generation.engine import GenerationEngine, GenerationRequest, StepStats
+    from modelyard.generation.prepack import prepack_linears
     from modelyard.models.device import select_dtype
 
     torch.set_num_threads(args.threads)
@@ -103,6 +107,8 @@ def main() -> None:
     dtype = select_dtype(args.precision, model.device)
     if dtype is not None:
         model = model.to(dtype)
+    if not args.no_prepack:
+        prepack_linears(model)
     steps: list[StepStats] = []
     engine = GenerationEngine(model, tok, max_batch_size=32, on_step=steps.append)
     encoded = []

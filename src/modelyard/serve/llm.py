@@ -14,6 +14,7 @@ from typing import Any
 from modelyard.generation.artifacts import CAUSAL, LM_KINDS, load_lm_run
 from modelyard.generation.chat import render
 from modelyard.generation.engine import GenerationEngine, StepStats
+from modelyard.generation.prepack import prepack_linears
 from modelyard.models.device import select_dtype
 from modelyard.registry.manifest import read_manifest
 from modelyard.registry.store import ModelRef, ResolvedModel
@@ -83,6 +84,7 @@ def load_generator(
     if dtype is not None:
         # whole bf16 weights, not autocast: no cast per operation, half the bytes per step
         model = model.to(dtype)
+    prepack_linears(model)
     count = metrics.generation.step_hook(ref.name)
 
     def on_step(stats: StepStats) -> None:
