@@ -1,6 +1,6 @@
 """Generation serving: modelyard's OpenAI-compatible server against the naive baseline.
 
-    nice -n 5 python bench/llm_serve.py [--run RUN] [--quick]
+    nice -n 5 python bench/llm_serve.py [--run RUN] [--quick] [--rounds 2]
 
 Both servers serve the same SmolLM2 generation run (by default the LoRA SFT run of
 bench/llm_train.py, merged on load) on 127.0.0.1, both up for the whole run, each with the
@@ -227,6 +227,31 @@ async def load(
         "ttft_p50_ms": round(float(np.percentile(ttfts, 50)), 1) if ttfts else None,
         "ttft_p99_ms": round(float(np.percentile(ttfts, 99)), 1) if ttfts else None,
         "latency_p50_s": round(statistics.median(r["latency"] for r in ok), 2) if ok else None,
+        "_ttfts_ms": ttfts,
+        "_latencies_s": [r["latency"] for r in ok],
+    }
+
+
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one server's figures over several rounds of a level: tokens over the summed wall
+    and CPU time, percentiles over every request of every round."""
+    ttfts = [t for r in rounds for t in r["_ttfts_ms"]]
+    latencies = [t for r in rounds for t in r["_latencies_s"]]
+    wall, cpu = sum(r["wall_s"] for r in rounds), sum(r["cpu_s"] for r in rounds)
+    tokens = sum(r["completion_tokens"] for r in rounds)
+    return {
+        "requests": sum(r["requests"] for r in rounds),
+        "errors": sum(r["errors"] for r in rounds),
+        "error_examples": sorted({e for r in rounds for e in r["error_examples"]})[:3],
+        "completion_tokens": tokens,
+        "wall_s": round(wall, 2),
+        "tokens_per_s": round(tokens / wall, 2),
+        "tokens_per_s_by_round": [r["tokens_per_s"] for r in rounds],
+        "ttft_p50_ms": round(float(np.percentile(ttfts, 50)), 1) if ttfts else None,
+        "ttft_p99_ms": round(float(np.percentile(ttfts, 99)), 1) if ttfts else None,
+        "latency_p50_s": round(statistics.median(latencies), 2) if latencies else None,
+        "cpu_s": round(cpu, 2),
+        "tokens_per_cpu_s": round(tokens / max(cpu, 1e-9), 2),
     }
 
 
@@ -266,20 +291,59 @@ def markdown(fig: dict[str, Any]) -> str:
         f"{fig['vs_llamacpp_tokens_per_s_c8']} ({fig['vs_llamacpp_reason']})",
         "- The naive server cannot stream, so its TTFT is its whole latency; modelyard's is the "
         "time to the first streamed content chunk.",
-        "- Levels interleaved (each server in turn at each concurrency), every server up for the "
-        "whole run. The machine is shared: see load averages.",
+        f"- Levels interleaved (each server in turn at each concurrency), {fig.get('rounds', 1)} "
+        "round(s) per level with the servers' order reversed every other round; a server's "
+        "tokens/s is its tokens over its summed wall time, TTFT percentiles over every request. "
+        "Every server is up for the whole run. The machine is shared: see load averages.",
         f"- Load average at start / end: {fig['loadavg_start']} / {fig['loadavg_end']}. On a shared "
         "machine a process's share of the cores grows with its runnable threads: the naive server "
         "runs one `generate` per request in its thread pool, modelyard one batched step at a time, "
         "so tokens per CPU-second of each server process is the fairer measure of the work each "
         "needs per token.",
-        "- Size 'quick': 2, 8 and 32 requests at concurrency 1, 8 and 32 (one wave each), to stay "
-        "within the benchmark's time budget on the shared machine; 'full' sends 4, 16 and 32.",
+        "- Size 'quick': 2, 8 and 32 requests per round at concurrency 1, 8 and 32 (one wave "
+        "each), to stay within the benchmark's time budget on the shared machine; 'full' sends "
+        "4, 16 and 32.",
         "",
         "Machine: " + json.dumps(fig["machine"]),
         "",
     ]
     return "\n".join(lines)
+
+
+def run_level(
+    concurrency: int,
+    servers: dict[str, Any],
+    ports: dict[str, int],
+    texts: list[str],
+    args: Any,
+) -> dict[str, Any]:
+    """Load every server at `concurrency` for `args.rounds` rounds; return the level's figures."""
+    per_level = {1: 2, 8: 8, 32: 32} if args.quick else {1: 4, 8: 16, 32: 32}
+    level: dict[str, Any] = {"concurrency": concurrency}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    for round_ in range(args.rounds):
+        # reversed every other round, so no server always runs first (or last) at a level
+        for name in list(servers)[:: -1 if round_ % 2 else 1]:
+            url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
+            cpu_before = cpu_seconds(servers[name].pid)
+            result = asyncio.run(
+                load(
+                    url,
+                    texts[: per_level[concurrency]],
+                    concurrency,
+                    args.max_tokens,
+                    name != "naive",
+                )
+            )
+            # the machine is shared: a server's share of it varies with its thread count, so
+            # tokens per CPU-second of the server process is reported beside tokens/s
+            result["cpu_s"] = round(cpu_seconds(servers[name].pid) - cpu_before, 2)
+            runs[name].append(result)
+            print(concurrency, round_, name, result["tokens_per_s"], flush=True)
+    for name in servers:
+        level[name] = merge_rounds(runs[name])
+        print(concurrency, name, level[name], flush=True)
+    return level
 
 
 def main() -> None:
@@ -294,6 +358,12 @@ def main() -> None:
         help="modelyard's serve.generation_precision (auto: bf16 where the CPU has native bf16)",
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests per level")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds per level; the servers' order is reversed from one round to the next",
+    )
     parser.add_argument(
         "--llamacpp-python",
         default=None,
@@ -310,7 +380,7 @@ def main() -> None:
     work = args.work / "llm_serve"
     work.mkdir(parents=True, exist_ok=True)
     per_level = {1: 2, 8: 8, 32: 32} if args.quick else {1: 4, 8: 16, 32: 32}
-    texts = prompts(args.data_dir, max(per_level.values()))
+    texts = prompts(args.data_dir, 32)
     ports = {"modelyard": free_port(), "naive": free_port()}
     loadavg_start = os.getloadavg()
     procs = [
@@ -344,22 +414,7 @@ def main() -> None:
     levels = []
     try:
         for concurrency in LEVELS:
-            level: dict[str, Any] = {"concurrency": concurrency}
-            for name, proc in zip(names, procs, strict=True):
-                url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
-                batch = texts[: per_level[concurrency]]
-                cpu_before = cpu_seconds(proc.pid)
-                level[name] = asyncio.run(
-                    load(url, batch, concurrency, args.max_tokens, stream=name != "naive")
-                )
-                # the machine is shared: a server's share of it varies with its thread count,
-                # so tokens per CPU-second of the server process is reported beside tokens/s
-                cpu = cpu_seconds(proc.pid) - cpu_before
-                level[name]["cpu_s"] = round(cpu, 2)
-                level[name]["tokens_per_cpu_s"] = round(
-                    level[name]["completion_tokens"] / max(cpu, 1e-9), 2
-                )
-                print(concurrency, name, level[name], flush=True)
+            level = run_level(concurrency, dict(zip(names, procs, strict=True)), ports, texts, args)
             levels.append(level)
     finally:
         for proc in procs:
@@ -401,6 +456,7 @@ def main() -> None:
         "modelyard_precision": served_precision(args.precision),
         "size": "quick" if args.quick else "full",
         "requests_per_level": per_level,
+        "rounds": args.rounds,
         "loadavg_start": [round(x, 2) for x in loadavg_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "machine": machine(),
