@@ -163,6 +163,21 @@ def test_a_bf16_path_reports_its_error_against_fp32_ends(key_run: LoadedRun) -> 
     assert np.argmax(scores) == np.argmax(fp32)  # bf16 rounding keeps the ranking's top
 
 
+def test_a_bf16_path_runs_on_a_kept_bf16_copy_of_the_model(key_run: LoadedRun) -> None:
+    model = key_run.model
+    gradient._PATH_MODELS.pop(model, None)
+    with torch.enable_grad():
+        _ig(key_run, steps=8, precision="bf16")
+    low = gradient._PATH_MODELS[model][torch.bfloat16]
+    assert next(low.parameters()).dtype == torch.bfloat16
+    assert not any(p.requires_grad for p in low.parameters())
+    # the run's own model is untouched, and the copy is reused by the next text
+    assert next(model.parameters()).dtype == torch.float32
+    assert gradient.path_model(model, torch.bfloat16) is low
+    fp32_only = _ig(key_run, steps=8, precision="fp32")
+    assert fp32_only[1] is not None
+
+
 def test_a_missed_bf16_try_is_redone_in_fp32(
     key_run: LoadedRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:

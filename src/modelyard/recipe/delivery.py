@@ -53,10 +53,10 @@ class ExplainConfig(Section):
         "error it reached when that is not enough).",
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "fp32",
-        description="Precision of integrated gradients' path gradients (fp32 by default: bf16 "
-        "was not faster in the benchmark). auto: bf16 on a CPU "
-        "with native bf16 (AMX or AVX-512-BF16), fp32 elsewhere. The ends f(text) and "
+        "auto",
+        description="Precision of integrated gradients' path gradients. auto: bf16 on a CPU "
+        "with native bf16 (AMX or AVX-512-BF16), on a bf16 copy of the model kept beside it, "
+        "fp32 elsewhere. The ends f(text) and "
         "f(baseline), and so the completeness error, are always fp32; a text whose bf16 "
         "path misses `completeness_error` is redone in fp32.",
     )
