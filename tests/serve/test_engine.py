@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 
 from modelyard.backends import Backend, load_backend
-from modelyard.serve.engine import BatchStats, Prediction, Predictor
+from modelyard.serve.engine import BatchStats, Prediction, Predictor, lower_priority
 from modelyard.serve.errors import DeadlineExceededError, OverloadedError
 from tests.conftest import make_rows
 
@@ -175,3 +178,38 @@ def test_a_failing_text_fails_only_its_own_request_in_a_shared_batch(
     expected, _ = backends[0].predict_proba([TEXTS[0], *TEXTS[1:3]])
     got = np.concatenate([r.probs for r in answered])
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+class PriorityProbe(Recording):
+    """Records the nice value of the thread each forward pass runs in."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self.nices: list[int] = []
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        self.nices.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().predict_proba(texts)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_inference_runs_at_a_lower_priority_than_the_server(backends: list[Backend]) -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    if base > 19 - 5:
+        pytest.skip("the test process is already at the lowest priority")
+    probe = PriorityProbe(backends[0])
+    predictor = Predictor(probe, max_wait_ms=0, nice=5)
+    try:
+        predictor.submit(TEXTS[:2], timeout_s=60).result(timeout=30)
+    finally:
+        predictor.close()
+    assert probe.nices == [base + 5]
+    # the caller's thread keeps its priority
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+def test_lower_priority_by_zero_changes_nothing() -> None:
+    tid = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, tid)
+    assert lower_priority(0) is False
+    assert os.getpriority(os.PRIO_PROCESS, tid) == before

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -64,8 +66,10 @@ class Predictor:
         max_wait_ms: float = 5.0,
         max_queue: int = 512,
         on_batch: Callable[[BatchStats], None] | None = None,
+        nice: int = 0,
     ) -> None:
         self.max_batch_size = max_batch_size
+        self.nice = nice
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.on_batch = on_batch
@@ -150,6 +154,8 @@ class Predictor:
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
+        # before the first forward pass: the thread pool it starts inherits this priority
+        lower_priority(self.nice)
         while True:
             jobs = self._next_batch()
             if jobs is None:
@@ -234,3 +240,20 @@ class Predictor:
             if self.on_batch is not None:
                 self.on_batch(BatchStats(len(index), time.perf_counter() - began, sum(chunk_cut)))
         return probs, cut
+
+
+def lower_priority(steps: int) -> bool:
+    """Lower the calling thread's scheduling priority by `steps` nice levels (Linux; threads
+    it starts later inherit it); return whether it was lowered.
+
+    An unprivileged thread may always lower its own priority; where threads have no priority
+    of their own (other systems) or `steps` is 0, nothing changes.
+    """
+    if steps <= 0 or not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except OSError:  # a sandbox that forbids it: serve anyway, at the same priority
+        return False
+    return True

@@ -117,6 +117,7 @@ class ModelSet:
                 self.settings.max_wait_ms,
                 self.settings.max_queue,
                 on_batch=self.metrics.batch_hook(ref.name),
+                nice=self.settings.inference_nice,
             )
             self.metrics.watch_queue(ref.name, _depth_of(predictor))
             self.metrics.version.labels(ref.name).set(resolved.version)
