@@ -568,8 +568,10 @@ def main() -> None:
             "which was measured under its training precision (bf16 autocast where the CPU has it).",
             "modelyard trains with its defaults beyond the shared budget: length-grouped "
             "batches, bf16 autocast where the CPU has fast bf16 (precision auto) and torch's "
-            "fused AdamW; Trainer runs its defaults as its tutorial does: fp32, random batches, "
-            "fused AdamW (adamw_torch_fused).",
+            "fused AdamW; its token loss is the summed cross-entropy over the average labelled "
+            "pieces of a batch, so every labelled piece weighs the same in short and long "
+            "batches. Trainer runs its defaults as its tutorial does: fp32, random batches, "
+            "fused AdamW (adamw_torch_fused), the mean over each batch's labelled pieces.",
             "Both score every test word: words past the maximum length count as O.",
         ],
     }
