@@ -70,7 +70,7 @@ class Recipe(Section):
         # adapters on the packaged chat model unless the recipe names a method and a backbone
         if isinstance(data, dict) and data.get("task") == "token-classification":
             # random batches: length-grouped ones (all headlines, or all long prose) cost
-            # CoNLL-2003 entity F1 about 0.012 against random ones (docs/tasks.md)
+            # CoNLL-2003 entity F1 about 0.015 against random ones (docs/tasks.md)
             train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
             train.setdefault("group_by_length", False)
             data = {**data, "train": train}
