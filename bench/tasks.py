@@ -566,10 +566,13 @@ def main() -> None:
             "(fp32 PyTorch) of the first seed's run and each variant on the same test sample "
             "with the same code; the parent's F1 there can differ slightly from that run's F1, "
             "which was measured under its training precision (bf16 autocast where the CPU has it).",
-            "modelyard trains with its defaults beyond the shared budget: length-grouped "
-            "batches, bf16 autocast where the CPU has fast bf16 (precision auto) and torch's "
-            "fused AdamW; Trainer runs its defaults as its tutorial does: fp32, random batches, "
-            "fused AdamW (adamw_torch_fused).",
+            "modelyard trains with its defaults beyond the shared budget: random batches "
+            "(token classification's default: length-grouped ones cost entity F1, see "
+            "docs/tasks.md), bf16 autocast where the CPU has fast bf16 (precision auto) and torch's "
+            "fused AdamW; its token loss is the summed cross-entropy over the average labelled "
+            "pieces of a batch, so every labelled piece weighs the same in short and long "
+            "batches. Trainer runs its defaults as its tutorial does: fp32, random batches, "
+            "fused AdamW (adamw_torch_fused), the mean over each batch's labelled pieces.",
             "Both score every test word: words past the maximum length count as O.",
         ],
     }

@@ -124,6 +124,14 @@ def test_jsonl_keys_default_to_tokens_and_tags(tagging_recipe: dict[str, Any]) -
     assert own.data.text_column == "words"
 
 
+def test_batches_are_random_unless_the_recipe_groups_them(tagging_recipe: dict[str, Any]) -> None:
+    assert _recipe(tagging_recipe).train.group_by_length is False
+    assert _recipe(tagging_recipe, train={"group_by_length": True}).train.group_by_length is True
+    # classification keeps grouping texts by length
+    classification = {k: v for k, v in tagging_recipe.items() if k != "task"}
+    assert _recipe(classification).train.group_by_length is True
+
+
 def test_file_prediction_refuses_a_token_run(full_run: Path, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="not a classification run: file prediction"):
         modelyard.predict_file(full_run, tmp_path / "in.csv", tmp_path / "out.csv")

@@ -4,6 +4,7 @@ the special tokens and the padding are IGNORE, so the loss and the metrics skip 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,12 @@ class TagData:
     def lengths(self) -> np.ndarray:
         """Return the number of word pieces of every sentence."""
         return np.array([len(ids) for ids in self.input_ids], dtype=np.int64)
+
+    @cached_property
+    def labelled_per_sentence(self) -> float:
+        """Return the mean number of labelled pieces (first pieces of words) a sentence has."""
+        labelled = sum(sum(label != IGNORE for label in row) for row in self.labels)
+        return labelled / max(len(self.labels), 1)
 
 
 def word_pieces(tokenizer: Any, words: list[list[str]], max_length: int) -> Any:

@@ -13,8 +13,9 @@ from modelyard.tagging.metrics import entity_metrics
 
 
 class TokenObjective:
-    """Mean cross-entropy over labelled pieces; dev `loss`, `accuracy` (of the word tags),
-    `macro_f1` (entity-level, the mean over entity types) and `f1` (entity-level, micro)."""
+    """Cross-entropy over labelled pieces, each weighing the same whatever its batch; dev
+    `loss`, `accuracy` (of the word tags), `macro_f1` (entity-level, the mean over entity
+    types) and `f1` (entity-level, micro)."""
 
     def __init__(self, pad_id: int, metric: str, tags: list[str], batch_size: int) -> None:
         self.pad_id, self.metric, self.tags, self.batch_size = pad_id, metric, tags, batch_size
@@ -33,14 +34,24 @@ class TokenObjective:
         device: torch.device,
         dtype: torch.dtype | None,
     ) -> torch.Tensor:
-        """Return the mean cross-entropy of the labelled pieces of sentences `index`."""
+        """Return the cross-entropy summed over the labelled pieces of sentences `index`,
+        divided by the labelled pieces that many sentences of `data` hold on average.
+
+        Not the batch's own mean: length-grouped batches of short sentences hold a few
+        labelled pieces, batches of long ones ten times as many, and a per-batch mean gives
+        each piece of a short batch that much more weight. On 1,000 CoNLL-2003 sentences,
+        those of at most 5 words (5.5 % of the words) got 21 % of the loss that way. With a
+        fixed divisor every labelled piece weighs the same whichever batch it lands in; on
+        random batches it is close to the batch's mean.
+        """
         batch = self._batch(data, index, device)
         labels = batch.pop("labels")
         with autocast(device, dtype):
             logits = model(**batch).logits
-        return torch.nn.functional.cross_entropy(
-            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE
+        total = torch.nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum"
         )
+        return total / max(len(index) * data.labelled_per_sentence, 1e-9)
 
     def evaluate(
         self, model: torch.nn.Module, data: TagData, device: torch.device, dtype: torch.dtype | None
