@@ -152,7 +152,9 @@ def _build(
         try:
             graph = fused
             if spec.name == "int8-dynamic":
-                graph = quantize_dynamic_int8(fused, work / "int8-dynamic.onnx", q.per_channel)
+                graph = quantize_dynamic_int8(
+                    fused, work / "int8-dynamic.onnx", q.per_channel, keep_head=True
+                )
             model = parent.graph_model(graph, threads)
             logits = parent.piece_logits(model, sample)
             if spec.name == "onnx":
@@ -168,6 +170,7 @@ def _build(
             }
             if spec.name == "int8-dynamic":
                 details["per_channel"] = q.per_channel
+                details["fp32_head"] = True
             variant = TokenGraph(graph, parent.model.config, details, parent.onnx_kind)
             made[spec.label] = write_variant(
                 variant, parent, spec.label, out / spec.slug, parent.manifest_extra()
