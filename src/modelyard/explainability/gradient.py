@@ -176,7 +176,7 @@ def path_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def path_model(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+def path_model(model: Any, dtype: torch.dtype) -> Any:
     """Return a copy of `model` with its weights in `dtype`, for IG's path gradients.
 
     Whole low-precision weights, not autocast: autocast casts every weight at every forward
