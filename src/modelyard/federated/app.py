@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class Ledger:
 
     rounds: list[dict[str, Any]] = field(default_factory=list)
     privacy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # training rows each client reported, by SuperNode id (the latest round's figure)
+    client_rows: dict[str, int] = field(default_factory=dict)
 
     def row(self, server_round: int) -> dict[str, Any]:
         """Return the record of `server_round`, creating it on first use."""
@@ -91,52 +94,85 @@ def _client_model(setup: FederationSetup) -> torch.nn.Module:
     return _MODELS[key]
 
 
-def client_app(setup: FederationSetup) -> Any:
-    """Return a Flower ClientApp whose train handler runs one client's local epochs."""
-    from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+@dataclass
+class ClientSide:
+    """What one client's train handler works with: the setup, its shard, its number.
+
+    `number` names the client in the model card's privacy lines; None on the network,
+    where the server names a client by its SuperNode id.
+    """
+
+    setup: FederationSetup
+    shard: int
+    number: int | None
+
+
+def simulated_client(setup: FederationSetup) -> Callable[[Any], ClientSide]:
+    """Return the resolver of a simulation: the client is the SuperNode's partition-id."""
+
+    def resolve(context: Any) -> ClientSide:
+        client = int(context.node_config["partition-id"])
+        return ClientSide(setup, client, client)
+
+    return resolve
+
+
+def client_app(resolve: Callable[[Any], ClientSide]) -> Any:
+    """Return a Flower ClientApp whose train handler runs one client's local epochs.
+
+    `resolve` maps the Flower Context to the client's setup and shard (a simulated
+    partition, or the local file of a SuperNode on the network).
+    """
+    from flwr.app import Context, Message
     from flwr.clientapp import ClientApp
 
     app = ClientApp()
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        client = int(context.node_config["partition-id"])
-        config: Any = msg.content["config"]
-        server_round = int(config["server-round"]) + int(config.get("round-offset", 0))
-        fed = setup.recipe.federated
-        assert fed is not None
-        if setup.drop.get(server_round) == client:
-            raise ClientDropout(f"client {client} left round {server_round}")
-        model = _client_model(setup)
-        arrays_in: Any = msg.content["arrays"]
-        received = arrays_in.to_torch_state_dict()
-        result = train_locally(
-            model,
-            setup.recipe,
-            setup.shards[client],
-            {k: v.numpy() for k, v in received.items()},
-            setup.pad_id,
-            setup.recipe.run.seed + 1000 * server_round + client,
-            float(config.get("proximal-mu", 0.0)),
-            server_round=server_round,
-            num_labels=len(setup.labels),
-        )
-        metrics: dict[str, Any] = {
-            "num-examples": result.num_examples,
-            "train-seconds": result.seconds,
-        }
-        if result.privacy is not None:
-            metrics["epsilon"] = float(result.privacy.get("epsilon", 0.0))
-            metrics["client"] = client
-        arrays = ArrayRecord(
-            OrderedDict((k, torch.from_numpy(v)) for k, v in result.arrays.items())
-        )
-        return Message(
-            content=RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}),
-            reply_to=msg,
-        )
+        return train_reply(msg, resolve(context))
 
     return app
+
+
+def train_reply(msg: Any, side: ClientSide) -> Any:
+    """Run one client's round for the server's train message `msg`; return the reply."""
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+
+    setup, client = side.setup, side.shard
+    config: Any = msg.content["config"]
+    server_round = int(config["server-round"]) + int(config.get("round-offset", 0))
+    fed = setup.recipe.federated
+    assert fed is not None
+    if setup.drop.get(server_round) == client:
+        raise ClientDropout(f"client {client} left round {server_round}")
+    model = _client_model(setup)
+    arrays_in: Any = msg.content["arrays"]
+    received = arrays_in.to_torch_state_dict()
+    result = train_locally(
+        model,
+        setup.recipe,
+        setup.shards[client],
+        {k: v.numpy() for k, v in received.items()},
+        setup.pad_id,
+        setup.recipe.run.seed + 1000 * server_round + client,
+        float(config.get("proximal-mu", 0.0)),
+        server_round=server_round,
+        num_labels=len(setup.labels),
+    )
+    metrics: dict[str, Any] = {
+        "num-examples": result.num_examples,
+        "train-seconds": result.seconds,
+    }
+    if result.privacy is not None:
+        metrics["epsilon"] = float(result.privacy.get("epsilon", 0.0))
+        if side.number is not None:
+            metrics["client"] = side.number
+    arrays = ArrayRecord(OrderedDict((k, torch.from_numpy(v)) for k, v in result.arrays.items()))
+    return Message(
+        content=RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}),
+        reply_to=msg,
+    )
 
 
 def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
@@ -178,10 +214,10 @@ def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
             row["bytes_received"] += sum(r.content["arrays"].count_bytes() for r in valid)
             for r in valid:
                 metrics = r.content["metrics"]
+                ledger.client_rows[str(r.metadata.src_node_id)] = int(metrics["num-examples"])
                 if "epsilon" in metrics:
-                    ledger.privacy[str(int(metrics["client"]))] = {
-                        "epsilon": float(metrics["epsilon"])
-                    }
+                    who = metrics.get("client", r.metadata.src_node_id)
+                    ledger.privacy[str(int(who))] = {"epsilon": float(metrics["epsilon"])}
             if len(valid) < fed.min_clients:
                 # too few replies: keep the previous global weights, the round does not count
                 row["completed"] = False
@@ -211,7 +247,12 @@ def save_state(state_dir: Path, done: int, state: dict[str, torch.Tensor], ledge
     tmp.replace(state_dir / STATE_WEIGHTS)
     atomic_write_json(
         state_dir / STATE_FILE,
-        {"completed_rounds": done, "rounds": ledger.rounds, "privacy": ledger.privacy},
+        {
+            "completed_rounds": done,
+            "rounds": ledger.rounds,
+            "privacy": ledger.privacy,
+            "client_rows": ledger.client_rows,
+        },
     )
 
 
@@ -221,7 +262,11 @@ def load_state(state_dir: Path) -> tuple[int, dict[str, torch.Tensor], Ledger] |
     if not path.is_file() or not (state_dir / STATE_WEIGHTS).is_file():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
-    ledger = Ledger(rounds=saved["rounds"], privacy=saved.get("privacy", {}))
+    ledger = Ledger(
+        rounds=saved["rounds"],
+        privacy=saved.get("privacy", {}),
+        client_rows=saved.get("client_rows", {}),
+    )
     return int(saved["completed_rounds"]), load_file(str(state_dir / STATE_WEIGHTS)), ledger
 
 
@@ -236,52 +281,60 @@ class ServerOutcome:
 
 def server_app(setup: FederationSetup, outcome: ServerOutcome) -> Any:
     """Return a Flower ServerApp that runs the remaining rounds and fills `outcome`."""
-    from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+    from flwr.app import Context
     from flwr.serverapp import Grid, ServerApp
 
-    fed = setup.recipe.federated
-    assert fed is not None
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        model = build_model(setup)
-        saved = load_state(setup.state_dir)
-        if saved is not None:
-            done, state, ledger = saved
-            outcome.resumed_from = done
-        else:
-            done, ledger = 0, Ledger()
-            state = {
-                k: torch.from_numpy(v) for k, v in trainable_state(model, fed.lora_only).items()
-            }
-        outcome.ledger, outcome.state = ledger, state
-        if done >= fed.rounds:
-            return
-        strategy = make_strategy(setup, ledger, done)
-
-        def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-            if server_round == 0:
-                return None
-            current = arrays.to_torch_state_dict()
-            absolute = server_round + done
-            row = ledger.row(absolute)
-            row.update(evaluate_global(model, setup, current))
-            row["seconds"] = round(time.time() - row.pop("started", time.time()), 3)
-            outcome.state = current
-            save_state(setup.state_dir, absolute, current, ledger)
-            return MetricRecord({"accuracy": row["accuracy"], "loss": row["loss"]})
-
-        strategy.start(
-            grid=grid,
-            initial_arrays=ArrayRecord(OrderedDict(state)),
-            num_rounds=fed.rounds - done,
-            timeout=fed.round_timeout,
-            train_config=ConfigRecord({"round-offset": done}),
-            evaluate_fn=evaluate,
-        )
+        run_rounds(grid, setup, outcome)
 
     return app
+
+
+def run_rounds(grid: Any, setup: FederationSetup, outcome: ServerOutcome) -> None:
+    """Run the rounds not yet completed over Flower's `grid`, checkpointing each; fill `outcome`.
+
+    Starts from the saved state in `setup.state_dir` when there is one (a resumed server).
+    """
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+
+    fed = setup.recipe.federated
+    assert fed is not None
+    model = build_model(setup)
+    saved = load_state(setup.state_dir)
+    if saved is not None:
+        done, state, ledger = saved
+        outcome.resumed_from = done
+    else:
+        done, ledger = 0, Ledger()
+        state = {k: torch.from_numpy(v) for k, v in trainable_state(model, fed.lora_only).items()}
+    outcome.ledger, outcome.state = ledger, state
+    if done >= fed.rounds:
+        return
+    strategy = make_strategy(setup, ledger, done)
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if server_round == 0:
+            return None
+        current = arrays.to_torch_state_dict()
+        absolute = server_round + done
+        row = ledger.row(absolute)
+        row.update(evaluate_global(model, setup, current))
+        row["seconds"] = round(time.time() - row.pop("started", time.time()), 3)
+        outcome.state = current
+        save_state(setup.state_dir, absolute, current, ledger)
+        return MetricRecord({"accuracy": row["accuracy"], "loss": row["loss"]})
+
+    strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(OrderedDict(state)),
+        num_rounds=fed.rounds - done,
+        timeout=fed.round_timeout,
+        train_config=ConfigRecord({"round-offset": done}),
+        evaluate_fn=evaluate,
+    )
 
 
 def accuracy_per_round(ledger: Ledger) -> list[float]:
