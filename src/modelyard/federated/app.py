@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from modelyard.errors import ModelyardError
-from modelyard.federated.local import train_locally
+from modelyard.federated.local import LocalResult, train_locally
 from modelyard.federated.payload import load_trainable_state, trainable_state
 from modelyard.fsutil import atomic_write_json
 from modelyard.models.encoding import Encoded
@@ -121,42 +121,48 @@ def client_app(resolve: Callable[[Any], ClientSide]) -> Any:
     """Return a Flower ClientApp whose train handler runs one client's local epochs.
 
     `resolve` maps the Flower Context to the client's setup and shard (a simulated
-    partition, or the local file of a SuperNode on the network).
+    partition, or the local file of a SuperNode on the network). A server running
+    SecAgg+ is answered through Flower's SecAgg+ mod, which masks the update before it
+    leaves the client.
     """
     from flwr.app import Context, Message
+    from flwr.client.mod import secaggplus_mod
     from flwr.clientapp import ClientApp
 
     app = ClientApp()
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
+        if SECAGG_CONFIGS in msg.content.config_records:
+            # the mod runs the protocol's stages and calls the handler for the update only
+            return secaggplus_mod(msg, context, lambda m, c: secure_train_reply(m, resolve(c)))
         return train_reply(msg, resolve(context))
 
     return app
 
 
-def train_reply(msg: Any, side: ClientSide) -> Any:
-    """Run one client's round for the server's train message `msg`; return the reply."""
-    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+# the config record of SecAgg+ messages (flwr.common.secure_aggregation.secaggplus_constants)
+SECAGG_CONFIGS = "secaggplus_configs"
+# the record the SecAgg+ workflow (Flower's legacy fit messages) carries the weights in
+LEGACY_PARAMETERS = "fitins.parameters"
 
+
+def _local_round(
+    side: ClientSide, received: dict[str, np.ndarray], config: Any
+) -> tuple[LocalResult, dict[str, Any]]:
     setup, client = side.setup, side.shard
-    config: Any = msg.content["config"]
     server_round = int(config["server-round"]) + int(config.get("round-offset", 0))
-    fed = setup.recipe.federated
-    assert fed is not None
     if setup.drop.get(server_round) == client:
         raise ClientDropout(f"client {client} left round {server_round}")
-    model = _client_model(setup)
-    arrays_in: Any = msg.content["arrays"]
-    received = arrays_in.to_torch_state_dict()
+    mu = float(config.get("proximal-mu", config.get("proximal_mu", 0.0)))
     result = train_locally(
-        model,
+        _client_model(setup),
         setup.recipe,
         setup.shards[client],
-        {k: v.numpy() for k, v in received.items()},
+        received,
         setup.pad_id,
         setup.recipe.run.seed + 1000 * server_round + client,
-        float(config.get("proximal-mu", 0.0)),
+        mu,
         server_round=server_round,
         num_labels=len(setup.labels),
     )
@@ -168,11 +174,51 @@ def train_reply(msg: Any, side: ClientSide) -> Any:
         metrics["epsilon"] = float(result.privacy.get("epsilon", 0.0))
         if side.number is not None:
             metrics["client"] = side.number
+    return result, metrics
+
+
+def train_reply(msg: Any, side: ClientSide) -> Any:
+    """Run one client's round for the server's train message `msg`; return the reply."""
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+
+    arrays_in: Any = msg.content["arrays"]
+    received = {k: v.numpy() for k, v in arrays_in.to_torch_state_dict().items()}
+    result, metrics = _local_round(side, received, msg.content["config"])
     arrays = ArrayRecord(OrderedDict((k, torch.from_numpy(v)) for k, v in result.arrays.items()))
     return Message(
         content=RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}),
         reply_to=msg,
     )
+
+
+def secure_train_reply(msg: Any, side: ClientSide) -> Any:
+    """Answer a SecAgg+ round's train message: the weights as an ordered list, unnamed.
+
+    The order is the model's own (`trainable_state`), the same on server and clients.
+    """
+    from flwr.app import Message
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    names = list(trainable_state(_client_model(side.setup), _lora_only(side.setup)))
+    received = dict(zip(names, parameters_to_ndarrays(fitins.parameters), strict=True))
+    result, metrics = _local_round(side, received, fitins.config)
+    metrics.pop("num-examples")
+    fitres = FitRes(
+        Status(Code.OK, "ok"),
+        ndarrays_to_parameters([result.arrays[n] for n in names]),
+        result.num_examples,
+        metrics,
+    )
+    content = compat.fitres_to_recorddict(fitres, keep_input=True)
+    return Message(content=content, reply_to=msg)
+
+
+def _lora_only(setup: FederationSetup) -> bool:
+    fed = setup.recipe.federated
+    assert fed is not None
+    return fed.lora_only
 
 
 def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
@@ -288,15 +334,16 @@ def server_app(setup: FederationSetup, outcome: ServerOutcome) -> Any:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        run_rounds(grid, setup, outcome)
+        run_rounds(grid, context, setup, outcome)
 
     return app
 
 
-def run_rounds(grid: Any, setup: FederationSetup, outcome: ServerOutcome) -> None:
+def run_rounds(grid: Any, context: Any, setup: FederationSetup, outcome: ServerOutcome) -> None:
     """Run the rounds not yet completed over Flower's `grid`, checkpointing each; fill `outcome`.
 
     Starts from the saved state in `setup.state_dir` when there is one (a resumed server).
+    With `federated.secure_aggregation` the rounds run Flower's SecAgg+ workflow.
     """
     from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 
@@ -313,18 +360,25 @@ def run_rounds(grid: Any, setup: FederationSetup, outcome: ServerOutcome) -> Non
     outcome.ledger, outcome.state = ledger, state
     if done >= fed.rounds:
         return
-    strategy = make_strategy(setup, ledger, done)
 
-    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-        if server_round == 0:
-            return None
-        current = arrays.to_torch_state_dict()
+    def checkpoint(server_round: int, current: dict[str, torch.Tensor]) -> dict[str, Any]:
         absolute = server_round + done
         row = ledger.row(absolute)
         row.update(evaluate_global(model, setup, current))
         row["seconds"] = round(time.time() - row.pop("started", time.time()), 3)
         outcome.state = current
         save_state(setup.state_dir, absolute, current, ledger)
+        return row
+
+    if fed.secure_aggregation:
+        _run_secure_rounds(grid, context, setup, ledger, state, done, checkpoint)
+        return
+    strategy = make_strategy(setup, ledger, done)
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if server_round == 0:
+            return None
+        row = checkpoint(server_round, arrays.to_torch_state_dict())
         return MetricRecord({"accuracy": row["accuracy"], "loss": row["loss"]})
 
     strategy.start(
@@ -335,6 +389,101 @@ def run_rounds(grid: Any, setup: FederationSetup, outcome: ServerOutcome) -> Non
         train_config=ConfigRecord({"round-offset": done}),
         evaluate_fn=evaluate,
     )
+
+
+def _run_secure_rounds(
+    grid: Any,
+    context: Any,
+    setup: FederationSetup,
+    ledger: Ledger,
+    state: dict[str, torch.Tensor],
+    done: int,
+    checkpoint: Callable[[int, dict[str, torch.Tensor]], dict[str, Any]],
+) -> None:
+    # SecAgg+ is a workflow over Flower's legacy strategies: the same FedAvg/FedProx/FedAdam,
+    # fed the unmasked sum instead of the clients' individual updates
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+
+    fed = setup.recipe.federated
+    assert fed is not None
+    names = list(state)
+
+    def evaluate(server_round: int, arrays: list[np.ndarray], config: Any) -> Any:
+        if server_round == 0:
+            return None
+        current = {n: torch.from_numpy(np.asarray(a)) for n, a in zip(names, arrays, strict=True)}
+        row = checkpoint(server_round, current)
+        return row["loss"], {"accuracy": row["accuracy"]}
+
+    strategy = make_secure_strategy(setup, ledger, done, names, state, evaluate)
+    legacy = LegacyContext(
+        context,
+        config=ServerConfig(num_rounds=fed.rounds - done, round_timeout=fed.round_timeout),
+        strategy=strategy,
+    )
+    secagg = SecAggPlusWorkflow(
+        num_shares=1.0,
+        reconstruction_threshold=fed.min_clients / fed.clients,
+        # updates are weighted by example count: the largest shard must fit under max_weight
+        max_weight=float(max([len(s) for s in setup.shards], default=0) or 100_000),
+        timeout=fed.round_timeout,
+    )
+    DefaultWorkflow(fit_workflow=secagg)(grid, legacy)
+
+
+def make_secure_strategy(
+    setup: FederationSetup,
+    ledger: Ledger,
+    offset: int,
+    names: list[str],
+    state: dict[str, torch.Tensor],
+    evaluate: Callable[..., Any],
+) -> Any:
+    """Return Flower's legacy strategy the recipe names, for the SecAgg+ workflow.
+
+    It counts the bytes the server sends and marks rounds completed when the aggregate
+    came back; the bytes clients send are masked shares, not counted here.
+    """
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server.strategy import FedAdam, FedAvg, FedProx
+
+    fed = setup.recipe.federated
+    assert fed is not None
+    common: dict[str, Any] = {
+        "fraction_fit": fed.fraction_train,
+        "fraction_evaluate": 0.0,
+        "min_fit_clients": fed.min_clients,
+        "min_evaluate_clients": 0,
+        "min_available_clients": fed.min_clients,
+        "initial_parameters": ndarrays_to_parameters([state[n].numpy() for n in names]),
+        "evaluate_fn": evaluate,
+        "on_fit_config_fn": lambda r: {"server-round": r, "round-offset": offset},
+    }
+    base: Any
+    if fed.strategy == "fedprox":
+        base, extra = FedProx, {"proximal_mu": fed.proximal_mu}
+    elif fed.strategy == "fedadam":
+        base, extra = FedAdam, {"eta": fed.server_lr, "eta_l": fed.client_lr}
+    else:
+        base, extra = FedAvg, {}
+
+    class Measured(base):
+        def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+            pairs = super().configure_fit(server_round, parameters, client_manager)
+            row = ledger.row(server_round + offset)
+            row["clients_sampled"] = len(pairs)
+            row["bytes_sent"] += sum(len(t) for _, ins in pairs for t in ins.parameters.tensors)
+            row["started"] = time.time()
+            row["secure_aggregation"] = True
+            return pairs
+
+        def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
+            aggregated = super().aggregate_fit(server_round, results, failures)
+            ledger.row(server_round + offset)["completed"] = aggregated[0] is not None
+            return aggregated
+
+    return Measured(**common, **extra)
 
 
 def accuracy_per_round(ledger: Ledger) -> list[float]:

@@ -31,9 +31,9 @@ from modelyard.federated.app import (
     ClientSide,
     FederationSetup,
     ServerOutcome,
+    client_app,
     load_state,
     run_rounds,
-    train_reply,
 )
 from modelyard.federated.keys import CA_CERT, SERVER_CERT, SERVER_KEY, authorized_keys
 from modelyard.federated.run import (
@@ -100,24 +100,18 @@ def fingerprint(recipe: Recipe) -> str:
 
 
 def _make_apps() -> tuple[Any, Any]:
-    from flwr.app import Context, Message
-    from flwr.clientapp import ClientApp
+    from flwr.app import Context
     from flwr.serverapp import Grid, ServerApp
 
     server_side = ServerApp()
-    client_side = ClientApp()
 
     @server_side.main()
     def _main(grid: Grid, context: Context) -> None:
         run_dir = Path(str(context.run_config["run-dir"]))
         recipe = load_recipe(run_dir / RECIPE)
-        run_rounds(grid, ServerData.load(recipe).setup(run_dir, []), ServerOutcome())
+        run_rounds(grid, context, ServerData.load(recipe).setup(run_dir, []), ServerOutcome())
 
-    @client_side.train()
-    def _train(msg: Message, context: Context) -> Message:
-        return train_reply(msg, network_client(context))
-
-    return server_side, client_side
+    return server_side, client_app(network_client)
 
 
 def __getattr__(name: str) -> Any:

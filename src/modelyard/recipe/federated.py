@@ -69,6 +69,12 @@ class FederatedConfig(Section):
         description="Client-side DP-SGD (Opacus) with this budget per client; each client's "
         "epsilon goes into the model card.",
     )
+    secure_aggregation: bool = Field(
+        False,
+        description="Flower's secure aggregation (SecAgg+): the server learns only the sum of "
+        "the clients' masked, quantized updates, never one client's; a round survives dropouts "
+        "while min_clients clients remain.",
+    )
     simulation_cpus: int = Field(
         1, ge=1, le=64, description="CPU cores the simulation engine may use (one client each)."
     )
