@@ -80,7 +80,14 @@ def build_model(setup: FederationSetup) -> torch.nn.Module:
 
     torch.manual_seed(setup.recipe.run.seed)
     model = build_task_model(setup.folder, setup.labels, setup.recipe.model.pooling)
-    return TRAINING_METHODS.get(setup.recipe.train.method).prepare(model, setup.recipe)
+    model = TRAINING_METHODS.get(setup.recipe.train.method).prepare(model, setup.recipe)
+    fed = setup.recipe.federated
+    if fed is not None and fed.freeze_lora_a:
+        # every party seeds the same A, and the server's first message overwrites it anyway
+        for name, param in model.named_parameters():
+            if "lora_A" in name:
+                param.requires_grad_(False)
+    return model
 
 
 def _client_model(setup: FederationSetup) -> torch.nn.Module:

@@ -59,6 +59,12 @@ class FederatedConfig(Section):
         "training loss (logit adjustment), so a client that holds mostly one label does not "
         "pull the shared head towards it; predictions use the plain logits. Classification.",
     )
+    freeze_lora_a: bool = Field(
+        False,
+        description="Keep every LoRA A matrix at its shared initialisation and train B and the "
+        "head only (FFA-LoRA): the average of the clients' B·A is then exactly the average B "
+        "times A, which plain LoRA averaging is not.",
+    )
     lora_only: bool = Field(
         True,
         description="Send only the LoRA adapters and the task head (train.method must be lora); "
