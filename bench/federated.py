@@ -111,6 +111,14 @@ def main() -> None:
         default=None,
         help="local epochs per round (default 1); centralised trains rounds x local epochs",
     )
+    parser.add_argument(
+        "--dirichlet-variant",
+        action="append",
+        default=[],
+        metavar="KEY=JSON[,KEY=JSON]",
+        help="after the issue's arms, one more Dirichlet federation with these federated.* "
+        "settings (repeatable), e.g. freeze_lora_a=true; reported beside, never as the headline",
+    )
     args = parser.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
     if args.rows:
@@ -154,7 +162,8 @@ def main() -> None:
     save()
     figures["bytes"] = payload_figures(base)
     # Dirichlet first: it is the goal furthest from met
-    for name, partition, drop in (("dirichlet", "dirichlet:0.5", {}), ("iid", "iid", {2: 4})):
+
+    def federation(name: str, partition: str, drop: dict[int, int], extra: dict[str, Any]) -> Any:
         spec = {**base, "run": {**base["run"], "name": f"fed-{name}"}}
         spec["federated"] = {
             "clients": CLIENTS,
@@ -165,27 +174,39 @@ def main() -> None:
             # one simulated client at a time on a shared 2-core machine: a round of five takes
             # minutes, far past the 600 s default meant for a real network
             "round_timeout": ROUND_TIMEOUT,
+            **extra,
         }
         recipe = Recipe.model_validate(spec)
         assert recipe.federated is not None
-        figures["federated_settings"] = recipe.federated.model_dump(
-            mode="json", exclude={"partition", "dp"}
-        )
         start = time.perf_counter()
         fed = federate(recipe, overwrite=True, drop=drop)
-        figures[f"fed_{name}"] = {
+        federated = json.loads((fed.run_dir / "metrics.json").read_text())["training"]
+        return recipe.federated, {
             "accuracy": fed.metrics["accuracy"],
             "wall_seconds": round(time.perf_counter() - start, 1),
             "rounds": fed.rounds,
-            "client_rows": json.loads((fed.run_dir / "metrics.json").read_text())["training"][
-                "federated"
-            ]["client_rows"],
+            "client_rows": federated["federated"]["client_rows"],
         }
-        if figures["bytes"] is not None and fed.rounds:
-            figures["bytes"]["round1_bytes_sent_measured"] = fed.rounds[0]["bytes_sent"]
+
+    for name, partition, drop in (("dirichlet", "dirichlet:0.5", {}), ("iid", "iid", {2: 4})):
+        settings, figures[f"fed_{name}"] = federation(name, partition, drop, {})
+        figures["federated_settings"] = settings.model_dump(
+            mode="json", exclude={"partition", "dp"}
+        )
+        rounds = figures[f"fed_{name}"]["rounds"]
+        if rounds:
+            figures["bytes"]["round1_bytes_sent_measured"] = rounds[0]["bytes_sent"]
         save()
     figures["resume"] = kill_and_resume(base, work)
     save()
+    for variant in args.dirichlet_variant:
+        extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in variant.split(","))}
+        _, arm = federation(
+            f"dirichlet-{len(figures.get('variants', {}))}", "dirichlet:0.5", {}, extra
+        )
+        arm["gap"] = round(figures["central"]["accuracy"] - arm["accuracy"], 4)
+        figures.setdefault("variants", {})[variant] = arm
+        save()
 
 
 def payload_figures(base: dict[str, Any]) -> dict[str, Any]:
@@ -260,6 +281,12 @@ def markdown(f: dict[str, Any]) -> str:
         per_round = " → ".join(f"{r.get('accuracy', float('nan')):.3f}" for r in arm["rounds"])
         lines.append(
             f"| {title} | {arm['accuracy']:.4f} | {f[f'fed_{name}_gap']:+.4f} | "
+            f"{arm['wall_seconds']} | {per_round} |"
+        )
+    for variant, arm in f.get("variants", {}).items():
+        per_round = " → ".join(f"{r.get('accuracy', float('nan')):.3f}" for r in arm["rounds"])
+        lines.append(
+            f"| Dirichlet 0.5, `{variant}` | {arm['accuracy']:.4f} | {arm['gap']:+.4f} | "
             f"{arm['wall_seconds']} | {per_round} |"
         )
     lines.append("")
