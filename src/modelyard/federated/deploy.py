@@ -216,7 +216,7 @@ class Security:
         public = tuple(authorized_keys(keys))
         if not public:
             raise ArtifactError(f"{keys} holds no client public keys (client-*.pub)")
-        return cls(False, *needed, public)
+        return cls(False, needed[0], needed[1], needed[2], public)
 
 
 def _flower_tool(name: str) -> str:
