@@ -228,9 +228,22 @@ def _lora_only(setup: FederationSetup) -> bool:
     return fed.lora_only
 
 
+def strategy_class(fed: Any, module: Any) -> tuple[Any, dict[str, Any]]:
+    """Return the strategy class `fed.strategy` names in `module` and its own arguments.
+
+    `module` is Flower's message-API strategies or its legacy ones (for SecAgg+): both name
+    them FedAvg, FedProx and FedAdam with the same arguments.
+    """
+    if fed.strategy == "fedprox":
+        return module.FedProx, {"proximal_mu": fed.proximal_mu}
+    if fed.strategy == "fedadam":
+        return module.FedAdam, {"eta": fed.server_lr, "eta_l": fed.client_lr}
+    return module.FedAvg, {}
+
+
 def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
     """Return Flower's strategy the recipe names, counting bytes and enforcing min_clients."""
-    from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
+    from flwr.serverapp import strategy
 
     fed_config = setup.recipe.federated
     assert fed_config is not None
@@ -241,13 +254,7 @@ def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
         "min_train_nodes": fed.min_clients,
         "min_available_nodes": fed.min_clients,
     }
-    base: Any
-    if fed.strategy == "fedprox":
-        base, extra = FedProx, {"proximal_mu": fed.proximal_mu}
-    elif fed.strategy == "fedadam":
-        base, extra = FedAdam, {"eta": fed.server_lr, "eta_l": fed.client_lr}
-    else:
-        base, extra = FedAvg, {}
+    base, extra = strategy_class(fed, strategy)
 
     class Measured(base):
         def configure_train(self, server_round: int, arrays: Any, config: Any, grid: Any) -> Any:
@@ -453,7 +460,7 @@ def make_secure_strategy(
     came back; the bytes clients send are masked shares, not counted here.
     """
     from flwr.common import ndarrays_to_parameters
-    from flwr.server.strategy import FedAdam, FedAvg, FedProx
+    from flwr.server import strategy
 
     fed = setup.recipe.federated
     assert fed is not None
@@ -467,13 +474,7 @@ def make_secure_strategy(
         "evaluate_fn": evaluate,
         "on_fit_config_fn": lambda r: {"server-round": r, "round-offset": offset},
     }
-    base: Any
-    if fed.strategy == "fedprox":
-        base, extra = FedProx, {"proximal_mu": fed.proximal_mu}
-    elif fed.strategy == "fedadam":
-        base, extra = FedAdam, {"eta": fed.server_lr, "eta_l": fed.client_lr}
-    else:
-        base, extra = FedAvg, {}
+    base, extra = strategy_class(fed, strategy)
 
     class Measured(base):
         def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
