@@ -158,7 +158,9 @@ def keys_command(
         ),
     ] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="Certificate validity.")] = 365,
-    overwrite: _Overwrite = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace keys already in DIRECTORY.")
+    ] = False,
 ) -> None:
     """Create a federation's CA, server certificate and client key pairs."""
     from modelyard.api import create_federation_keys
