@@ -254,6 +254,7 @@ def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
         "min_train_nodes": fed.min_clients,
         "min_available_nodes": fed.min_clients,
     }
+    base: Any
     base, extra = strategy_class(fed, strategy)
 
     class Measured(base):
@@ -474,6 +475,7 @@ def make_secure_strategy(
         "evaluate_fn": evaluate,
         "on_fit_config_fn": lambda r: {"server-round": r, "round-offset": offset},
     }
+    base: Any
     base, extra = strategy_class(fed, strategy)
 
     class Measured(base):

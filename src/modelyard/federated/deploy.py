@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -257,6 +258,23 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    # SIGTERM becomes SystemExit, so that the SuperNode's process group is stopped with us
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _flwr_env(home: Path) -> dict[str, str]:
     return {**os.environ, "FLWR_HOME": str(home)}
 
@@ -452,7 +470,8 @@ def join_federation(
 
     Connects with TLS (trusting `root_certificates`, the federation's CA) and
     authenticates with the private `key`; `insecure` turns both off. Runs until the
-    server has gone for `max_wait` seconds; returns the SuperNode's exit code. Raises
+    server has gone for `max_wait` seconds (Flower's SuperNode decides; it may wait
+    longer) or SIGTERM/Ctrl-C, which stop the SuperNode too; returns its exit code. Raises
     ArtifactError for a missing file, RecipeError for an invalid recipe.
     """
     require("flwr", extra="federated")
@@ -492,7 +511,7 @@ def join_federation(
     # a SuperNode that dials before the server has registered its key is refused at once:
     # start it again until the server has had `max_wait` seconds to register it
     deadline = time.monotonic() + max_wait
-    with tempfile.TemporaryDirectory(prefix="modelyard-supernode-") as home:
+    with tempfile.TemporaryDirectory(prefix="modelyard-supernode-") as home, _exit_on_sigterm():
         while True:
             proc = subprocess.Popen(cmd, env=_flwr_env(Path(home)), start_new_session=True)
             try:
