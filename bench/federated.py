@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import base_parser, machine, read_csv, stratified_sample, write_results
 
 SEED = 42
-FULL = {"rows": 8000, "test_rows": 872, "rounds": 3}
-QUICK = {"rows": 600, "test_rows": 300, "rounds": 2}
+FULL = {"rows": 8000, "test_rows": 872, "rounds": 3, "local_epochs": 1.0}
+QUICK = {"rows": 600, "test_rows": 300, "rounds": 2, "local_epochs": 1.0}
 CLIENTS = 5
 ROUND_TIMEOUT = 7200.0
 
@@ -105,15 +105,29 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small sample, 2 rounds")
     parser.add_argument("--rows", type=int, default=None, help="training rows (default 8000)")
     parser.add_argument("--rounds", type=int, default=None, help="federated rounds")
+    parser.add_argument(
+        "--local-epochs",
+        type=float,
+        default=None,
+        help="local epochs per round (default 1); centralised trains rounds x local epochs",
+    )
+    parser.add_argument(
+        "--dirichlet-variant",
+        action="append",
+        default=[],
+        metavar="KEY=JSON[,KEY=JSON]",
+        help="after the issue's arms, one more Dirichlet federation with these federated.* "
+        "settings (repeatable), e.g. freeze_lora_a=true; reported beside, never as the headline",
+    )
     args = parser.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
     if args.rows:
         cfg["rows"] = args.rows
     if args.rounds:
         cfg["rounds"] = args.rounds
+    if args.local_epochs:
+        cfg["local_epochs"] = args.local_epochs
     from modelyard.api import federate, train
-    from modelyard.federated.app import FederationSetup, build_model
-    from modelyard.federated.payload import payload_bytes, trainable_state
     from modelyard.recipe import Recipe
 
     work = args.work / "federated"
@@ -129,97 +143,193 @@ def main() -> None:
     )
     figures: dict[str, Any] = {"config": cfg, "clients": CLIENTS, "load_before": load()}
     base = recipe_dict(work, train_csv, test_csv, "central")
+    epochs = cfg["rounds"] * cfg["local_epochs"]
 
-    central = {**base, "train": {**base["train"], "epochs": cfg["rounds"]}}
+    def save() -> None:
+        # after every arm: a run cut short by the time slot still leaves what it measured
+        figures["load_after"] = load()
+        figures["machine"] = machine()
+        figures.update(headline(figures))
+        write_results(args.results, "federated", figures, markdown(figures))
+
+    central = {**base, "train": {**base["train"], "epochs": epochs}}
     start = time.perf_counter()
     result = train(Recipe.model_validate(central), overwrite=True, progress=False)
     figures["central"] = {
         "accuracy": result.metrics["accuracy"],
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
-    for name, partition, drop in (("iid", "iid", {2: 4}), ("dirichlet", "dirichlet:0.5", {})):
+    save()
+    figures["bytes"] = payload_figures(base)
+    # Dirichlet first: it is the goal furthest from met
+
+    def federation(name: str, partition: str, drop: dict[int, int], extra: dict[str, Any]) -> Any:
         spec = {**base, "run": {**base["run"], "name": f"fed-{name}"}}
         spec["federated"] = {
             "clients": CLIENTS,
             "rounds": cfg["rounds"],
+            "local_epochs": cfg["local_epochs"],
             "min_clients": CLIENTS - 1,
             "partition": partition,
             # one simulated client at a time on a shared 2-core machine: a round of five takes
             # minutes, far past the 600 s default meant for a real network
             "round_timeout": ROUND_TIMEOUT,
+            **extra,
         }
+        recipe = Recipe.model_validate(spec)
+        assert recipe.federated is not None
         start = time.perf_counter()
-        fed = federate(Recipe.model_validate(spec), overwrite=True, drop=drop)
-        figures[f"fed_{name}"] = {
+        fed = federate(recipe, overwrite=True, drop=drop)
+        federated = json.loads((fed.run_dir / "metrics.json").read_text())["training"]
+        return recipe.federated, {
             "accuracy": fed.metrics["accuracy"],
             "wall_seconds": round(time.perf_counter() - start, 1),
             "rounds": fed.rounds,
+            "client_rows": federated["federated"]["client_rows"],
         }
-    iid_rounds = figures["fed_iid"]["rounds"]
-    dropped = next(r for r in iid_rounds if r["round"] == 2) if len(iid_rounds) >= 2 else {}
-    # payload of one client message: LoRA+head as sent, and the whole model's state
-    recipe = Recipe.model_validate({**base, "federated": {"clients": CLIENTS}})
-    from modelyard.models import resolve_backbone
 
+    for name, partition, drop in (("dirichlet", "dirichlet:0.5", {}), ("iid", "iid", {2: 4})):
+        settings, figures[f"fed_{name}"] = federation(name, partition, drop, {})
+        figures["federated_settings"] = settings.model_dump(
+            mode="json", exclude={"partition", "dp"}
+        )
+        rounds = figures[f"fed_{name}"]["rounds"]
+        if rounds:
+            figures["bytes"]["round1_bytes_sent_measured"] = rounds[0]["bytes_sent"]
+        save()
+    figures["resume"] = kill_and_resume(base, work)
+    save()
+    for variant in args.dirichlet_variant:
+        extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in variant.split(","))}
+        _, arm = federation(
+            f"dirichlet-{len(figures.get('variants', {}))}", "dirichlet:0.5", {}, extra
+        )
+        arm["gap"] = round(figures["central"]["accuracy"] - arm["accuracy"], 4)
+        figures.setdefault("variants", {})[variant] = arm
+        save()
+
+
+def payload_figures(base: dict[str, Any]) -> dict[str, Any]:
+    """Return the bytes of one client message: LoRA+head as sent, and the whole model's state."""
+    from modelyard.federated.app import FederationSetup, build_model
+    from modelyard.federated.payload import payload_bytes, trainable_state
+    from modelyard.models import resolve_backbone
+    from modelyard.recipe import Recipe
+
+    recipe = Recipe.model_validate({**base, "federated": {"clients": CLIENTS}})
     setup = FederationSetup(
-        recipe, resolve_backbone(recipe.model.backbone), ["0", "1"], 0, [], None, work
+        recipe, resolve_backbone(recipe.model.backbone), ["0", "1"], 0, [], None, Path(".")
     )  # type: ignore[arg-type]
     model = build_model(setup)
     lora_bytes = payload_bytes(trainable_state(model, lora_only=True))
     full_bytes = payload_bytes(trainable_state(model, lora_only=False))
-    sent = iid_rounds[0]["bytes_sent"] if iid_rounds else 0
-    figures["bytes"] = {
+    return {
         "lora_payload_bytes": lora_bytes,
         "full_payload_bytes": full_bytes,
-        "round1_bytes_sent_measured": sent,
         "round1_bytes_sent_full_model": full_bytes * CLIENTS,
     }
-    figures["resume"] = kill_and_resume(base, work)
-    figures["load_after"] = load()
-    figures["machine"] = machine()
-    c = figures["central"]["accuracy"]
-    figures.update(
-        fed_iid_gap=round(c - figures["fed_iid"]["accuracy"], 4),
-        fed_dirichlet_gap=round(c - figures["fed_dirichlet"]["accuracy"], 4),
-        lora_bytes_ratio=round(lora_bytes / full_bytes, 5),
-        dropout_round_completed=int(
+
+
+def headline(f: dict[str, Any]) -> dict[str, Any]:
+    """Return the issue's JSON keys from the arms measured so far (absent arms are left out)."""
+    out: dict[str, Any] = {}
+    c = f["central"]["accuracy"]
+    for name in ("iid", "dirichlet"):
+        if f"fed_{name}" in f:
+            out[f"fed_{name}_gap"] = round(c - f[f"fed_{name}"]["accuracy"], 4)
+    if f.get("bytes"):
+        out["lora_bytes_ratio"] = round(
+            f["bytes"]["lora_payload_bytes"] / f["bytes"]["full_payload_bytes"], 5
+        )
+    if "fed_iid" in f:
+        rounds = f["fed_iid"]["rounds"]
+        dropped = next((r for r in rounds if r["round"] == 2), {})
+        out["dropout_round_completed"] = int(
             bool(dropped.get("completed")) and dropped.get("clients_failed") == 1
-        ),
-        resumed_after_kill=int(
-            bool(figures["resume"]["killed"])
-            and (figures["resume"]["killed_after_round"] or 0) >= 1
-            and figures["resume"]["rounds_after_resume"] == [1, 2]
-        ),
-    )
-    write_results(args.results, "federated", figures, markdown(figures))
+        )
+    if "resume" in f:
+        out["resumed_after_kill"] = int(
+            bool(f["resume"]["killed"])
+            and (f["resume"]["killed_after_round"] or 0) >= 1
+            and f["resume"]["rounds_after_resume"] == [1, 2]
+        )
+    return out
 
 
 def markdown(f: dict[str, Any]) -> str:
-    """Return the results as a short markdown report."""
+    """Return the results measured so far as a short markdown report."""
     cfg = f["config"]
+    local = cfg["local_epochs"]
     lines = [
         "# Federated learning (Flower simulation, FedAvg over LoRA)",
         "",
         f"SST-2 sample of {cfg['rows']} training rows"
         + (" (smaller than the issue's 8,000: see the note)" if cfg["rows"] < 8000 else "")
         + f", {cfg['test_rows']} test rows, {f['clients']} clients, {cfg['rounds']} rounds of "
-        "1 local epoch; centralised training runs the same total epochs.",
+        f"{local:g} local epoch(s); centralised training runs the same total epochs "
+        f"({cfg['rounds'] * local:g}).",
         "",
-        "| variant | test accuracy | gap to centralised | wall s |",
-        "|---|---:|---:|---:|",
-        f"| centralised | {f['central']['accuracy']:.4f} | | {f['central']['wall_seconds']} |",
-        f"| federated IID | {f['fed_iid']['accuracy']:.4f} | {f['fed_iid_gap']:+.4f} | "
-        f"{f['fed_iid']['wall_seconds']} |",
-        f"| federated Dirichlet 0.5 | {f['fed_dirichlet']['accuracy']:.4f} | "
-        f"{f['fed_dirichlet_gap']:+.4f} | {f['fed_dirichlet']['wall_seconds']} |",
-        "",
-        f"Bytes per client message: LoRA+head {f['bytes']['lora_payload_bytes']:,}, full model "
-        f"{f['bytes']['full_payload_bytes']:,} (ratio {f['lora_bytes_ratio']}); round 1 sent "
-        f"{f['bytes']['round1_bytes_sent_measured']:,} bytes measured from Flower's ArrayRecords.",
-        "",
-        f"Dropout round (client 4 fails in round 2 of the IID run) completed: "
-        f"{f['dropout_round_completed']}. Server killed with SIGKILL after round "
-        f"{f['resume']['killed_after_round']} and resumed: {f['resumed_after_kill']}.",
+        "| variant | test accuracy | gap to centralised | wall s | accuracy per round |",
+        "|---|---:|---:|---:|---|",
+        f"| centralised | {f['central']['accuracy']:.4f} | | {f['central']['wall_seconds']} | |",
+    ]
+    for name, title in (("dirichlet", "federated Dirichlet 0.5"), ("iid", "federated IID")):
+        arm = f.get(f"fed_{name}")
+        if arm is None:
+            lines.append(f"| {title} | not run | | | |")
+            continue
+        per_round = " → ".join(f"{r.get('accuracy', float('nan')):.3f}" for r in arm["rounds"])
+        lines.append(
+            f"| {title} | {arm['accuracy']:.4f} | {f[f'fed_{name}_gap']:+.4f} | "
+            f"{arm['wall_seconds']} | {per_round} |"
+        )
+    for variant, arm in f.get("variants", {}).items():
+        per_round = " → ".join(f"{r.get('accuracy', float('nan')):.3f}" for r in arm["rounds"])
+        lines.append(
+            f"| Dirichlet 0.5, `{variant}` | {arm['accuracy']:.4f} | {arm['gap']:+.4f} | "
+            f"{arm['wall_seconds']} | {per_round} |"
+        )
+    lines.append("")
+    if "federated_settings" in f:
+        settings = f["federated_settings"]
+        lines += [
+            "Federation settings: "
+            + ", ".join(
+                f"{k} {settings[k]}"
+                for k in ("strategy", "schedule", "logit_adjustment", "freeze_lora_a")
+                if k in settings
+            )
+            + ".",
+            "",
+        ]
+    if "fed_dirichlet" in f:
+        lines += [f"Dirichlet rows per client: {f['fed_dirichlet']['client_rows']}.", ""]
+    b = f.get("bytes")
+    if b:
+        measured = b.get("round1_bytes_sent_measured")
+        lines += [
+            f"Bytes per client message: LoRA+head {b['lora_payload_bytes']:,}, full model "
+            f"{b['full_payload_bytes']:,} (ratio {f['lora_bytes_ratio']})"
+            + (
+                f"; round 1 sent {measured:,} bytes measured from Flower's ArrayRecords."
+                if measured
+                else "."
+            ),
+            "",
+        ]
+    if "dropout_round_completed" in f:
+        lines.append(
+            "Dropout round (client 4 fails in round 2 of the IID run) completed: "
+            f"{f['dropout_round_completed']}."
+        )
+    if "resume" in f:
+        lines.append(
+            f"Server killed with SIGKILL after round {f['resume']['killed_after_round']} and "
+            f"resumed: {f['resumed_after_kill']}."
+        )
+    else:
+        lines.append("Kill-and-resume: not run.")
+    lines += [
         "",
         f"Load before: `{f['load_before']}`; after: `{f['load_after']}`.",
         f"CPU: {f['machine']['cpu_model']} ({', '.join(f['machine']['cpu_isa'])}).",

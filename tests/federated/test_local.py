@@ -86,3 +86,31 @@ def test_adjusted_loss_adds_the_log_prior_to_the_logits() -> None:
     assert float(adjusted) == pytest.approx(float(expected))
     # the minority label's example costs more when the client mostly sees the other label
     assert float(adjusted) > float(plain)
+
+
+def test_frozen_lora_a_stays_at_the_global_value_through_a_round(fed_recipe: Recipe) -> None:
+    from modelyard.data import load_data
+    from modelyard.federated.app import FederationSetup, build_model
+    from modelyard.federated.local import train_locally
+    from modelyard.federated.payload import trainable_state
+    from modelyard.models import load_tokenizer, resolve_backbone
+    from modelyard.models.encoding import encode_split
+
+    spec = fed_recipe.model_dump(mode="json")
+    spec["federated"]["freeze_lora_a"] = True
+    recipe = Recipe.model_validate(spec)
+    folder = resolve_backbone(recipe.model.backbone)
+    tokenizer = load_tokenizer(folder)
+    bundle = load_data(recipe.data, recipe.run.seed)
+    train = encode_split(tokenizer, bundle.train, recipe.model.max_length)
+    setup = FederationSetup(recipe, folder, bundle.labels, 0, [train], train, folder)
+    model = build_model(setup)
+    before = trainable_state(model, lora_only=True)
+    after = train_locally(model, recipe, train, before, 0, 1, num_labels=len(bundle.labels))
+    a_names = [k for k in before if "lora_A" in k]
+    b_names = [k for k in before if "lora_B" in k]
+    assert a_names and b_names
+    for name in a_names:
+        np.testing.assert_array_equal(after.arrays[name], before[name])
+    # B (zero at the start) and the head did train
+    assert max(float(np.abs(after.arrays[k]).max()) for k in b_names) > 0

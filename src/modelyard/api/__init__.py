@@ -44,6 +44,9 @@ from modelyard.errors import DataError
 from modelyard.explainability.api import evaluate_explanations as evaluate_explanations
 from modelyard.explainability.api import explain as explain
 from modelyard.explainability.api import explain_file as explain_file
+from modelyard.federated.deploy import join_federation as join_federation
+from modelyard.federated.deploy import serve_federation as serve_federation
+from modelyard.federated.keys import create_keys as create_federation_keys
 from modelyard.federated.run import federate as federate
 from modelyard.fsutil import atomic_write_text
 from modelyard.inference import Predictions, backend_predictions, predict_proba
@@ -379,6 +382,7 @@ __all__ = [
     "compression_methods",
     "create_api_key",
     "create_encryption_key",
+    "create_federation_keys",
     "create_signing_key",
     "decrypt",
     "encrypt",
@@ -390,6 +394,7 @@ __all__ = [
     "federate",
     "generate",
     "init_project",
+    "join_federation",
     "label_import",
     "label_next",
     "list_api_keys",
@@ -403,6 +408,7 @@ __all__ = [
     "relabel",
     "revoke_api_key",
     "scan_pii",
+    "serve_federation",
     "set_alias",
     "sign",
     "simulate_al",

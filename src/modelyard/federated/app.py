@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from modelyard.errors import ModelyardError
-from modelyard.federated.local import train_locally
+from modelyard.federated.local import LocalResult, train_locally
 from modelyard.federated.payload import load_trainable_state, trainable_state
 from modelyard.fsutil import atomic_write_json
 from modelyard.models.encoding import Encoded
@@ -56,6 +57,8 @@ class Ledger:
 
     rounds: list[dict[str, Any]] = field(default_factory=list)
     privacy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # training rows each client reported, by SuperNode id (the latest round's figure)
+    client_rows: dict[str, int] = field(default_factory=dict)
 
     def row(self, server_round: int) -> dict[str, Any]:
         """Return the record of `server_round`, creating it on first use."""
@@ -77,7 +80,14 @@ def build_model(setup: FederationSetup) -> torch.nn.Module:
 
     torch.manual_seed(setup.recipe.run.seed)
     model = build_task_model(setup.folder, setup.labels, setup.recipe.model.pooling)
-    return TRAINING_METHODS.get(setup.recipe.train.method).prepare(model, setup.recipe)
+    model = TRAINING_METHODS.get(setup.recipe.train.method).prepare(model, setup.recipe)
+    fed = setup.recipe.federated
+    if fed is not None and fed.freeze_lora_a:
+        # every party seeds the same A, and the server's first message overwrites it anyway
+        for name, param in model.named_parameters():
+            if "lora_A" in name:
+                param.requires_grad_(False)
+    return model
 
 
 def _client_model(setup: FederationSetup) -> torch.nn.Module:
@@ -91,57 +101,149 @@ def _client_model(setup: FederationSetup) -> torch.nn.Module:
     return _MODELS[key]
 
 
-def client_app(setup: FederationSetup) -> Any:
-    """Return a Flower ClientApp whose train handler runs one client's local epochs."""
-    from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+@dataclass
+class ClientSide:
+    """What one client's train handler works with: the setup, its shard, its number.
+
+    `number` names the client in the model card's privacy lines; None on the network,
+    where the server names a client by its SuperNode id.
+    """
+
+    setup: FederationSetup
+    shard: int
+    number: int | None
+
+
+def simulated_client(setup: FederationSetup) -> Callable[[Any], ClientSide]:
+    """Return the resolver of a simulation: the client is the SuperNode's partition-id."""
+
+    def resolve(context: Any) -> ClientSide:
+        client = int(context.node_config["partition-id"])
+        return ClientSide(setup, client, client)
+
+    return resolve
+
+
+def client_app(resolve: Callable[[Any], ClientSide]) -> Any:
+    """Return a Flower ClientApp whose train handler runs one client's local epochs.
+
+    `resolve` maps the Flower Context to the client's setup and shard (a simulated
+    partition, or the local file of a SuperNode on the network). A server running
+    SecAgg+ is answered through Flower's SecAgg+ mod, which masks the update before it
+    leaves the client.
+    """
+    from flwr.app import Context, Message
+    from flwr.client.mod import secaggplus_mod
     from flwr.clientapp import ClientApp
 
     app = ClientApp()
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        client = int(context.node_config["partition-id"])
-        config: Any = msg.content["config"]
-        server_round = int(config["server-round"]) + int(config.get("round-offset", 0))
-        fed = setup.recipe.federated
-        assert fed is not None
-        if setup.drop.get(server_round) == client:
-            raise ClientDropout(f"client {client} left round {server_round}")
-        model = _client_model(setup)
-        arrays_in: Any = msg.content["arrays"]
-        received = arrays_in.to_torch_state_dict()
-        result = train_locally(
-            model,
-            setup.recipe,
-            setup.shards[client],
-            {k: v.numpy() for k, v in received.items()},
-            setup.pad_id,
-            setup.recipe.run.seed + 1000 * server_round + client,
-            float(config.get("proximal-mu", 0.0)),
-            server_round=server_round,
-            num_labels=len(setup.labels),
-        )
-        metrics: dict[str, Any] = {
-            "num-examples": result.num_examples,
-            "train-seconds": result.seconds,
-        }
-        if result.privacy is not None:
-            metrics["epsilon"] = float(result.privacy.get("epsilon", 0.0))
-            metrics["client"] = client
-        arrays = ArrayRecord(
-            OrderedDict((k, torch.from_numpy(v)) for k, v in result.arrays.items())
-        )
-        return Message(
-            content=RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}),
-            reply_to=msg,
-        )
+        if SECAGG_CONFIGS in msg.content.config_records:
+            # the mod runs the protocol's stages and calls the handler for the update only
+            return secaggplus_mod(msg, context, lambda m, c: secure_train_reply(m, resolve(c)))
+        return train_reply(msg, resolve(context))
 
     return app
 
 
+# the config record of SecAgg+ messages (flwr.common.secure_aggregation.secaggplus_constants)
+SECAGG_CONFIGS = "secaggplus_configs"
+# the record the SecAgg+ workflow (Flower's legacy fit messages) carries the weights in
+LEGACY_PARAMETERS = "fitins.parameters"
+
+
+def _local_round(
+    side: ClientSide, received: dict[str, np.ndarray], config: Any
+) -> tuple[LocalResult, dict[str, Any]]:
+    setup, client = side.setup, side.shard
+    server_round = int(config["server-round"]) + int(config.get("round-offset", 0))
+    if setup.drop.get(server_round) == client:
+        raise ClientDropout(f"client {client} left round {server_round}")
+    mu = float(config.get("proximal-mu", config.get("proximal_mu", 0.0)))
+    result = train_locally(
+        _client_model(setup),
+        setup.recipe,
+        setup.shards[client],
+        received,
+        setup.pad_id,
+        setup.recipe.run.seed + 1000 * server_round + client,
+        mu,
+        server_round=server_round,
+        num_labels=len(setup.labels),
+    )
+    metrics: dict[str, Any] = {
+        "num-examples": result.num_examples,
+        "train-seconds": result.seconds,
+    }
+    if result.privacy is not None:
+        metrics["epsilon"] = float(result.privacy.get("epsilon", 0.0))
+        if side.number is not None:
+            metrics["client"] = side.number
+    return result, metrics
+
+
+def train_reply(msg: Any, side: ClientSide) -> Any:
+    """Run one client's round for the server's train message `msg`; return the reply."""
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+
+    arrays_in: Any = msg.content["arrays"]
+    received = {k: v.numpy() for k, v in arrays_in.to_torch_state_dict().items()}
+    result, metrics = _local_round(side, received, msg.content["config"])
+    arrays = ArrayRecord(OrderedDict((k, torch.from_numpy(v)) for k, v in result.arrays.items()))
+    return Message(
+        content=RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}),
+        reply_to=msg,
+    )
+
+
+def secure_train_reply(msg: Any, side: ClientSide) -> Any:
+    """Answer a SecAgg+ round's train message: the weights as an ordered list, unnamed.
+
+    The order is the model's own (`trainable_state`), the same on server and clients.
+    """
+    from flwr.app import Message
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    names = list(trainable_state(_client_model(side.setup), _lora_only(side.setup)))
+    received = dict(zip(names, parameters_to_ndarrays(fitins.parameters), strict=True))
+    result, metrics = _local_round(side, received, fitins.config)
+    metrics.pop("num-examples")
+    fitres = FitRes(
+        Status(Code.OK, "ok"),
+        ndarrays_to_parameters([result.arrays[n] for n in names]),
+        result.num_examples,
+        metrics,
+    )
+    content = compat.fitres_to_recorddict(fitres, keep_input=True)
+    return Message(content=content, reply_to=msg)
+
+
+def _lora_only(setup: FederationSetup) -> bool:
+    fed = setup.recipe.federated
+    assert fed is not None
+    return fed.lora_only
+
+
+def strategy_class(fed: Any, module: Any) -> tuple[Any, dict[str, Any]]:
+    """Return the strategy class `fed.strategy` names in `module` and its own arguments.
+
+    `module` is Flower's message-API strategies or its legacy ones (for SecAgg+): both name
+    them FedAvg, FedProx and FedAdam with the same arguments.
+    """
+    if fed.strategy == "fedprox":
+        return module.FedProx, {"proximal_mu": fed.proximal_mu}
+    if fed.strategy == "fedadam":
+        return module.FedAdam, {"eta": fed.server_lr, "eta_l": fed.client_lr}
+    return module.FedAvg, {}
+
+
 def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
     """Return Flower's strategy the recipe names, counting bytes and enforcing min_clients."""
-    from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
+    from flwr.serverapp import strategy
 
     fed_config = setup.recipe.federated
     assert fed_config is not None
@@ -153,12 +255,7 @@ def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
         "min_available_nodes": fed.min_clients,
     }
     base: Any
-    if fed.strategy == "fedprox":
-        base, extra = FedProx, {"proximal_mu": fed.proximal_mu}
-    elif fed.strategy == "fedadam":
-        base, extra = FedAdam, {"eta": fed.server_lr, "eta_l": fed.client_lr}
-    else:
-        base, extra = FedAvg, {}
+    base, extra = strategy_class(fed, strategy)
 
     class Measured(base):
         def configure_train(self, server_round: int, arrays: Any, config: Any, grid: Any) -> Any:
@@ -178,10 +275,10 @@ def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
             row["bytes_received"] += sum(r.content["arrays"].count_bytes() for r in valid)
             for r in valid:
                 metrics = r.content["metrics"]
+                ledger.client_rows[str(r.metadata.src_node_id)] = int(metrics["num-examples"])
                 if "epsilon" in metrics:
-                    ledger.privacy[str(int(metrics["client"]))] = {
-                        "epsilon": float(metrics["epsilon"])
-                    }
+                    who = metrics.get("client", r.metadata.src_node_id)
+                    ledger.privacy[str(int(who))] = {"epsilon": float(metrics["epsilon"])}
             if len(valid) < fed.min_clients:
                 # too few replies: keep the previous global weights, the round does not count
                 row["completed"] = False
@@ -211,7 +308,12 @@ def save_state(state_dir: Path, done: int, state: dict[str, torch.Tensor], ledge
     tmp.replace(state_dir / STATE_WEIGHTS)
     atomic_write_json(
         state_dir / STATE_FILE,
-        {"completed_rounds": done, "rounds": ledger.rounds, "privacy": ledger.privacy},
+        {
+            "completed_rounds": done,
+            "rounds": ledger.rounds,
+            "privacy": ledger.privacy,
+            "client_rows": ledger.client_rows,
+        },
     )
 
 
@@ -221,7 +323,11 @@ def load_state(state_dir: Path) -> tuple[int, dict[str, torch.Tensor], Ledger] |
     if not path.is_file() or not (state_dir / STATE_WEIGHTS).is_file():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
-    ledger = Ledger(rounds=saved["rounds"], privacy=saved.get("privacy", {}))
+    ledger = Ledger(
+        rounds=saved["rounds"],
+        privacy=saved.get("privacy", {}),
+        client_rows=saved.get("client_rows", {}),
+    )
     return int(saved["completed_rounds"]), load_file(str(state_dir / STATE_WEIGHTS)), ledger
 
 
@@ -236,52 +342,158 @@ class ServerOutcome:
 
 def server_app(setup: FederationSetup, outcome: ServerOutcome) -> Any:
     """Return a Flower ServerApp that runs the remaining rounds and fills `outcome`."""
-    from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+    from flwr.app import Context
     from flwr.serverapp import Grid, ServerApp
 
-    fed = setup.recipe.federated
-    assert fed is not None
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        model = build_model(setup)
-        saved = load_state(setup.state_dir)
-        if saved is not None:
-            done, state, ledger = saved
-            outcome.resumed_from = done
-        else:
-            done, ledger = 0, Ledger()
-            state = {
-                k: torch.from_numpy(v) for k, v in trainable_state(model, fed.lora_only).items()
-            }
-        outcome.ledger, outcome.state = ledger, state
-        if done >= fed.rounds:
-            return
-        strategy = make_strategy(setup, ledger, done)
-
-        def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-            if server_round == 0:
-                return None
-            current = arrays.to_torch_state_dict()
-            absolute = server_round + done
-            row = ledger.row(absolute)
-            row.update(evaluate_global(model, setup, current))
-            row["seconds"] = round(time.time() - row.pop("started", time.time()), 3)
-            outcome.state = current
-            save_state(setup.state_dir, absolute, current, ledger)
-            return MetricRecord({"accuracy": row["accuracy"], "loss": row["loss"]})
-
-        strategy.start(
-            grid=grid,
-            initial_arrays=ArrayRecord(OrderedDict(state)),
-            num_rounds=fed.rounds - done,
-            timeout=fed.round_timeout,
-            train_config=ConfigRecord({"round-offset": done}),
-            evaluate_fn=evaluate,
-        )
+        run_rounds(grid, context, setup, outcome)
 
     return app
+
+
+def run_rounds(grid: Any, context: Any, setup: FederationSetup, outcome: ServerOutcome) -> None:
+    """Run the rounds not yet completed over Flower's `grid`, checkpointing each; fill `outcome`.
+
+    Starts from the saved state in `setup.state_dir` when there is one (a resumed server).
+    With `federated.secure_aggregation` the rounds run Flower's SecAgg+ workflow.
+    """
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+
+    fed = setup.recipe.federated
+    assert fed is not None
+    model = build_model(setup)
+    saved = load_state(setup.state_dir)
+    if saved is not None:
+        done, state, ledger = saved
+        outcome.resumed_from = done
+    else:
+        done, ledger = 0, Ledger()
+        state = {k: torch.from_numpy(v) for k, v in trainable_state(model, fed.lora_only).items()}
+    outcome.ledger, outcome.state = ledger, state
+    if done >= fed.rounds:
+        return
+
+    def checkpoint(server_round: int, current: dict[str, torch.Tensor]) -> dict[str, Any]:
+        absolute = server_round + done
+        row = ledger.row(absolute)
+        row.update(evaluate_global(model, setup, current))
+        row["seconds"] = round(time.time() - row.pop("started", time.time()), 3)
+        outcome.state = current
+        save_state(setup.state_dir, absolute, current, ledger)
+        return row
+
+    if fed.secure_aggregation:
+        _run_secure_rounds(grid, context, setup, ledger, state, done, checkpoint)
+        return
+    strategy = make_strategy(setup, ledger, done)
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if server_round == 0:
+            return None
+        row = checkpoint(server_round, arrays.to_torch_state_dict())
+        return MetricRecord({"accuracy": row["accuracy"], "loss": row["loss"]})
+
+    strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(OrderedDict(state)),
+        num_rounds=fed.rounds - done,
+        timeout=fed.round_timeout,
+        train_config=ConfigRecord({"round-offset": done}),
+        evaluate_fn=evaluate,
+    )
+
+
+def _run_secure_rounds(
+    grid: Any,
+    context: Any,
+    setup: FederationSetup,
+    ledger: Ledger,
+    state: dict[str, torch.Tensor],
+    done: int,
+    checkpoint: Callable[[int, dict[str, torch.Tensor]], dict[str, Any]],
+) -> None:
+    # SecAgg+ is a workflow over Flower's legacy strategies: the same FedAvg/FedProx/FedAdam,
+    # fed the unmasked sum instead of the clients' individual updates
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+
+    fed = setup.recipe.federated
+    assert fed is not None
+    names = list(state)
+
+    def evaluate(server_round: int, arrays: list[np.ndarray], config: Any) -> Any:
+        if server_round == 0:
+            return None
+        current = {n: torch.from_numpy(np.asarray(a)) for n, a in zip(names, arrays, strict=True)}
+        row = checkpoint(server_round, current)
+        return row["loss"], {"accuracy": row["accuracy"]}
+
+    strategy = make_secure_strategy(setup, ledger, done, names, state, evaluate)
+    legacy = LegacyContext(
+        context,
+        config=ServerConfig(num_rounds=fed.rounds - done, round_timeout=fed.round_timeout),
+        strategy=strategy,
+    )
+    secagg = SecAggPlusWorkflow(
+        num_shares=1.0,
+        reconstruction_threshold=fed.min_clients / fed.clients,
+        # updates are weighted by example count: the largest shard must fit under max_weight
+        max_weight=float(max([len(s) for s in setup.shards], default=0) or 100_000),
+        timeout=fed.round_timeout,
+    )
+    DefaultWorkflow(fit_workflow=secagg)(grid, legacy)
+
+
+def make_secure_strategy(
+    setup: FederationSetup,
+    ledger: Ledger,
+    offset: int,
+    names: list[str],
+    state: dict[str, torch.Tensor],
+    evaluate: Callable[..., Any],
+) -> Any:
+    """Return Flower's legacy strategy the recipe names, for the SecAgg+ workflow.
+
+    It counts the bytes the server sends and marks rounds completed when the aggregate
+    came back; the bytes clients send are masked shares, not counted here.
+    """
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server import strategy
+
+    fed = setup.recipe.federated
+    assert fed is not None
+    common: dict[str, Any] = {
+        "fraction_fit": fed.fraction_train,
+        "fraction_evaluate": 0.0,
+        "min_fit_clients": fed.min_clients,
+        "min_evaluate_clients": 0,
+        "min_available_clients": fed.min_clients,
+        "initial_parameters": ndarrays_to_parameters([state[n].numpy() for n in names]),
+        "evaluate_fn": evaluate,
+        "on_fit_config_fn": lambda r: {"server-round": r, "round-offset": offset},
+    }
+    base: Any
+    base, extra = strategy_class(fed, strategy)
+
+    class Measured(base):
+        def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+            pairs = super().configure_fit(server_round, parameters, client_manager)
+            row = ledger.row(server_round + offset)
+            row["clients_sampled"] = len(pairs)
+            row["bytes_sent"] += sum(len(t) for _, ins in pairs for t in ins.parameters.tensors)
+            row["started"] = time.time()
+            row["secure_aggregation"] = True
+            return pairs
+
+        def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
+            aggregated = super().aggregate_fit(server_round, results, failures)
+            ledger.row(server_round + offset)["completed"] = aggregated[0] is not None
+            return aggregated
+
+    return Measured(**common, **extra)
 
 
 def accuracy_per_round(ledger: Ledger) -> list[float]:

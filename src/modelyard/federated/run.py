@@ -22,6 +22,7 @@ from modelyard.federated.app import (
     build_model,
     client_app,
     server_app,
+    simulated_client,
 )
 from modelyard.federated.partition import (
     column_partition,
@@ -152,30 +153,62 @@ def federate(
     recipe = with_overrides(recipe, clients, partition)
     fed = recipe.federated
     assert fed is not None
-    folder = resolve_backbone(recipe.model.backbone)
-    tokenizer = load_tokenizer(folder)
-    bundle = load_data(recipe.data, recipe.run.seed)
-    shards = client_shards(recipe, bundle)
+    side = ServerData.load(recipe)
+    shards = client_shards(recipe, side.bundle)
     run_dir = prepare_federation_dir(recipe, resume, overwrite)
-    max_len = recipe.model.max_length
-    train = encode_split(tokenizer, bundle.train, max_len)
-    held_out = bundle.test if len(bundle.test) else bundle.dev
-    test = encode_split(tokenizer, held_out, max_len)
-    setup = FederationSetup(
-        recipe=recipe,
-        folder=folder,
-        labels=bundle.labels,
-        pad_id=tokenizer.pad_token_id or 0,
-        shards=[_subset(train, idx) for idx in shards],
-        test=test,
-        state_dir=run_dir / STATE_DIR,
-        drop=dict(drop or {}),
-    )
+    setup = side.setup(run_dir, [_subset(side.train, idx) for idx in shards], drop)
     outcome = ServerOutcome()
     simulate(setup, outcome)
     if outcome.state is None:
         raise ArtifactError(f"the federation in {run_dir} finished without global weights")
-    return finish(setup, outcome, run_dir, bundle, train, tokenizer, [len(s) for s in shards])
+    return finish(setup, outcome, run_dir, side, [len(s) for s in shards], "flower simulation")
+
+
+@dataclass
+class ServerData:
+    """What the server holds: the backbone, tokenizer, labels and the held-out split."""
+
+    recipe: Recipe
+    folder: Path
+    tokenizer: Any
+    bundle: DataBundle
+    train: Encoded
+    test: Encoded
+
+    @classmethod
+    def load(cls, recipe: Recipe) -> ServerData:
+        """Resolve the backbone, read the recipe's data and encode train and the held-out split.
+
+        Raises BackboneError or DataError for a user's mistake.
+        """
+        folder = resolve_backbone(recipe.model.backbone)
+        tokenizer = load_tokenizer(folder)
+        bundle = load_data(recipe.data, recipe.run.seed)
+        max_len = recipe.model.max_length
+        held_out = bundle.test if len(bundle.test) else bundle.dev
+        return cls(
+            recipe,
+            folder,
+            tokenizer,
+            bundle,
+            encode_split(tokenizer, bundle.train, max_len),
+            encode_split(tokenizer, held_out, max_len),
+        )
+
+    def setup(
+        self, run_dir: Path, shards: list[Encoded], drop: dict[int, int] | None = None
+    ) -> FederationSetup:
+        """Return the apps' setup for a federation saving its state under `run_dir`."""
+        return FederationSetup(
+            recipe=self.recipe,
+            folder=self.folder,
+            labels=self.bundle.labels,
+            pad_id=self.tokenizer.pad_token_id or 0,
+            shards=shards,
+            test=self.test,
+            state_dir=run_dir / STATE_DIR,
+            drop=dict(drop or {}),
+        )
 
 
 def simulate(setup: FederationSetup, outcome: ServerOutcome) -> None:
@@ -196,7 +229,7 @@ def simulate(setup: FederationSetup, outcome: ServerOutcome) -> None:
     }
     run_simulation(
         server_app=server_app(setup, outcome),
-        client_app=client_app(setup),
+        client_app=client_app(simulated_client(setup)),
         num_supernodes=fed.clients,
         backend_config=backend,  # type: ignore[arg-type, unused-ignore]
     )
@@ -212,15 +245,15 @@ def finish(
     setup: FederationSetup,
     outcome: ServerOutcome,
     run_dir: Path,
-    bundle: DataBundle,
-    train: Encoded,
-    tokenizer: Any,
+    side: ServerData,
     shard_sizes: list[int],
+    engine: str,
 ) -> FederationResult:
     """Save the global model as an ordinary run: weights, metrics, model card, plot, manifest."""
     from modelyard.methods.catalog import TRAINING_METHODS
     from modelyard.methods.session import MethodSession
 
+    bundle, train, tokenizer = side.bundle, side.train, side.tokenizer
     recipe = setup.recipe
     fed = recipe.federated
     assert fed is not None and outcome.state is not None
@@ -236,7 +269,7 @@ def finish(
     federation = {
         **fed.model_dump(mode="json", exclude={"dp"}),
         "dp": None if fed.dp is None else fed.dp.model_dump(mode="json"),
-        "engine": "flower simulation",
+        "engine": engine,
         "client_rows": shard_sizes,
         "rounds_completed": sum(1 for r in rounds if r.get("completed")),
         "bytes_sent": sum(r["bytes_sent"] for r in rounds),

@@ -59,6 +59,12 @@ class FederatedConfig(Section):
         "training loss (logit adjustment), so a client that holds mostly one label does not "
         "pull the shared head towards it; predictions use the plain logits. Classification.",
     )
+    freeze_lora_a: bool = Field(
+        False,
+        description="Keep every LoRA A matrix at its shared initialisation and train B and the "
+        "head only (FFA-LoRA): the average of the clients' B·A is then exactly the average B "
+        "times A, which plain LoRA averaging is not.",
+    )
     lora_only: bool = Field(
         True,
         description="Send only the LoRA adapters and the task head (train.method must be lora); "
@@ -68,6 +74,12 @@ class FederatedConfig(Section):
         None,
         description="Client-side DP-SGD (Opacus) with this budget per client; each client's "
         "epsilon goes into the model card.",
+    )
+    secure_aggregation: bool = Field(
+        False,
+        description="Flower's secure aggregation (SecAgg+): the server learns only the sum of "
+        "the clients' masked, quantized updates, never one client's; a round survives dropouts "
+        "while min_clients clients remain.",
     )
     simulation_cpus: int = Field(
         1, ge=1, le=64, description="CPU cores the simulation engine may use (one client each)."
