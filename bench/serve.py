@@ -298,6 +298,33 @@ def markdown(fig: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def overload_ab(
+    work: Path,
+    recipe: Path,
+    env: dict[str, str],
+    key: str,
+    texts: list[str],
+    capacity: float,
+    seconds: float,
+) -> None:
+    """Run the isolated and the shared overload phase at `capacity`; print their figures."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    isolated = overload_isolated(work, recipe, env, key, texts, capacity, seconds)
+    server = our_server(work, recipe, env, "ours-fp32", "sst2")
+    try:
+        server.wait_ready()
+        shared = overload(server, key, texts, capacity, seconds)
+    finally:
+        server.stop()
+    figures = {
+        "inference_nice": SERVE_SECTION.get("inference_nice", "default"),
+        "isolated": isolated,
+        "shared": shared,
+        "load": [load_before, [round(x, 2) for x in os.getloadavg()]],
+    }
+    print(json.dumps(figures, indent=2))
+
+
 def main() -> None:
     parser = base_parser(__doc__ or "")
     parser.add_argument(
@@ -312,6 +339,19 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per load phase")
     parser.add_argument("--overload-duration", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true", help="3 s phases; results not written")
+    parser.add_argument(
+        "--inference-nice",
+        type=int,
+        default=None,
+        help="serve.inference_nice of our server (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--overload-at",
+        type=float,
+        default=None,
+        help="only the two overload phases, at this fp32 capacity (requests/s); results are "
+        "printed, not written (an A/B of a server setting)",
+    )
     args = parser.parse_args()
     run = args.run or args.work / "runs" / "sst2-auto"
     if not (run / "manifest.json").is_file():
@@ -319,11 +359,16 @@ def main() -> None:
     seconds, over_s, warmup = (
         (3.0, 6.0, 1.0) if args.quick else (args.duration, args.overload_duration, 3.0)
     )
+    if args.inference_nice is not None:
+        SERVE_SECTION["inference_nice"] = args.inference_nice
     int8 = args.int8 or find_int8(args.work)
     work = args.work / ("serve-quick" if args.quick else "serve")
     work.mkdir(parents=True, exist_ok=True)
     texts = list(read_csv(args.data_dir / "sst2" / "test.csv")["text"])
     recipe, env, key = prepare(work, run, int8)
+    if args.overload_at is not None:
+        overload_ab(work, recipe, env, key, texts, args.overload_at, over_s)
+        return
     load_before = [round(x, 2) for x in os.getloadavg()]
     engine = engine_throughput(run, SERVE_SECTION, texts, 32, seconds, warmup)
     print(f"engine c32: {engine}", file=sys.stderr, flush=True)
