@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import ArtifactError, ModelyardError
-from modelyard.models.encoding import collate, encode_texts, length_groups
+from modelyard.models.encoding import CALL_TOKENS, collate, encode_texts, length_groups
 from modelyard.models.onnx_runtime import (  # moved there: token classifiers use them too
     ONNX_FILE as ONNX_FILE,
 )
@@ -20,10 +20,6 @@ from modelyard.registry.manifest import verify_manifest
 from modelyard.registry.records import read_labels, read_recipe
 
 ONNX_KIND = "onnx-classifier"
-# a session call's fixed cost in tokens of padding: a batch of 32 short texts is run as a few
-# calls of similar lengths when that computes fewer tokens (SST-2 test, batch 32: 52% of the
-# tokens of one padded call are real, about 80% once cut); see `length_groups`
-CALL_TOKENS = 64
 
 
 class OnnxClassifier:
