@@ -142,6 +142,33 @@ def compare(run_dir: Path, texts: list[str]) -> dict[str, Any]:
     return out
 
 
+def add_mfu(
+    result: dict[str, Any], run_dir: Path, texts: list[str], peaks: dict[str, float]
+) -> None:
+    """Add to each setting of `result` the FLOP utilisation of its median sentence.
+
+    A path step is a forward pass and a backward pass to the embeddings only (no weight
+    gradients: about one more forward), and every sentence also runs its two ends forward:
+    (2 x median steps + 2) forwards of the median sentence's real tokens, in the median
+    time, against the GEMM peak of the path's number format.
+    """
+    import statistics
+
+    from modelyard.evaluation.utilisation import TransformerShape, model_flops
+    from modelyard.registry import load_run
+
+    run = load_run(run_dir)
+    shape = TransformerShape.from_config(run.model.config)
+    tokens = statistics.median(len(ids) for ids in run.tokenizer(texts)["input_ids"])
+    forward = model_flops(shape, [int(tokens)])
+    for r in result.values():
+        flops = (2 * r["median_steps"] + 2) * forward
+        peak = peaks.get(r["precision"]) or peaks["fp32"]
+        r["median_tokens"] = tokens
+        r["mfu_at_median"] = round(flops / (r["ms_per_sentence"] / 1e3) / (peak * 1e9), 4)
+        r["peak_gflops"] = peak
+
+
 def _precision(option: str) -> str:
     """Return the path precision `option` resolves to on this CPU (bf16 or fp32)."""
     import torch
@@ -179,7 +206,11 @@ def main() -> None:
     run_dir = train_model(args.data_dir, work, args.rows)
     texts = list(read_csv(args.data_dir / "sst2" / "test.csv")["text"])[: args.sentences]
     load_before = [round(x, 2) for x in os.getloadavg()]
+    from modelyard.evaluation.utilisation import peak_table
+
+    peaks = peak_table(THREADS)
     result = compare(run_dir, texts)
+    add_mfu(result, run_dir, texts, peaks)
     auto, fixed, captum = result["auto_1pct"], result["fixed_20"], result["captum_20"]
     keys = {
         "ig_steps_comparison": {
@@ -210,15 +241,22 @@ def main() -> None:
         f"before {load_before}, after {keys['ig_steps_comparison']['load_after']}.",
         "",
         "| IG setting | path precision | ms per sentence (median) | median steps | "
-        "within 1 % error | median error | comprehensiveness / random at 20 % |",
-        "|---|---|---|---|---|---|---|",
+        "within 1 % error | median error | comprehensiveness / random at 20 % | MFU |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in result.items():
         lines.append(
             f"| {name} | {r['precision']} | {r['ms_per_sentence']} | {r['median_steps']} | "
             f"{r['within_1pct']} | "
-            f"{r['median_relative_delta']} | {r['comprehensiveness_ratio']} |"
+            f"{r['median_relative_delta']} | {r['comprehensiveness_ratio']} | "
+            f"{r['mfu_at_median']} |"
         )
+    lines.append(
+        f"\nMFU: (2 x median steps + 2) forward passes of the median sentence "
+        f"({auto['median_tokens']} real tokens) in the median time, against the GEMM peak of "
+        f"the path's format ({', '.join(f'{k} {v}' for k, v in peaks.items())} GFLOP/s, "
+        "measured at the start of the run)."
+    )
     lines.append(
         f"\nGoal: <= {GOAL_MS:.0f} ms per sentence at <= 1 % completeness error: "
         f"{auto['ms_per_sentence'] <= GOAL_MS}."
@@ -231,6 +269,7 @@ def main() -> None:
             "ig_ms_per_sentence_at_1pct": auto["ms_per_sentence"],
             "ig_completeness_error_median_at_1pct": auto["median_relative_delta"],
             "ig_median_steps_at_1pct": auto["median_steps"],
+            "ig_mfu_at_1pct": auto["mfu_at_median"],
             "ig_machine": machine(),
             "ig_load": [load_before, keys["ig_steps_comparison"]["load_after"]],
         },
