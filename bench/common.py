@@ -110,3 +110,37 @@ def update_limits(results: Path, keys: dict[str, Any], section: str, line: str) 
     sections = text.rstrip("\n").split("\n## ")
     kept = [x.rstrip("\n") for x in sections[:1] + sections[1:] if not x.startswith(section)]
     write_results(results, "limits", figures, "\n\n## ".join([*kept, f"{section}\n\n{line}\n"]))
+
+
+def measure_peaks(threads: int) -> dict[str, float]:
+    """Return the GEMM peak (GFLOP/s) of every number format this CPU multiplies natively, at
+    `threads` threads: the denominators of the MFU figures a benchmark writes beside its
+    ratios (measure them in the same run as the throughput they divide)."""
+    from modelyard.evaluation.utilisation import peak_table
+
+    return peak_table(threads)
+
+
+def flops_per_text(run_dir: Path, texts: list[str]) -> float:
+    """Return the mean forward FLOPs of one of `texts` through the run's encoder: real tokens
+    only, truncated as the run truncates them."""
+    from transformers import AutoConfig
+
+    from modelyard.evaluation.utilisation import TransformerShape, model_flops
+    from modelyard.models.build import load_tokenizer
+    from modelyard.registry.records import read_recipe
+
+    shape = TransformerShape.from_config(AutoConfig.from_pretrained(str(run_dir)))
+    max_length = read_recipe(run_dir).model.max_length
+    ids = load_tokenizer(Path(run_dir))(texts, truncation=True, max_length=max_length)["input_ids"]
+    return model_flops(shape, [len(x) for x in ids]) / max(len(texts), 1)
+
+
+def mfu_of(
+    items_per_s: float | None, flops_per_item: float, peak_gflops: float | None
+) -> float | None:
+    """Return the share of `peak_gflops` that `items_per_s` items of `flops_per_item` use
+    (None when either is unknown)."""
+    if not items_per_s or not peak_gflops:
+        return None
+    return round(items_per_s * flops_per_item / (peak_gflops * 1e9), 4)

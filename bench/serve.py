@@ -35,7 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import yaml
 
-from common import ROOT, base_parser, machine, read_csv, update_limits, write_results
+from common import (
+    ROOT,
+    base_parser,
+    flops_per_text,
+    machine,
+    measure_peaks,
+    mfu_of,
+    read_csv,
+    update_limits,
+    write_results,
+)
 from serve_engine import engine_throughput
 from serve_load import Server, closed_loop, free_port, open_loop, pin, summarise
 
@@ -204,6 +214,22 @@ def overload_isolated(
     return {**over, "generator_cores": sorted(generator), "server_cores": sorted(rest)}
 
 
+# the number format each server computes in (the fp32 run is served in fp32 on a CPU)
+FORMATS = {"ours-fp32": "fp32", "ours-int8": "int8", "baseline": "fp32"}
+
+
+def add_mfu(
+    phases: dict[str, Any], engine: dict[str, Any], flops: float, peaks: dict[str, float]
+) -> None:
+    """Add `mfu` (a request is one text of `flops` forward FLOPs) to every phase row and to the
+    engine's figures, against the peak of the server's number format."""
+    for by_server in phases.values():
+        for name, row in by_server.items():
+            row["mfu"] = mfu_of(row["requests_per_s"], flops, peaks.get(FORMATS.get(name, "")))
+    engine["mfu"] = mfu_of(engine["requests_per_s"], flops, peaks.get("fp32"))
+    engine["flops_per_request"] = round(flops)
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
@@ -269,20 +295,25 @@ def markdown(fig: dict[str, Any]) -> str:
         f"{fig['load_after']} (other work on the machine counts in it).",
         f"int8 variant: {fig['int8_variant'] or 'none — ' + fig['int8_note']}",
         "",
-        "| concurrency | server | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|",
+        f"GEMM peaks measured at the start (2 threads, GFLOP/s): {fig.get('peak_gflops')}; MFU: "
+        "requests/s times the forward FLOPs of the mean test sentence (real tokens), over the "
+        "peak of the server's number format.",
+        "",
+        "| concurrency | server | requests/s | p50 ms | p99 ms | errors | MFU |",
+        "|---|---|---|---|---|---|---|",
     ]
     for level, by_server in fig["phases"].items():
         for name, row in by_server.items():
             lines.append(
-                f"| {level[1:]} | {name} | {row['requests_per_s']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |"
+                f"| {level[1:]} | {name} | {row['requests_per_s']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row.get('mfu')} |"
             )
     engine = fig["engine_c32"]
     lines += [
         "",
         f"Engine alone (in-process Predictor, 32 client threads, same batching, "
         f"{engine['torch_threads']} torch threads): {engine['requests_per_s']} requests/s, "
-        f"mean batch {engine['mean_batch']}; HTTP server at 32 connections keeps "
+        f"mean batch {engine['mean_batch']}, MFU {engine.get('mfu')}; HTTP server at 32 "
+        "connections keeps "
         f"{fig['serve_vs_engine_c32']} of it (goal 0.85).",
     ]
     for title, over in (("isolated", fig["overload"]), ("shared", fig["overload_shared"])):
@@ -370,6 +401,7 @@ def main() -> None:
         overload_ab(work, recipe, env, key, texts, args.overload_at, over_s)
         return
     load_before = [round(x, 2) for x in os.getloadavg()]
+    peaks = measure_peaks(2)
     engine = engine_throughput(run, SERVE_SECTION, texts, 32, seconds, warmup)
     print(f"engine c32: {engine}", file=sys.stderr, flush=True)
     servers = start_servers(work, run, recipe, env, int8 is not None)
@@ -381,8 +413,10 @@ def main() -> None:
         for server in servers:
             server.stop()
     over = overload_isolated(work, recipe, env, key, texts, capacity, over_s) or shared
+    add_mfu(phases, engine, flops_per_text(run, texts), peaks)
     fig: dict[str, Any] = {
         **headline(phases, over, shared, engine),
+        "peak_gflops": peaks,
         "phases": phases,
         "engine_c32": engine,
         "overload": over,
@@ -405,8 +439,17 @@ def main() -> None:
             f"isolated, {fig['overload_refusal_p99_ms_shared']} shared (goal 100); load "
             f"{fig['load_before']} -> {fig['load_after']}."
         )
+        c32 = fig["phases"]["c32"]
+        mfus = {
+            "serve_mfu_c32_fp32": c32["ours-fp32"].get("mfu"),
+            "serve_mfu_c32_int8": c32.get("ours-int8", {}).get("mfu"),
+            "serve_engine_mfu_c32": engine.get("mfu"),
+        }
+        line += " MFU at 32 connections: " + ", ".join(f"{k} {v}" for k, v in mfus.items()) + "."
         limits = {k: fig[k] for k in LIMIT_KEYS}
-        update_limits(args.results, {**limits, "serve_load": fig["load_after"]}, SECTION, line)
+        update_limits(
+            args.results, {**limits, **mfus, "serve_load": fig["load_after"]}, SECTION, line
+        )
 
 
 if __name__ == "__main__":
