@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import base_parser, machine, write_results
+from common import base_parser, flops_per_text, machine, measure_peaks, mfu_of, write_results
 
 METHODS = [
     "onnx",
@@ -156,6 +156,40 @@ def measure(
     return rows
 
 
+def variant_format(name: str) -> str | None:
+    """Return the number format a variant multiplies in, or None where its FLOPs are not the
+    ones its config describes (pruned heads)."""
+    if name.startswith("prune"):
+        return None
+    if "int8" in name:
+        return "int8"
+    if name in ("bf16", "fp16"):
+        return name
+    return "fp32"
+
+
+def add_mfu(
+    rows: dict[str, dict[str, Any]],
+    paths: dict[str, Path],
+    texts: list[str],
+    peaks: dict[str, float],
+) -> None:
+    """Add `mfu_b32` to every row: batch-32 texts/s times the forward FLOPs of the mean test
+    sentence through that variant's own config (a student has fewer layers), over the peak
+    of its number format. Pruned variants get None: their config does not count the heads
+    they lost."""
+    for name, row in rows.items():
+        fmt = variant_format(name)
+        if fmt is None:
+            row["mfu_b32"] = None
+            continue
+        # the user's int8 folder holds a graph only: its architecture is the parent's
+        own = paths[name] if (paths[name] / "config.json").is_file() else paths[PARENT]
+        flops = flops_per_text(own, texts)
+        row["mfu_b32"] = mfu_of(row["throughput_b32_per_s"], flops, peaks.get(fmt))
+        row["format"] = fmt
+
+
 def headline(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Return the issue's six figures from the measured rows."""
     base = rows[PARENT]
@@ -195,14 +229,19 @@ def markdown(fig: dict[str, Any]) -> str:
         f"Test: {fig['test_rows']} SST-2 sentences; {fig['threads']} thread(s) for PyTorch and ONNX Runtime; "
         f"medians of {fig['rounds']} interleaved rounds (batch-1 latency over {fig['latency_runs']} calls per round).",
         "",
-        "| variant | accuracy | size MiB | p50 ms (b1) | texts/s (b32) | x fp32 (b32) | throughput per round |",
-        "|---|---|---|---|---|---|---|",
+        f"MFU: batch-32 texts/s times the forward FLOPs of the mean test sentence (real tokens, "
+        f"the variant's own layers), over the GEMM peak of its number format measured in this "
+        f"run ({fig.get('peak_gflops')} GFLOP/s); none for pruned heads (not counted).",
+        "",
+        "| variant | accuracy | size MiB | p50 ms (b1) | texts/s (b32) | x fp32 (b32) | throughput per round | MFU (b32) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     base = fig["variants"][PARENT]["throughput_b32_per_s"]
     for name, v in fig["variants"].items():
         lines.append(
             f"| {name} | {v['accuracy']:.4f} | {v['size_mb']} | {v['latency_p50_ms']} | {v['throughput_b32_per_s']} "
-            f"| {v['throughput_b32_per_s'] / base:.2f} | {', '.join(f'{x:.0f}' for x in v['throughput_rounds'])} |"
+            f"| {v['throughput_b32_per_s'] / base:.2f} | {', '.join(f'{x:.0f}' for x in v['throughput_rounds'])} "
+            f"| {v.get('mfu_b32')} |"
         )
     goals = fig["goals"]
     lines += ["", "## Goals", ""] + [
@@ -300,6 +339,7 @@ def main() -> None:
     if not (run / "manifest.json").is_file():
         raise SystemExit(f"{run} is not finished yet; run bench/finetune.py first")
     out = args.work / ("compress-quick" if args.quick else "compress")
+    peaks = measure_peaks(args.threads)
     result = compress(
         run,
         methods=METHODS,
@@ -324,8 +364,11 @@ def main() -> None:
     rows = measure(
         models, split, 1 if args.quick else args.rounds, 5 if args.quick else args.latency_runs
     )
+    paths = {name: path for name, (_, path) in models.items()}
+    add_mfu(rows, paths, split.texts, peaks)
     fig: dict[str, Any] = {
         **headline(rows),
+        "peak_gflops": peaks,
         "machine": machine(),
         "threads": args.threads,
         "test_rows": len(split),
