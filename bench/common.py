@@ -121,9 +121,9 @@ def measure_peaks(threads: int) -> dict[str, float]:
     return peak_table(threads)
 
 
-def flops_per_text(run_dir: Path, texts: list[str]) -> float:
-    """Return the mean forward FLOPs of one of `texts` through the run's encoder: real tokens
-    only, truncated as the run truncates them."""
+def flops_per_text(run_dir: Path, texts: list[str], max_length: int | None = None) -> float:
+    """Return the mean forward FLOPs of one of `texts` through the encoder in `run_dir` (a run
+    or a backbone folder): real tokens only, cut at `max_length` (default: the run's)."""
     from transformers import AutoConfig
 
     from modelyard.evaluation.utilisation import TransformerShape, model_flops
@@ -131,7 +131,7 @@ def flops_per_text(run_dir: Path, texts: list[str]) -> float:
     from modelyard.registry.records import read_recipe
 
     shape = TransformerShape.from_config(AutoConfig.from_pretrained(str(run_dir)))
-    max_length = read_recipe(run_dir).model.max_length
+    max_length = max_length or read_recipe(run_dir).model.max_length
     ids = load_tokenizer(Path(run_dir))(texts, truncation=True, max_length=max_length)["input_ids"]
     return model_flops(shape, [len(x) for x in ids]) / max(len(texts), 1)
 

@@ -22,7 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     base_parser,
+    flops_per_text,
     machine,
+    measure_peaks,
+    mfu_of,
     read_csv,
     run_json_subprocess,
     stratified_sample,
@@ -236,6 +239,29 @@ def interleaved_speed(
     }
 
 
+def add_speed_mfu(speed: dict[str, Any], train: Path, peaks: dict[str, float]) -> None:
+    """Add each arm's training MFU to the interleaved `speed` figures: samples/s times the
+    training FLOPs of the mean sample (forward and backward, real tokens), over the peak of
+    the format the arm trains in (ours: the default precision, bf16 where the CPU has it;
+    the Trainer as its tutorials run it: fp32)."""
+    import torch
+
+    from modelyard.evaluation.utilisation import TRAINING_FLOPS_FACTOR
+    from modelyard.models import resolve_backbone
+    from modelyard.models.device import select_dtype
+
+    texts = list(read_csv(train)["text"])
+    flops = TRAINING_FLOPS_FACTOR * flops_per_text(
+        resolve_backbone("minilm-l6"), texts, HYPER["max_length"]
+    )
+    ours_fmt = "bf16" if select_dtype("auto", torch.device("cpu")) == torch.bfloat16 else "fp32"
+    median = statistics.median
+    speed["peak_gflops"] = peaks
+    speed["ours_format"], speed["trainer_format"] = ours_fmt, "fp32"
+    speed["ours_mfu"] = mfu_of(median(speed["ours_samples_per_s"]), flops, peaks.get(ours_fmt))
+    speed["trainer_mfu"] = mfu_of(median(speed["trainer_samples_per_s"]), flops, peaks["fp32"])
+
+
 def markdown(fig: dict[str, Any]) -> str:
     """Return the benchmark's figures as a markdown report."""
     s = fig["sst2"]
@@ -275,6 +301,9 @@ def markdown(fig: dict[str, Any]) -> str:
         f"- ours samples/s: {sp['ours_samples_per_s']}",
         f"- Trainer samples/s: {sp['trainer_samples_per_s']}",
         f"- ratios: {sp['ratios']}; **median speed-up {sp['median_ratio']}x** (`train_speedup_vs_trainer`)",
+        f"- MFU (median samples/s x training FLOPs of the mean sample, over the peak of the "
+        f"arm's format {sp.get('peak_gflops')}): ours {sp.get('ours_mfu')} "
+        f"({sp.get('ours_format')}), Trainer {sp.get('trainer_mfu')} ({sp.get('trainer_format')})",
         f"- full-run ratio for reference: {fig.get('full_run_speedup_vs_trainer')}x",
         "",
         "## Recipe defaults: max length 128, 10% dev split for early stopping",
@@ -359,7 +388,9 @@ def main() -> None:
         fig = json.loads((args.results / "finetune.json").read_text(encoding="utf-8"))
     else:
         fig = accuracy_runs(args, train, test)
+    peaks = measure_peaks(2)
     speed = interleaved_speed(train, test, args.work, args.speed_rounds, args.speed_steps)
+    add_speed_mfu(speed, train, peaks)
     if args.note:
         fig["note"] = args.note
     fig["sst2_interleaved_speed"] = speed
