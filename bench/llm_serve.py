@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 import yaml
 
-from common import ROOT, base_parser, machine, write_results
+from common import ROOT, base_parser, machine, measure_peaks, mfu_of, write_results
 
 DEFAULT_RUN = ROOT.parent / "benchwork" / "llm_train" / "runs" / "sft"
 LEVELS = (1, 8, 32)
@@ -266,8 +266,8 @@ def markdown(fig: dict[str, Any]) -> str:
         "(`serve.generation_precision`), naive fp32 (as `from_pretrained` loads it), llama.cpp "
         "the GGUF type below.",
         "",
-        "| concurrency | server | requests | errors | output tokens/s | tokens per CPU-s | TTFT p50 ms | TTFT p99 ms | latency p50 s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| concurrency | server | requests | errors | output tokens/s | tokens per CPU-s | TTFT p50 ms | TTFT p99 ms | latency p50 s | MFU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level in fig["levels"]:
         for name in ("modelyard", "modelyard-before", "naive", "llamacpp"):
@@ -276,7 +276,7 @@ def markdown(fig: dict[str, Any]) -> str:
             r = level[name]
             lines.append(
                 f"| {level['concurrency']} | {name} | {r['requests']} | {r['errors']} | "
-                f"{r['tokens_per_s']} | {r['tokens_per_cpu_s']} | {r['ttft_p50_ms']} | {r['ttft_p99_ms']} | {r['latency_p50_s']} |"
+                f"{r['tokens_per_s']} | {r['tokens_per_cpu_s']} | {r['ttft_p50_ms']} | {r['ttft_p99_ms']} | {r['latency_p50_s']} | {r.get('mfu')} |"
             )
     lines += [
         "",
@@ -289,6 +289,11 @@ def markdown(fig: dict[str, Any]) -> str:
         "(None: no before server in this run)",
         f"- vs llama.cpp server at concurrency 8 (modelyard / llama.cpp tokens/s): "
         f"{fig['vs_llamacpp_tokens_per_s_c8']} ({fig['vs_llamacpp_reason']})",
+        f"- MFU: the useful FLOPs of the answered requests (prompt prefill, then each generated "
+        "token against its growing context, output head included) over the wall time, against "
+        f"the GEMM peak of the server's format measured at the start ({fig.get('peak_gflops')} "
+        "GFLOP/s). One-token decode steps are bound by memory and per-operator overhead, not "
+        "arithmetic: expect small figures.",
         "- The naive server cannot stream, so its TTFT is its whole latency; modelyard's is the "
         "time to the first streamed content chunk.",
         f"- Levels interleaved (each server in turn at each concurrency), {fig.get('rounds', 1)} "
@@ -383,6 +388,7 @@ def main() -> None:
     texts = prompts(args.data_dir, 32)
     ports = {"modelyard": free_port(), "naive": free_port()}
     loadavg_start = os.getloadavg()
+    peaks = measure_peaks(args.threads)
     procs = [
         start_modelyard(
             work, args.run, ports["modelyard"], args.threads, args.max_tokens, args.precision
@@ -422,6 +428,12 @@ def main() -> None:
         for proc in procs:
             proc.wait(60)
 
+    # the naive server runs the model as loaded (fp32); llama.cpp's f16 GGUF multiplies in
+    # fp32 on a CPU without native fp16 arithmetic
+    formats = {"modelyard": served_precision(args.precision), "naive": "fp32", "llamacpp": "fp32"}
+    formats["modelyard-before"] = formats["modelyard"]
+    add_mfu(levels, args.run, texts, peaks, formats)
+
     def ratio(c: int) -> float | None:
         level = next(x for x in levels if x["concurrency"] == c)
         naive = level["naive"]["tokens_per_s"]
@@ -460,9 +472,60 @@ def main() -> None:
         "loadavg_start": [round(x, 2) for x in loadavg_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "machine": machine(),
+        "peak_gflops": peaks,
+        "mfu_c32": {
+            name: row.get("mfu")
+            for name, row in next(x for x in levels if x["concurrency"] == 32).items()
+            if name != "concurrency"
+        },
     }
     write_results(args.results, "llm_serve", fig, markdown(fig))
     print(json.dumps({k: fig[k] for k in list(fig)[:7]}))
+
+
+def request_flops(run: Path, texts: list[str], completion: float) -> list[float]:
+    """Return the useful FLOPs of each chat request of `texts` that generates `completion`
+    tokens: the prompt's prefill (the output head on its last token only) and each decoded
+    token against its growing context, output head included."""
+    from transformers import AutoConfig
+
+    from modelyard.evaluation.utilisation import TransformerShape, decode_flops
+    from modelyard.models import resolve_backbone
+    from modelyard.models.build import load_tokenizer
+
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    config = AutoConfig.from_pretrained(str(resolve_backbone(manifest["backbone"])))
+    shape, vocab = TransformerShape.from_config(config), int(config.vocab_size)
+    tokenizer = load_tokenizer(run)
+    out = []
+    for text in texts:
+        chat = [{"role": "user", "content": text}]
+        prompt = len(tokenizer.apply_chat_template(chat, add_generation_prompt=True))
+        decode = sum(decode_flops(shape, prompt + i, vocab) for i in range(round(completion)))
+        out.append(shape.forward_flops(prompt) + 2 * shape.hidden * vocab + decode)
+    return out
+
+
+def add_mfu(
+    levels: list[dict[str, Any]],
+    run: Path,
+    texts: list[str],
+    peaks: dict[str, float],
+    formats: dict[str, str],
+) -> None:
+    """Add `mfu` to every server's figures at every level: the useful FLOPs of the requests it
+    answered (`request_flops`, at its mean completion length) over its wall time, against the
+    peak of the format it computes in (`formats`)."""
+    for level in levels:
+        for name, row in level.items():
+            if name == "concurrency" or not row.get("requests") or row["errors"]:
+                continue
+            per_request = row["requests"] // len(row["tokens_per_s_by_round"])
+            completion = row["completion_tokens"] / row["requests"]
+            flops = sum(request_flops(run, texts[:per_request], completion))
+            rounds = len(row["tokens_per_s_by_round"])
+            row["mfu"] = mfu_of(rounds / row["wall_s"], flops, peaks.get(formats.get(name, "")))
+            row["mfu_format"] = formats.get(name)
 
 
 def served_precision(setting: str) -> str:

@@ -8,6 +8,7 @@ from transformers import BertConfig, LlamaConfig
 from modelyard.evaluation.utilisation import (
     TransformerShape,
     available_formats,
+    decode_flops,
     gemm_peak_gflops,
     mfu,
     model_flops,
@@ -58,3 +59,14 @@ def test_probe_and_mfu_refuse_nonsense() -> None:
     with pytest.raises(ValueError):
         mfu(1e9, 0.0, 100.0)
     assert mfu(50e9, 1.0, 100.0) == pytest.approx(0.5)
+
+
+def test_a_decoded_token_costs_one_token_of_the_stack_plus_its_context_and_head() -> None:
+    shape = TransformerShape(layers=2, hidden=8, intermediate=32, kv_hidden=4, gated_mlp=True)
+    per_layer = 2 * (2 * 64 + 2 * 32) + 2 * 8 * 32 * 3
+    assert decode_flops(shape, 0) == 2 * per_layer
+    # each cached token adds a score and a weighted value per layer
+    assert decode_flops(shape, 10) - decode_flops(shape, 0) == 2 * (4 * 10 * 8)
+    assert decode_flops(shape, 0, vocab=100) - decode_flops(shape, 0) == 2 * 8 * 100
+    # one token with no cache is what the forward counter says a 1-token sequence costs
+    assert decode_flops(shape, 1) == shape.forward_flops(1)

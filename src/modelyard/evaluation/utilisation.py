@@ -68,6 +68,21 @@ def model_flops(shape: TransformerShape, lengths: Iterable[int], training: bool 
     return total * (TRAINING_FLOPS_FACTOR if training else 1.0)
 
 
+def decode_flops(shape: TransformerShape, context: float, vocab: int = 0) -> float:
+    """Return the FLOPs of generating one token with a KV cache after `context` tokens.
+
+    The new token goes through every projection and the MLP, attends over the `context`
+    cached keys and values (scores and weighted sum at the query heads' full width), and,
+    with `vocab` given, through the output head: for a small language model the head is a
+    large share of the work (SmolLM2-135M: about a fifth), so it is counted here.
+    """
+    d = shape.hidden
+    projections = 2 * (2 * d * d + 2 * d * shape.kv_hidden)
+    mlp = 2 * d * shape.intermediate * (3 if shape.gated_mlp else 2)
+    attention = 2 * 2 * context * d
+    return float(shape.layers * (projections + mlp + attention) + 2 * d * vocab)
+
+
 def available_formats() -> list[str]:
     """Return the number formats this CPU multiplies natively: fp32, bf16 and int8 where present."""
     _, flags = cpu_info()
