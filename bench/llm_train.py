@@ -27,7 +27,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import base_parser, machine, read_csv, run_json_subprocess, write_results
+from common import (
+    base_parser,
+    machine,
+    measure_peaks,
+    mfu_of,
+    read_csv,
+    run_json_subprocess,
+    write_results,
+)
 
 SEED = 42
 PARTS = ("clm", "mlm", "sft", "speed")
@@ -435,7 +443,25 @@ def part_sft(args: Any, sizes: dict[str, Any], work: Path) -> dict[str, Any]:
     )
 
 
+def lora_flops_per_token(length: int) -> float:
+    """Return the useful training FLOPs of one token of LoRA SFT on SmolLM2-135M in sequences
+    of `length`: a forward pass (output head included) and the backward pass to the
+    activations (about one more forward); the frozen weights get no gradients and the
+    adapters' own are a rounding error. Recomputation for gradient checkpointing is not
+    useful work and is not counted."""
+    from transformers import AutoConfig
+
+    from modelyard.evaluation.utilisation import TransformerShape
+    from modelyard.models import resolve_backbone
+
+    config = AutoConfig.from_pretrained(str(resolve_backbone("smollm2-135m")))
+    shape = TransformerShape.from_config(config)
+    forward = shape.forward_flops(length) / length + 2 * shape.hidden * int(config.vocab_size)
+    return 2 * forward
+
+
 def part_speed(args: Any, sizes: dict[str, Any], work: Path) -> dict[str, Any]:
+    peaks = measure_peaks(2)
     rows = write_rows(
         args.data_dir / "instructions" / "train.jsonl",
         work / "dolly-speed.jsonl",
@@ -453,7 +479,15 @@ def part_speed(args: Any, sizes: dict[str, Any], work: Path) -> dict[str, Any]:
                 }
             )
     med = {side: _median([r["tokens_per_s"] for r in rs]) for side, rs in runs.items()}
+    flops = lora_flops_per_token(sizes["max_length"])
+    mfus = {
+        side: mfu_of(med[side], flops, peaks.get(rs[0]["precision"])) for side, rs in runs.items()
+    }
     return {
+        "peak_gflops": peaks,
+        "lora_flops_per_token": round(flops),
+        "modelyard_mfu": mfus["modelyard"],
+        "trl_mfu": mfus["trl"],
         "runs": runs,
         "modelyard_tokens_per_s": med["modelyard"],
         "trl_tokens_per_s": med["trl"],

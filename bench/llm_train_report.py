@@ -14,6 +14,8 @@ KEYS = {
         "trl_tokens_per_s",
         "modelyard_peak_rss_mb",
         "trl_peak_rss_mb",
+        "modelyard_mfu",
+        "trl_mfu",
     ),
 }
 GOALS = {
