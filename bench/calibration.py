@@ -184,8 +184,9 @@ def markdown(fig: dict[str, Any]) -> str:
     ]
     by_seed = (
         "\n\nSets run with several seeds (each seed draws its own training sample and seeds its "
-        "run; the test file is the same): the headline `ece_after_<set>` is the mean over the "
-        "seeds, as one 872-row test set moves ECE by about a point from sample to sample.\n\n"
+        "run; the test file is the same; the table above shows the first seed): the headline "
+        "`ece_after_<set>` is the mean over the seeds, since ECE on one test set moves by a "
+        "point or more from one training sample to the next.\n\n"
         "| dataset | seed | T | ECE before | ECE after | acc |\n|---|---|---|---|---|---|\n"
         + "\n".join(seeded + means)
         if seeded
