@@ -24,7 +24,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, base_parser, machine, read_csv, write_results
+from common import (
+    ROOT,
+    base_parser,
+    flops_per_text,
+    machine,
+    measure_peaks,
+    mfu_of,
+    read_csv,
+    write_results,
+)
 
 METHODS = ["ig", "gxi", "occlusion", "shapley"]
 HEADLINE_K = 20.0
@@ -112,6 +121,29 @@ def figures(result: dict[str, Any], run_dir: Path, n_words: float) -> dict[str, 
     }
 
 
+def method_mfu(
+    fig: dict[str, Any], run_dir: Path, texts: list[str], peak: float
+) -> dict[str, float | None]:
+    """Return the fp32 FLOP utilisation of IG and occlusion at their median time: IG runs
+    (2 x steps + 2) forward-pass equivalents of the sentence (each step a forward pass and a
+    backward pass to the embeddings, plus both ends), occlusion one forward pass per word and
+    one for the whole text, all of about the median sentence's real tokens."""
+    import statistics
+
+    from modelyard.explainability.words import split_words
+
+    words = statistics.median(len(split_words(t)) for t in texts if t.strip())
+    kept = sorted((t for t in texts if t.strip()), key=len)
+    forward = flops_per_text(run_dir, [kept[len(kept) // 2]])
+    passes = {"ig": 2 * fig["settings"]["ig_steps"] + 2, "occlusion": words + 1}
+    return {
+        name: mfu_of(1e3 / fig["ms_per_explanation"][name], n * forward, peak)
+        if name in fig["ms_per_explanation"]
+        else None
+        for name, n in passes.items()
+    }
+
+
 def markdown(fig: dict[str, Any]) -> str:
     """Return the figures as a markdown report."""
     data = fig["faithfulness"]
@@ -128,6 +160,10 @@ def markdown(fig: dict[str, Any]) -> str:
         f"**Headline** (k = {fig['headline_k_percent']:g} %): IG comprehensiveness "
         f"{fig['ig_comprehensiveness_ratio']}x random, occlusion {fig['occlusion_comprehensiveness_ratio']}x "
         f"random; IG {fig['ig_ms_per_sentence']} ms per sentence (median). Goals: {fig['goals']}",
+        "",
+        f"FLOP utilisation at the median time, fp32 (GEMM peaks measured in this run: "
+        f"{fig.get('peak_gflops')} GFLOP/s): {fig.get('mfu')}. IG counts 2 x steps + 2 forward "
+        "passes of the sentence, occlusion one per word and one for the whole text.",
         "",
         "## Comprehensiveness (probability drop when the top-k% words are removed; higher is better)",
         "",
@@ -198,9 +234,12 @@ def main() -> None:
         sys.exit(f"{args.run} is not a finished run: run bench/finetune.py first")
     test = read_csv(args.data_dir / "sst2" / "test.csv")
     texts = list(test["text"])[: 40 if args.quick else None]
+    peaks = measure_peaks(THREADS)
     result = run_benchmark(args.run, texts, args.steps, args.samples, args.methods.split(","))
     n_words = float(np.mean([len(split_words(t)) for t in texts if t.strip()]))
     fig = figures(result, args.run, n_words)
+    fig["peak_gflops"] = peaks
+    fig["mfu"] = method_mfu(fig, args.run, texts, peaks["fp32"])
     # a quick run is for development: its figures stay in the scratch folder
     write_results(args.work if args.quick else args.results, "explain", fig, markdown(fig))
     print(
