@@ -7,7 +7,10 @@
    or AMX; int8 with VNNI or AMX), two threads, best of five products.
 2. Training: one epoch of the default recipe on an SST-2 sample (precision auto: bf16 where
    the CPU has it); the loop's real (unpadded) tokens per second times the FLOPs per token of
-   the sample's length mix, forward + backward, over the peak of the format it trained in.
+   the sample's length mix, forward + backward, over the peak of the format it trained in;
+   then 10 profiled steps of the trained model on the same batches, their time split by kind
+   of work (matrix products, dtype casts, dropout masks, fills, optimizer, the rest) and the
+   matrix products' own utilisation.
 3. Inference at batch 32 over SST-2 test sentences: the PyTorch run (fp32), its ONNX fp32
    export, ONNX Runtime int8 (dynamic) and PyTorch bf16, interleaved round by round (median
    of three), each against the peak of its format; twice: the whole list in one call (the
