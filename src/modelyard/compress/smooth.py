@@ -103,7 +103,7 @@ def smooth_graph(
     inputs = sorted({n.input[0] for n in nodes})
     peaks = activation_absmax(source, inputs, batches) if nodes else {}
     weights = {t.name: t for t in model.graph.initializer}
-    users = {}
+    users: dict[str, int] = {}
     for node in model.graph.node:
         for name in node.input:
             users[name] = users.get(name, 0) + 1
