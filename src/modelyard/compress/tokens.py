@@ -186,7 +186,8 @@ def _build(
     for i, spec in enumerate(specs, start=1):
         log(f"[{i}/{len(specs)}] {spec.label} ...")
         try:
-            graph, smoothing = fused, {}
+            graph = fused
+            smoothing: dict[str, Any] = {}
             if spec.name == "int8-dynamic":
                 source, smoothing = _smoothed(parent, fused, q, reference, sample)
                 graph = quantize_dynamic_int8(
