@@ -20,6 +20,10 @@ loop (ours: every step, the end-of-epoch checkpoint and evaluation; Trainer: `tr
 Then `modelyard compress` makes the ONNX fp32 and int8-dynamic variants of our first seed's
 run and scores their entity F1 on the same test sample (`ner_int8_f1_drop`: the parent's F1
 minus the int8 variant's, both scored there).
+int8-dynamic smooths the products first (compress.quantize.smooth_alpha); the same model is
+also quantized without smoothing, in a second report (`ner_int8_unsmoothed_*`).
+`--reuse-training RESULTS.json` keeps the training runs and figures of an earlier run of this
+benchmark (their folders must still exist) and redoes only the compression step.
 `--rows N` trains both on N sentences instead of FULL["rows"] (0: the whole train file).
 `--quick` is a CI-sized smoke run (a few dozen sentences) written to tasks_quick.{json,md}.
 """
