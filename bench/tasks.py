@@ -20,6 +20,10 @@ loop (ours: every step, the end-of-epoch checkpoint and evaluation; Trainer: `tr
 Then `modelyard compress` makes the ONNX fp32 and int8-dynamic variants of our first seed's
 run and scores their entity F1 on the same test sample (`ner_int8_f1_drop`: the parent's F1
 minus the int8 variant's, both scored there).
+int8-dynamic smooths the products first (compress.quantize.smooth_alpha); the same model is
+also quantized without smoothing, in a second report (`ner_int8_unsmoothed_*`).
+`--reuse-training RESULTS.json` keeps the training runs and figures of an earlier run of this
+benchmark (their folders must still exist) and redoes only the compression step.
 `--rows N` trains both on N sentences instead of FULL["rows"] (0: the whole train file).
 `--quick` is a CI-sized smoke run (a few dozen sentences) written to tasks_quick.{json,md}.
 """
@@ -154,14 +158,28 @@ class _Rows:
 
 def run_compress(run: Path) -> dict[str, Any]:
     """Compress our run with onnx and int8-dynamic and return each row of the report (entity
-    F1 on the run's test file, speed-up, size) with its parity figures."""
+    F1 on the run's test file, speed-up, size) with its parity figures; then int8-dynamic
+    again without smoothing (compress.quantize.smooth_alpha=0), in its own report, to show
+    what smoothing changes (its speed-up is against that report's own parent timing)."""
+    figures = _compress_rows(run, ["onnx", "int8-dynamic"], [], "compressed")
+    plain = _compress_rows(
+        run, ["int8-dynamic"], ["compress.quantize.smooth_alpha=0"], "compressed-unsmoothed"
+    )
+    figures["unsmoothed"] = plain
+    return figures
+
+
+def _compress_rows(
+    run: Path, methods: list[str], overrides: list[str], suffix: str
+) -> dict[str, Any]:
     from modelyard import api
 
     result = api.compress(
         run,
-        methods=["onnx", "int8-dynamic"],
-        output=run.parent / f"{run.name}-compressed",
+        methods=methods,
+        output=run.parent / f"{run.name}-{suffix}",
         overwrite=True,
+        overrides=overrides,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     keys = (
@@ -183,6 +201,9 @@ def run_compress(run: Path) -> dict[str, Any]:
             details = json.loads(record.read_text(encoding="utf-8"))
             figures["max_abs_logit_diff"] = details["max_abs_logit_diff"]
             figures["span_agreement"] = details["span_agreement"]
+            for key in ("smooth_alpha", "smoothed_products"):
+                if key in details:
+                    figures[key] = details[key]
         rows[row["name"]] = figures
     return {
         "variants": rows,
@@ -459,8 +480,17 @@ def _sig(value: float | None) -> str:
     return "—" if value is None else f"{value:.3g}"
 
 
+def _variant_row(name: str, row: dict[str, Any]) -> str:
+    return (
+        f"| {name} | {row['f1']:.4f} | {row['size_mb']} | {row['latency_p50_ms']} | "
+        f"{row['throughput_b32_per_s']} | {row['speedup_b32']} | "
+        f"{_sig(row.get('max_abs_logit_diff'))} | {row.get('span_agreement', '—')} |"
+    )
+
+
 def compression_lines(comp: dict[str, Any]) -> list[str]:
-    """Return the markdown table of the compressed variants."""
+    """Return the markdown table of the compressed variants (and of int8 without smoothing,
+    measured in its own report, when the run made it)."""
     lines = [
         f"Compression (`modelyard compress`, {comp['threads']} thread(s), medians of "
         f"{comp['rounds']} interleaved rounds on {comp['speed_texts']} test texts; entity F1 on "
@@ -469,12 +499,11 @@ def compression_lines(comp: dict[str, Any]) -> list[str]:
         "| variant | entity F1 | size MiB | p50 ms (b1) | texts/s (b32) | speed-up b32 | max logit gap | span agreement |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, row in comp["variants"].items():
-        lines.append(
-            f"| {name} | {row['f1']:.4f} | {row['size_mb']} | {row['latency_p50_ms']} | "
-            f"{row['throughput_b32_per_s']} | {row['speedup_b32']} | "
-            f"{_sig(row.get('max_abs_logit_diff'))} | {row.get('span_agreement', '—')} |"
-        )
+    lines += [_variant_row(name, row) for name, row in comp["variants"].items()]
+    plain = comp.get("unsmoothed", {}).get("variants", {})
+    if plain:
+        parent = f"own report, parent F1 {plain[PARENT_ROW]['f1']:.4f}, speed-up vs its own timing"
+        lines.append(_variant_row(f"int8-dynamic unsmoothed ({parent})", plain["int8-dynamic"]))
     lines += [f"- {name} failed: {error}" for name, error in comp["failed"].items()]
     return [*lines, ""]
 
@@ -497,6 +526,13 @@ def main() -> None:
         "--seeds", type=int, default=None, help=f"training seeds a side (default {FULL['seeds']})"
     )
     parser.add_argument(
+        "--reuse-training",
+        type=Path,
+        default=None,
+        help="a tasks JSON this benchmark wrote: keep its training runs and figures (their run "
+        "folders must still exist) and redo only the compression step",
+    )
+    parser.add_argument(
         "--until",
         type=lambda v: datetime.fromisoformat(v).astimezone(UTC),
         default=None,
@@ -513,13 +549,19 @@ def main() -> None:
     if args.seeds:
         hyper["seeds"] = args.seeds
     started, load_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
-    train, test, sizes = prepare(args.data_dir, args.work, hyper)
-    pairs = interleaved_runs(train, test, args.work, hyper, args.until)
-    hyper["seeds_run"] = len(pairs)
+    reused: dict[str, Any] | None = None
+    if args.reuse_training:
+        reused = json.loads(args.reuse_training.read_text(encoding="utf-8"))
+        hyper, sizes, pairs = reused["hyper"], reused["data"], reused["runs"]
+    else:
+        train, test, sizes = prepare(args.data_dir, args.work, hyper)
+        pairs = interleaved_runs(train, test, args.work, hyper, args.until)
+        hyper["seeds_run"] = len(pairs)
     summary = summarise(pairs)
     compressed = compressed_variants(Path(pairs[0]["ours"]["run_dir"]))
     variants = compressed["variants"]
     parent_f1 = variants[PARENT_ROW]["f1"]
+    unsmoothed = compressed["unsmoothed"]["variants"]
     figures = {
         "ner_test_f1": summary["ours_f1_mean"],
         "ner_f1_minus_trainer": summary["f1_gap_mean"],
@@ -529,6 +571,11 @@ def main() -> None:
         "ner_int8_speedup_b32": variants["int8-dynamic"]["speedup_b32"],
         "ner_onnx_speedup_b32": variants["onnx"]["speedup_b32"],
         "ner_trainer_test_f1": summary["trainer_f1_mean"],
+        # int8-dynamic without smoothing (the behaviour before), from its own compress report
+        "ner_int8_unsmoothed_f1_drop": round(
+            unsmoothed[PARENT_ROW]["f1"] - unsmoothed["int8-dynamic"]["f1"], 4
+        ),
+        "ner_int8_unsmoothed_speedup_b32": unsmoothed["int8-dynamic"]["speedup_b32"],
     }
     goals = {
         "ner_f1_minus_trainer": {
@@ -554,6 +601,14 @@ def main() -> None:
         "load_start": load_start,
         "load_end": [round(x, 2) for x in os.getloadavg()],
         "wall_minutes": round((time.perf_counter() - started) / 60, 1),
+        "reused_training": None
+        if reused is None
+        else {
+            "from": str(args.reuse_training),
+            "date": reused["machine"]["date"],
+            "load_start": reused["load_start"],
+            "wall_minutes": reused["wall_minutes"],
+        },
         "notes": [
             "ner_train_speedup_vs_trainer: the median over seeds of ours/Trainer training "
             "throughput, each from a full run of the budget, the two runs of a seed adjacent and "
@@ -574,8 +629,18 @@ def main() -> None:
             "batches. Trainer runs its defaults as its tutorial does: fp32, random batches, "
             "fused AdamW (adamw_torch_fused), the mean over each batch's labelled pieces.",
             "Both score every test word: words past the maximum length count as O.",
+            "int8-dynamic smooths each matrix product's inputs first (SmoothQuant, "
+            "compress.quantize.smooth_alpha 0.9, calibrated on 256 training sentences); "
+            "ner_int8_unsmoothed_*: the same model quantized without smoothing, in a second "
+            "compress report whose speed-up is against its own timing of the parent.",
         ],
     }
+    if reused is not None:
+        fig["notes"].insert(
+            0,
+            "Training runs and their figures (F1, speed) are those of the run of "
+            f"{reused['machine']['date']} (--reuse-training); only the compression step ran here.",
+        )
     name = "tasks_quick" if args.quick else "tasks"
     write_results(args.results, name, fig, markdown(fig))
     print(json.dumps(figures))

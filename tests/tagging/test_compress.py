@@ -64,6 +64,15 @@ def test_the_onnx_export_matches_the_parent(compressed: CompressResult) -> None:
 
 
 @SLOW
+def test_int8_smooths_the_products_before_quantizing(compressed: CompressResult) -> None:
+    int8 = json.loads((compressed.variants["int8-dynamic"] / "compression.json").read_text())
+    assert int8["smooth_alpha"] == 0.9 and int8["fp32_head"] is True
+    # the tiny BERT's 2 layers: fused attention, its output, and the two feed-forward products
+    assert int8["smoothed_products"] == 8
+    assert int8["smoothing_parity_max_abs_diff"] <= 1e-3
+
+
+@SLOW
 def test_the_report_scores_entity_f1(compressed: CompressResult) -> None:
     report = compressed.report
     assert report["accuracy_metric"].startswith("entity-level F1")

@@ -131,20 +131,27 @@ def output_matmuls(model: Any) -> list[str]:
     return found
 
 
+def calibration_batches(
+    tokenizer: Any, texts: list[str], max_length: int, names: set[str]
+) -> list[dict[str, np.ndarray]]:
+    """Return `texts` tokenised as batches of 16 graph inputs (only the inputs in `names`)."""
+    ids, types, _ = encode_texts(tokenizer, texts, None, max_length)
+    pad = tokenizer.pad_token_id or 0
+    return [
+        {
+            k: v.numpy()
+            for k, v in collate(ids, types, np.arange(i, min(i + 16, len(ids))), pad).items()
+            if k in names
+        }
+        for i in range(0, len(ids), 16)
+    ]
+
+
 class _Calibration:
     """Feeds batches of tokenised calibration texts to ONNX Runtime's calibrator."""
 
     def __init__(self, tokenizer: Any, texts: list[str], max_length: int, names: set[str]) -> None:
-        ids, types, _ = encode_texts(tokenizer, texts, None, max_length)
-        pad = tokenizer.pad_token_id or 0
-        self.batches = [
-            {
-                k: v.numpy()
-                for k, v in collate(ids, types, np.arange(i, min(i + 16, len(ids))), pad).items()
-                if k in names
-            }
-            for i in range(0, len(ids), 16)
-        ]
+        self.batches = calibration_batches(tokenizer, texts, max_length, names)
         self.position = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:

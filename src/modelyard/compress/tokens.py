@@ -19,17 +19,21 @@ import torch
 
 from modelyard.compress.base import MethodSpec, VariantParent, parse_methods, write_variant
 from modelyard.compress.export import (
+    calibration_batches,
     check_parity,
     export_onnx,
     optimise_bert,
+    output_matmuls,
     quantize_dynamic_int8,
 )
 from modelyard.compress.measure import weights_size_mb
+from modelyard.compress.smooth import smooth_graph
 from modelyard.compress.sweep import PARENT, CompressResult, finish_report, output_dir, timed_rows
 from modelyard.errors import ModelyardError, RecipeError
 from modelyard.models.device import torch_threads
 from modelyard.models.onnx_runtime import ONNX_FILE
-from modelyard.recipe import CompressConfig, Recipe
+from modelyard.plugins import require
+from modelyard.recipe import CompressConfig, QuantizeConfig, Recipe
 
 # the methods that apply to a token classifier; the others change or retrain a classifier head
 TOKEN_METHODS = ("onnx", "int8-dynamic")
@@ -125,6 +129,38 @@ def span_agreement(reference: list[list[Span]], candidate: list[list[Span]]) -> 
     return round(same / max(len(reference), 1), 6)
 
 
+def _smoothed(
+    parent: TokenParent, fused: Path, q: QuantizeConfig, reference: np.ndarray, sample: list[Any]
+) -> tuple[Path, dict[str, Any]]:
+    """Return the graph int8-dynamic quantizes and what smoothing did.
+
+    With q.smooth_alpha > 0 that is `fused` with its matrix products smoothed (the head
+    excluded: it stays fp32), calibrated on training sentences; its fp32 logits must match
+    the parent's within q.parity_tolerance (else ParityError), since smoothing must not change
+    the function. With 0 it is `fused` itself.
+    """
+    if q.smooth_alpha <= 0:
+        return fused, {"smooth_alpha": 0.0, "smoothed_products": 0}
+    onnx: Any = require("onnx", extra="compress")
+    model = onnx.load(str(fused), load_external_data=False)
+    names = {i.name for i in model.graph.input}
+    head = output_matmuls(model)
+    words = parent.sample(q.calibration_samples, parent.recipe.run.seed)
+    batches = calibration_batches(
+        parent.tokenizer, [" ".join(w) for w in words], parent.recipe.model.max_length, names
+    )
+    target = fused.with_name("smoothed.onnx")
+    count = smooth_graph(fused, target, batches, q.smooth_alpha, exclude=head)
+    logits = parent.piece_logits(parent.graph_model(target, None), sample)
+    gap = check_parity(reference, logits, q.parity_tolerance, "int8 smoothing")
+    return target, {
+        "smooth_alpha": q.smooth_alpha,
+        "smoothed_products": count,
+        "calibration_texts": len(words),
+        "smoothing_parity_max_abs_diff": gap,
+    }
+
+
 def _build(
     parent: TokenParent,
     specs: list[MethodSpec],
@@ -151,9 +187,11 @@ def _build(
         log(f"[{i}/{len(specs)}] {spec.label} ...")
         try:
             graph = fused
+            smoothing: dict[str, Any] = {}
             if spec.name == "int8-dynamic":
+                source, smoothing = _smoothed(parent, fused, q, reference, sample)
                 graph = quantize_dynamic_int8(
-                    fused, work / "int8-dynamic.onnx", q.per_channel, keep_head=True
+                    source, work / "int8-dynamic.onnx", q.per_channel, keep_head=True
                 )
             model = parent.graph_model(graph, threads)
             logits = parent.piece_logits(model, sample)
@@ -171,6 +209,7 @@ def _build(
             if spec.name == "int8-dynamic":
                 details["per_channel"] = q.per_channel
                 details["fp32_head"] = True
+                details.update(smoothing)
             variant = TokenGraph(graph, parent.model.config, details, parent.onnx_kind)
             made[spec.label] = write_variant(
                 variant, parent, spec.label, out / spec.slug, parent.manifest_extra()

@@ -68,14 +68,23 @@ class CausalObjective:
         device: torch.device,
         dtype: torch.dtype | None,
     ) -> torch.Tensor:
-        """Return the mean next-token loss of rows `index` (per labelled token)."""
+        """Return the next-token loss summed over the labelled tokens of rows `index`, divided
+        by the labelled tokens that many rows of `data` hold on average.
+
+        Not the batch's own mean: with length-grouped batches, or assistant-only loss on
+        conversations, a batch may hold a few labelled tokens or many times as many, and a
+        per-batch mean gives each token of a sparse batch that much more weight (the token
+        classifier's loss had the same bias, see modelyard.tagging.objective). With a fixed
+        divisor every labelled token weighs the same whichever batch it lands in; a batch
+        without one gives 0.
+        """
         batch = {
             k: v.to(device)
             for k, v in collate_rows([data.rows[i] for i in index], self.pad_id).items()
         }
         with autocast(device, dtype):
-            total, count = causal_nll(model, batch)
-        return total.float() / max(count, 1)
+            total, _ = causal_nll(model, batch)
+        return total.float() / max(len(index) * data.loss_tokens_per_row(), 1e-9)
 
     def evaluate(
         self, model: Any, data: LMData, device: torch.device, dtype: torch.dtype | None

@@ -32,6 +32,7 @@ class LMData:
 
     rows: list[list[Example]]
     counts: dict[str, int] = field(default_factory=dict)
+    _per_row: float | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -45,6 +46,12 @@ class LMData:
     def loss_tokens(self) -> int:
         """Return how many tokens carry loss over all rows (targets after the causal shift)."""
         return sum(sum(t != IGNORE for t in e.labels[1:]) for row in self.rows for e in row)
+
+    def loss_tokens_per_row(self) -> float:
+        """Return the average number of loss-carrying tokens a row holds (counted once)."""
+        if self._per_row is None:
+            self._per_row = self.loss_tokens() / max(len(self.rows), 1)
+        return self._per_row
 
 
 def pack(examples: list[Example], max_length: int) -> list[list[Example]]:

@@ -175,11 +175,22 @@ class QuantizeConfig(Section):
         32, ge=1, description="Test texts compared between ONNX fp32 and PyTorch."
     )
     calibration_samples: int = Field(
-        256, ge=1, description="Training texts that calibrate static int8 activations."
+        256,
+        ge=1,
+        description="Training texts that calibrate static int8 activations and int8 smoothing.",
     )
     per_channel: bool = Field(
         True,
         description="int8 (ONNX): one weight scale per output channel (usually more accurate).",
+    )
+    smooth_alpha: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="int8-dynamic of a token-classification run: SmoothQuant migration "
+        "strength (0: off). Each matrix product's input channels are divided by "
+        "max|x|^alpha / max|w|^(1-alpha), calibrated on calibration_samples training texts, "
+        "and its weight rows multiplied by the same; see docs/compress.md.",
     )
 
 
