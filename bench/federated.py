@@ -117,7 +117,21 @@ def main() -> None:
         default=[],
         metavar="KEY=JSON[,KEY=JSON]",
         help="after the issue's arms, one more Dirichlet federation with these federated.* "
-        "settings (repeatable), e.g. freeze_lora_a=true; reported beside, never as the headline",
+        "settings (train.KEY for the clients' training) (repeatable), e.g. "
+        "freeze_lora_a=true; reported beside, never as the headline",
+    )
+    parser.add_argument(
+        "--iid-variant",
+        action="append",
+        default=[],
+        metavar="KEY=JSON[,KEY=JSON]",
+        help="the same for one more IID federation (repeatable)",
+    )
+    parser.add_argument(
+        "--federated",
+        default="",
+        metavar="KEY=JSON[,KEY=JSON]",
+        help="federated.* settings of the headline arms beyond the recipe's defaults",
     )
     args = parser.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
@@ -165,6 +179,10 @@ def main() -> None:
 
     def federation(name: str, partition: str, drop: dict[int, int], extra: dict[str, Any]) -> Any:
         spec = {**base, "run": {**base["run"], "name": f"fed-{name}"}}
+        extra = dict(extra)
+        # train.KEY: the clients' own training settings (the centralised arm keeps the base)
+        train_extra = {k[6:]: extra.pop(k) for k in list(extra) if k.startswith("train.")}
+        spec["train"] = {**base["train"], **train_extra}
         spec["federated"] = {
             "clients": CLIENTS,
             "rounds": cfg["rounds"],
@@ -188,8 +206,10 @@ def main() -> None:
             "client_rows": federated["federated"]["client_rows"],
         }
 
+    headline_extra = parse_settings(args.federated)
+    figures["headline_settings"] = headline_extra
     for name, partition, drop in (("dirichlet", "dirichlet:0.5", {}), ("iid", "iid", {2: 4})):
-        settings, figures[f"fed_{name}"] = federation(name, partition, drop, {})
+        settings, figures[f"fed_{name}"] = federation(name, partition, drop, headline_extra)
         figures["federated_settings"] = settings.model_dump(
             mode="json", exclude={"partition", "dp"}
         )
@@ -199,14 +219,22 @@ def main() -> None:
         save()
     figures["resume"] = kill_and_resume(base, work)
     save()
-    for variant in args.dirichlet_variant:
-        extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in variant.split(","))}
-        _, arm = federation(
-            f"dirichlet-{len(figures.get('variants', {}))}", "dirichlet:0.5", {}, extra
-        )
+    variants = [("dirichlet:0.5", v) for v in args.dirichlet_variant]
+    variants += [("iid", v) for v in args.iid_variant]
+    for partition, variant in variants:
+        extra = {**headline_extra, **parse_settings(variant)}
+        _, arm = federation(f"variant-{len(figures.get('variants', {}))}", partition, {}, extra)
         arm["gap"] = round(figures["central"]["accuracy"] - arm["accuracy"], 4)
-        figures.setdefault("variants", {})[variant] = arm
+        arm["partition"] = partition
+        figures.setdefault("variants", {})[f"{partition} {variant}"] = arm
         save()
+
+
+def parse_settings(text: str) -> dict[str, Any]:
+    """Return the settings of `KEY=JSON[,KEY=JSON]` (empty text: none)."""
+    if not text:
+        return {}
+    return {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in text.split(","))}
 
 
 def payload_figures(base: dict[str, Any]) -> dict[str, Any]:
@@ -285,8 +313,10 @@ def markdown(f: dict[str, Any]) -> str:
         )
     for variant, arm in f.get("variants", {}).items():
         per_round = " → ".join(f"{r.get('accuracy', float('nan')):.3f}" for r in arm["rounds"])
+        partition, _, settings = variant.partition(" ")
+        title = "IID" if partition == "iid" else "Dirichlet 0.5"
         lines.append(
-            f"| Dirichlet 0.5, `{variant}` | {arm['accuracy']:.4f} | {arm['gap']:+.4f} | "
+            f"| {title}, `{settings}` | {arm['accuracy']:.4f} | {arm['gap']:+.4f} | "
             f"{arm['wall_seconds']} | {per_round} |"
         )
     lines.append("")
@@ -296,7 +326,14 @@ def markdown(f: dict[str, Any]) -> str:
             "Federation settings: "
             + ", ".join(
                 f"{k} {settings[k]}"
-                for k in ("strategy", "schedule", "logit_adjustment", "freeze_lora_a")
+                for k in (
+                    "strategy",
+                    "server_lr",
+                    "server_momentum",
+                    "schedule",
+                    "logit_adjustment",
+                    "freeze_lora_a",
+                )
                 if k in settings
             )
             + ".",

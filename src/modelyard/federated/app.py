@@ -30,6 +30,8 @@ from modelyard.trainer.loop import dev_metrics
 
 STATE_WEIGHTS = "global.safetensors"
 STATE_FILE = "state.json"
+# FedAvgM's momentum after the last completed round, so a resumed server continues it
+STATE_MOMENTUM = "momentum.safetensors"
 
 
 class ClientDropout(ModelyardError):
@@ -232,13 +234,25 @@ def strategy_class(fed: Any, module: Any) -> tuple[Any, dict[str, Any]]:
     """Return the strategy class `fed.strategy` names in `module` and its own arguments.
 
     `module` is Flower's message-API strategies or its legacy ones (for SecAgg+): both name
-    them FedAvg, FedProx and FedAdam with the same arguments.
+    them FedAvg, FedAvgM, FedProx and FedAdam with the same arguments.
     """
     if fed.strategy == "fedprox":
         return module.FedProx, {"proximal_mu": fed.proximal_mu}
     if fed.strategy == "fedadam":
-        return module.FedAdam, {"eta": fed.server_lr, "eta_l": fed.client_lr}
+        eta = DEFAULT_SERVER_LR["fedadam"] if fed.server_lr is None else fed.server_lr
+        return module.FedAdam, {"eta": eta, "eta_l": fed.client_lr}
+    if fed.strategy == "fedavgm":
+        eta = DEFAULT_SERVER_LR["fedavgm"] if fed.server_lr is None else fed.server_lr
+        return module.FedAvgM, {
+            "server_learning_rate": eta,
+            "server_momentum": fed.server_momentum,
+        }
     return module.FedAvg, {}
+
+
+# federated.server_lr left unset: each strategy's own scale (a factor on the mean update
+# for FedAvgM, a per-coordinate step for FedAdam)
+DEFAULT_SERVER_LR = {"fedavgm": 1.0, "fedadam": 0.01}
 
 
 def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
@@ -300,12 +314,19 @@ def evaluate_global(
     return dev_metrics(logits, setup.test.labels)
 
 
-def save_state(state_dir: Path, done: int, state: dict[str, torch.Tensor], ledger: Ledger) -> None:
-    """Write the global weights after round `done` and the ledger so far, weights first."""
+def save_state(
+    state_dir: Path,
+    done: int,
+    state: dict[str, torch.Tensor],
+    ledger: Ledger,
+    momentum: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write the global weights after round `done` (and the server's momentum, if any) and
+    the ledger so far; the ledger last, as it names the round the files belong to."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / f".{STATE_WEIGHTS}.tmp"
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(state_dir / STATE_WEIGHTS)
+    _write_tensors(state_dir / STATE_WEIGHTS, state)
+    if momentum is not None:
+        _write_tensors(state_dir / STATE_MOMENTUM, momentum)
     atomic_write_json(
         state_dir / STATE_FILE,
         {
@@ -315,6 +336,27 @@ def save_state(state_dir: Path, done: int, state: dict[str, torch.Tensor], ledge
             "client_rows": ledger.client_rows,
         },
     )
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def load_momentum(state_dir: Path) -> dict[str, torch.Tensor] | None:
+    """Return the server momentum saved with the last completed round, or None."""
+    path = state_dir / STATE_MOMENTUM
+    return load_file(str(path)) if path.is_file() else None
+
+
+def strategy_momentum(strategy: Any, names: list[str]) -> dict[str, torch.Tensor] | None:
+    """Return FedAvgM's momentum by array name (None for strategies without one, or before
+    its first update)."""
+    vector = getattr(strategy, "momentum_vector", None)
+    if vector is None:
+        return None
+    return {n: torch.from_numpy(np.asarray(v)) for n, v in zip(names, vector, strict=True)}
 
 
 def load_state(state_dir: Path) -> tuple[int, dict[str, torch.Tensor], Ledger] | None:
@@ -376,19 +418,26 @@ def run_rounds(grid: Any, context: Any, setup: FederationSetup, outcome: ServerO
     if done >= fed.rounds:
         return
 
+    names = list(state)
+    # the strategy, once made: its momentum (FedAvgM) is saved with each round
+    server: dict[str, Any] = {}
+
     def checkpoint(server_round: int, current: dict[str, torch.Tensor]) -> dict[str, Any]:
         absolute = server_round + done
         row = ledger.row(absolute)
         row.update(evaluate_global(model, setup, current))
         row["seconds"] = round(time.time() - row.pop("started", time.time()), 3)
         outcome.state = current
-        save_state(setup.state_dir, absolute, current, ledger)
+        momentum = strategy_momentum(server.get("strategy"), names)
+        save_state(setup.state_dir, absolute, current, ledger, momentum)
         return row
 
     if fed.secure_aggregation:
-        _run_secure_rounds(grid, context, setup, ledger, state, done, checkpoint)
+        _run_secure_rounds(grid, context, setup, ledger, state, done, checkpoint, server)
         return
     strategy = make_strategy(setup, ledger, done)
+    resume_momentum(strategy, setup.state_dir if saved is not None else None, names)
+    server["strategy"] = strategy
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         if server_round == 0:
@@ -406,6 +455,13 @@ def run_rounds(grid: Any, context: Any, setup: FederationSetup, outcome: ServerO
     )
 
 
+def resume_momentum(strategy: Any, state_dir: Path | None, names: list[str]) -> None:
+    """Give a resumed FedAvgM the momentum saved in `state_dir` (None: a fresh start)."""
+    saved = load_momentum(state_dir) if state_dir is not None else None
+    if saved is not None and hasattr(strategy, "momentum_vector"):
+        strategy.momentum_vector = [saved[n].numpy() for n in names]
+
+
 def _run_secure_rounds(
     grid: Any,
     context: Any,
@@ -414,6 +470,7 @@ def _run_secure_rounds(
     state: dict[str, torch.Tensor],
     done: int,
     checkpoint: Callable[[int, dict[str, torch.Tensor]], dict[str, Any]],
+    server: dict[str, Any],
 ) -> None:
     # SecAgg+ is a workflow over Flower's legacy strategies: the same FedAvg/FedProx/FedAdam,
     # fed the unmasked sum instead of the clients' individual updates
@@ -432,6 +489,8 @@ def _run_secure_rounds(
         return row["loss"], {"accuracy": row["accuracy"]}
 
     strategy = make_secure_strategy(setup, ledger, done, names, state, evaluate)
+    resume_momentum(strategy, setup.state_dir if done else None, names)
+    server["strategy"] = strategy
     legacy = LegacyContext(
         context,
         config=ServerConfig(num_rounds=fed.rounds - done, round_timeout=fed.round_timeout),
