@@ -11,7 +11,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from modelyard.errors import ModelyardError
-from modelyard.federated.local import LocalResult, train_locally
+from modelyard.federated.local import (
+    LocalResult,
+    arrays_to_moments,
+    moments_to_arrays,
+    train_locally,
+)
 from modelyard.federated.payload import load_trainable_state, trainable_state
 from modelyard.fsutil import atomic_write_json
 from modelyard.models.encoding import Encoded
@@ -108,12 +113,14 @@ class ClientSide:
     """What one client's train handler works with: the setup, its shard, its number.
 
     `number` names the client in the model card's privacy lines; None on the network,
-    where the server names a client by its SuperNode id.
+    where the server names a client by its SuperNode id. `memory` is the node's Flower
+    `context.state`, which lasts from one round to the next (None: nothing is kept).
     """
 
     setup: FederationSetup
     shard: int
     number: int | None
+    memory: Any = None
 
 
 def simulated_client(setup: FederationSetup) -> Callable[[Any], ClientSide]:
@@ -144,10 +151,20 @@ def client_app(resolve: Callable[[Any], ClientSide]) -> Any:
     def train(msg: Message, context: Context) -> Message:
         if SECAGG_CONFIGS in msg.content.config_records:
             # the mod runs the protocol's stages and calls the handler for the update only
-            return secaggplus_mod(msg, context, lambda m, c: secure_train_reply(m, resolve(c)))
-        return train_reply(msg, resolve(context))
+            return secaggplus_mod(
+                msg, context, lambda m, c: secure_train_reply(m, _with_memory(resolve(c), c))
+            )
+        return train_reply(msg, _with_memory(resolve(context), context))
 
     return app
+
+
+def _with_memory(side: ClientSide, context: Any) -> ClientSide:
+    return replace(side, memory=context.state)
+
+
+# what a client keeps in its context.state between rounds (federated.keep_optimizer_state)
+OPTIMIZER_MEMORY = "optimizer-state"
 
 
 # the config record of SecAgg+ messages (flwr.common.secure_aggregation.secaggplus_constants)
@@ -164,6 +181,8 @@ def _local_round(
     if setup.drop.get(server_round) == client:
         raise ClientDropout(f"client {client} left round {server_round}")
     mu = float(config.get("proximal-mu", config.get("proximal_mu", 0.0)))
+    memory = side.memory if _keeps_optimizer(setup) else None
+    kept = memory.array_records.get(OPTIMIZER_MEMORY) if memory is not None else None
     result = train_locally(
         _client_model(setup),
         setup.recipe,
@@ -174,7 +193,15 @@ def _local_round(
         mu,
         server_round=server_round,
         num_labels=len(setup.labels),
+        optimizer_moments=_kept_moments(kept),
     )
+    if memory is not None and result.optimizer_moments is not None:
+        from flwr.app import ArrayRecord
+
+        flat = moments_to_arrays(result.optimizer_moments)
+        memory.array_records[OPTIMIZER_MEMORY] = ArrayRecord(
+            OrderedDict((k, torch.from_numpy(v)) for k, v in flat.items())
+        )
     metrics: dict[str, Any] = {
         "num-examples": result.num_examples,
         "train-seconds": result.seconds,
@@ -222,6 +249,17 @@ def secure_train_reply(msg: Any, side: ClientSide) -> Any:
     )
     content = compat.fitres_to_recorddict(fitres, keep_input=True)
     return Message(content=content, reply_to=msg)
+
+
+def _kept_moments(kept: Any) -> dict[int, dict[str, torch.Tensor]] | None:
+    if kept is None:
+        return None
+    return arrays_to_moments({k: v.numpy() for k, v in kept.to_torch_state_dict().items()})
+
+
+def _keeps_optimizer(setup: FederationSetup) -> bool:
+    fed = setup.recipe.federated
+    return fed is not None and fed.keep_optimizer_state
 
 
 def _lora_only(setup: FederationSetup) -> bool:

@@ -68,6 +68,12 @@ class FederatedConfig(Section):
         "training loss (logit adjustment), so a client that holds mostly one label does not "
         "pull the shared head towards it; predictions use the plain logits. Classification.",
     )
+    keep_optimizer_state: bool = Field(
+        False,
+        description="Each client keeps its optimizer's state (AdamW's moments and step) from "
+        "one round to its next instead of starting a fresh optimizer every round; the "
+        "state stays on the client. Not under federated.dp.",
+    )
     freeze_lora_a: bool = Field(
         False,
         description="Keep every LoRA A matrix at its shared initialisation and train B and the "
