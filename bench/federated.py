@@ -136,6 +136,12 @@ def main() -> None:
         metavar="KEY=JSON[,KEY=JSON]",
         help="federated.* settings of the headline arms beyond the recipe's defaults",
     )
+    parser.add_argument(
+        "--variants-only",
+        action="store_true",
+        help="centralised and the variants only (no headline arms, no kill-and-resume), "
+        "written to federated_variants.{json,md}",
+    )
     args = parser.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
     if args.rows:
@@ -167,7 +173,8 @@ def main() -> None:
         figures["load_after"] = load()
         figures["machine"] = machine()
         figures.update(headline(figures))
-        write_results(args.results, "federated", figures, markdown(figures))
+        name = "federated_variants" if args.variants_only else "federated"
+        write_results(args.results, name, figures, markdown(figures))
 
     central = {**base, "train": {**base["train"], "epochs": epochs}}
     start = time.perf_counter()
@@ -211,7 +218,8 @@ def main() -> None:
 
     headline_extra = parse_settings(args.federated)
     figures["headline_settings"] = headline_extra
-    for name, partition, drop in (("dirichlet", "dirichlet:0.5", {}), ("iid", "iid", {2: 4})):
+    arms = (("dirichlet", "dirichlet:0.5", {}), ("iid", "iid", {2: 4}))
+    for name, partition, drop in () if args.variants_only else arms:
         settings, figures[f"fed_{name}"] = federation(name, partition, drop, headline_extra)
         figures["federated_settings"] = settings.model_dump(
             mode="json", exclude={"partition", "dp"}
@@ -220,8 +228,9 @@ def main() -> None:
         if rounds:
             figures["bytes"]["round1_bytes_sent_measured"] = rounds[0]["bytes_sent"]
         save()
-    figures["resume"] = kill_and_resume(base, work)
-    save()
+    if not args.variants_only:
+        figures["resume"] = kill_and_resume(base, work)
+        save()
     variants = [("dirichlet:0.5", v) for v in args.dirichlet_variant]
     variants += [("iid", v) for v in args.iid_variant]
     for partition, variant in variants:
