@@ -151,15 +151,15 @@ def _two_rounds(setup) -> tuple[list[float], object]:  # type: ignore[no-untyped
 
 def test_a_client_keeps_its_optimizer_state_from_round_to_round(fed_recipe: Recipe) -> None:
     pytest.importorskip("flwr")
-    setup = _one_client_setup(fed_recipe, keep_optimizer_state=True)
+    setup = _one_client_setup(fed_recipe)  # the default keeps it
     steps, memory = _two_rounds(setup)
     # round 2's AdamW continued round 1's: its step count is twice one round's
     assert steps[0] > 0 and steps[1] == 2 * steps[0]
     assert "optimizer-state" in memory.array_records  # type: ignore[attr-defined]
 
 
-def test_by_default_every_round_starts_a_fresh_optimizer(fed_recipe: Recipe) -> None:
+def test_without_keeping_every_round_starts_a_fresh_optimizer(fed_recipe: Recipe) -> None:
     pytest.importorskip("flwr")
-    steps, memory = _two_rounds(_one_client_setup(fed_recipe))
+    steps, memory = _two_rounds(_one_client_setup(fed_recipe, keep_optimizer_state=False))
     assert steps == [0.0, 0.0]  # nothing returned, nothing kept
     assert "optimizer-state" not in memory.array_records  # type: ignore[attr-defined]

@@ -69,7 +69,7 @@ class FederatedConfig(Section):
         "pull the shared head towards it; predictions use the plain logits. Classification.",
     )
     keep_optimizer_state: bool = Field(
-        False,
+        True,
         description="Each client keeps its optimizer's state (AdamW's moments and step) from "
         "one round to its next instead of starting a fresh optimizer every round; the "
         "state stays on the client. Not under federated.dp.",
