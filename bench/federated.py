@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,7 +79,10 @@ def kill_and_resume(base: dict[str, Any], work: Path) -> dict[str, Any]:
     }
     path = work / "killed.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
-    state = Path(spec["run"]["output_dir"]) / "fed-killed" / "federation" / "state.json"
+    run_dir = Path(spec["run"]["output_dir"]) / "fed-killed"
+    # an earlier bench run's state would look like this child's first round: start clean
+    shutil.rmtree(run_dir, ignore_errors=True)
+    state = run_dir / "federation" / "state.json"
     code = (
         "import json,sys; from modelyard.federated.run import federate; "
         "from modelyard.recipe import Recipe; "
