@@ -114,3 +114,52 @@ def test_frozen_lora_a_stays_at_the_global_value_through_a_round(fed_recipe: Rec
         np.testing.assert_array_equal(after.arrays[name], before[name])
     # B (zero at the start) and the head did train
     assert max(float(np.abs(after.arrays[k]).max()) for k in b_names) > 0
+
+
+def _one_client_setup(fed_recipe: Recipe, **fed: object):  # type: ignore[no-untyped-def]
+    from modelyard.data import load_data
+    from modelyard.federated.app import FederationSetup
+    from modelyard.models import load_tokenizer, resolve_backbone
+    from modelyard.models.encoding import encode_split
+
+    spec = fed_recipe.model_dump(mode="json")
+    spec["federated"].update(fed)
+    recipe = Recipe.model_validate(spec)
+    folder = resolve_backbone(recipe.model.backbone)
+    bundle = load_data(recipe.data, recipe.run.seed)
+    train = encode_split(load_tokenizer(folder), bundle.train, recipe.model.max_length)
+    return FederationSetup(recipe, folder, bundle.labels, 0, [train], train, folder)
+
+
+def _two_rounds(setup) -> tuple[list[float], object]:  # type: ignore[no-untyped-def]
+    from flwr.app import RecordDict
+
+    from modelyard.federated.app import ClientSide, _local_round, build_model
+    from modelyard.federated.payload import trainable_state
+
+    memory = RecordDict()
+    side = ClientSide(setup, 0, 0, memory)
+    weights = dict(trainable_state(build_model(setup), lora_only=True))
+    steps = []
+    for server_round in (1, 2):
+        result, _ = _local_round(side, weights, {"server-round": server_round})
+        weights = result.arrays
+        moments = result.optimizer_moments or {}
+        steps.append(max((float(s["step"]) for s in moments.values()), default=0.0))
+    return steps, memory
+
+
+def test_a_client_keeps_its_optimizer_state_from_round_to_round(fed_recipe: Recipe) -> None:
+    pytest.importorskip("flwr")
+    setup = _one_client_setup(fed_recipe)  # the default keeps it
+    steps, memory = _two_rounds(setup)
+    # round 2's AdamW continued round 1's: its step count is twice one round's
+    assert steps[0] > 0 and steps[1] == 2 * steps[0]
+    assert "optimizer-state" in memory.array_records  # type: ignore[attr-defined]
+
+
+def test_without_keeping_every_round_starts_a_fresh_optimizer(fed_recipe: Recipe) -> None:
+    pytest.importorskip("flwr")
+    steps, memory = _two_rounds(_one_client_setup(fed_recipe, keep_optimizer_state=False))
+    assert steps == [0.0, 0.0]  # nothing returned, nothing kept
+    assert "optimizer-state" not in memory.array_records  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from modelyard.errors import ModelyardError
-from modelyard.federated.local import LocalResult, train_locally
+from modelyard.federated.local import (
+    LocalResult,
+    arrays_to_moments,
+    moments_to_arrays,
+    train_locally,
+)
 from modelyard.federated.payload import load_trainable_state, trainable_state
 from modelyard.fsutil import atomic_write_json
 from modelyard.models.encoding import Encoded
@@ -30,6 +35,8 @@ from modelyard.trainer.loop import dev_metrics
 
 STATE_WEIGHTS = "global.safetensors"
 STATE_FILE = "state.json"
+# FedAvgM's momentum after the last completed round, so a resumed server continues it
+STATE_MOMENTUM = "momentum.safetensors"
 
 
 class ClientDropout(ModelyardError):
@@ -106,12 +113,14 @@ class ClientSide:
     """What one client's train handler works with: the setup, its shard, its number.
 
     `number` names the client in the model card's privacy lines; None on the network,
-    where the server names a client by its SuperNode id.
+    where the server names a client by its SuperNode id. `memory` is the node's Flower
+    `context.state`, which lasts from one round to the next (None: nothing is kept).
     """
 
     setup: FederationSetup
     shard: int
     number: int | None
+    memory: Any = None
 
 
 def simulated_client(setup: FederationSetup) -> Callable[[Any], ClientSide]:
@@ -142,10 +151,20 @@ def client_app(resolve: Callable[[Any], ClientSide]) -> Any:
     def train(msg: Message, context: Context) -> Message:
         if SECAGG_CONFIGS in msg.content.config_records:
             # the mod runs the protocol's stages and calls the handler for the update only
-            return secaggplus_mod(msg, context, lambda m, c: secure_train_reply(m, resolve(c)))
-        return train_reply(msg, resolve(context))
+            return secaggplus_mod(
+                msg, context, lambda m, c: secure_train_reply(m, _with_memory(resolve(c), c))
+            )
+        return train_reply(msg, _with_memory(resolve(context), context))
 
     return app
+
+
+def _with_memory(side: ClientSide, context: Any) -> ClientSide:
+    return replace(side, memory=context.state)
+
+
+# what a client keeps in its context.state between rounds (federated.keep_optimizer_state)
+OPTIMIZER_MEMORY = "optimizer-state"
 
 
 # the config record of SecAgg+ messages (flwr.common.secure_aggregation.secaggplus_constants)
@@ -162,6 +181,8 @@ def _local_round(
     if setup.drop.get(server_round) == client:
         raise ClientDropout(f"client {client} left round {server_round}")
     mu = float(config.get("proximal-mu", config.get("proximal_mu", 0.0)))
+    memory = side.memory if _keeps_optimizer(setup) else None
+    kept = memory.array_records.get(OPTIMIZER_MEMORY) if memory is not None else None
     result = train_locally(
         _client_model(setup),
         setup.recipe,
@@ -172,7 +193,15 @@ def _local_round(
         mu,
         server_round=server_round,
         num_labels=len(setup.labels),
+        optimizer_moments=_kept_moments(kept),
     )
+    if memory is not None and result.optimizer_moments is not None:
+        from flwr.app import ArrayRecord
+
+        flat = moments_to_arrays(result.optimizer_moments)
+        memory.array_records[OPTIMIZER_MEMORY] = ArrayRecord(
+            OrderedDict((k, torch.from_numpy(v)) for k, v in flat.items())
+        )
     metrics: dict[str, Any] = {
         "num-examples": result.num_examples,
         "train-seconds": result.seconds,
@@ -222,6 +251,17 @@ def secure_train_reply(msg: Any, side: ClientSide) -> Any:
     return Message(content=content, reply_to=msg)
 
 
+def _kept_moments(kept: Any) -> dict[int, dict[str, torch.Tensor]] | None:
+    if kept is None:
+        return None
+    return arrays_to_moments({k: v.numpy() for k, v in kept.to_torch_state_dict().items()})
+
+
+def _keeps_optimizer(setup: FederationSetup) -> bool:
+    fed = setup.recipe.federated
+    return fed is not None and fed.keep_optimizer_state
+
+
 def _lora_only(setup: FederationSetup) -> bool:
     fed = setup.recipe.federated
     assert fed is not None
@@ -232,13 +272,25 @@ def strategy_class(fed: Any, module: Any) -> tuple[Any, dict[str, Any]]:
     """Return the strategy class `fed.strategy` names in `module` and its own arguments.
 
     `module` is Flower's message-API strategies or its legacy ones (for SecAgg+): both name
-    them FedAvg, FedProx and FedAdam with the same arguments.
+    them FedAvg, FedAvgM, FedProx and FedAdam with the same arguments.
     """
     if fed.strategy == "fedprox":
         return module.FedProx, {"proximal_mu": fed.proximal_mu}
     if fed.strategy == "fedadam":
-        return module.FedAdam, {"eta": fed.server_lr, "eta_l": fed.client_lr}
+        eta = DEFAULT_SERVER_LR["fedadam"] if fed.server_lr is None else fed.server_lr
+        return module.FedAdam, {"eta": eta, "eta_l": fed.client_lr}
+    if fed.strategy == "fedavgm":
+        eta = DEFAULT_SERVER_LR["fedavgm"] if fed.server_lr is None else fed.server_lr
+        return module.FedAvgM, {
+            "server_learning_rate": eta,
+            "server_momentum": fed.server_momentum,
+        }
     return module.FedAvg, {}
+
+
+# federated.server_lr left unset: each strategy's own scale (a factor on the mean update
+# for FedAvgM, a per-coordinate step for FedAdam)
+DEFAULT_SERVER_LR = {"fedavgm": 1.0, "fedadam": 0.01}
 
 
 def make_strategy(setup: FederationSetup, ledger: Ledger, offset: int) -> Any:
@@ -300,12 +352,19 @@ def evaluate_global(
     return dev_metrics(logits, setup.test.labels)
 
 
-def save_state(state_dir: Path, done: int, state: dict[str, torch.Tensor], ledger: Ledger) -> None:
-    """Write the global weights after round `done` and the ledger so far, weights first."""
+def save_state(
+    state_dir: Path,
+    done: int,
+    state: dict[str, torch.Tensor],
+    ledger: Ledger,
+    momentum: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write the global weights after round `done` (and the server's momentum, if any) and
+    the ledger so far; the ledger last, as it names the round the files belong to."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / f".{STATE_WEIGHTS}.tmp"
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(state_dir / STATE_WEIGHTS)
+    _write_tensors(state_dir / STATE_WEIGHTS, state)
+    if momentum is not None:
+        _write_tensors(state_dir / STATE_MOMENTUM, momentum)
     atomic_write_json(
         state_dir / STATE_FILE,
         {
@@ -315,6 +374,27 @@ def save_state(state_dir: Path, done: int, state: dict[str, torch.Tensor], ledge
             "client_rows": ledger.client_rows,
         },
     )
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def load_momentum(state_dir: Path) -> dict[str, torch.Tensor] | None:
+    """Return the server momentum saved with the last completed round, or None."""
+    path = state_dir / STATE_MOMENTUM
+    return load_file(str(path)) if path.is_file() else None
+
+
+def strategy_momentum(strategy: Any, names: list[str]) -> dict[str, torch.Tensor] | None:
+    """Return FedAvgM's momentum by array name (None for strategies without one, or before
+    its first update)."""
+    vector = getattr(strategy, "momentum_vector", None)
+    if vector is None:
+        return None
+    return {n: torch.from_numpy(np.asarray(v)) for n, v in zip(names, vector, strict=True)}
 
 
 def load_state(state_dir: Path) -> tuple[int, dict[str, torch.Tensor], Ledger] | None:
@@ -376,19 +456,26 @@ def run_rounds(grid: Any, context: Any, setup: FederationSetup, outcome: ServerO
     if done >= fed.rounds:
         return
 
+    names = list(state)
+    # the strategy, once made: its momentum (FedAvgM) is saved with each round
+    server: dict[str, Any] = {}
+
     def checkpoint(server_round: int, current: dict[str, torch.Tensor]) -> dict[str, Any]:
         absolute = server_round + done
         row = ledger.row(absolute)
         row.update(evaluate_global(model, setup, current))
         row["seconds"] = round(time.time() - row.pop("started", time.time()), 3)
         outcome.state = current
-        save_state(setup.state_dir, absolute, current, ledger)
+        momentum = strategy_momentum(server.get("strategy"), names)
+        save_state(setup.state_dir, absolute, current, ledger, momentum)
         return row
 
     if fed.secure_aggregation:
-        _run_secure_rounds(grid, context, setup, ledger, state, done, checkpoint)
+        _run_secure_rounds(grid, context, setup, ledger, state, done, checkpoint, server)
         return
     strategy = make_strategy(setup, ledger, done)
+    resume_momentum(strategy, setup.state_dir if saved is not None else None, names)
+    server["strategy"] = strategy
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         if server_round == 0:
@@ -406,6 +493,13 @@ def run_rounds(grid: Any, context: Any, setup: FederationSetup, outcome: ServerO
     )
 
 
+def resume_momentum(strategy: Any, state_dir: Path | None, names: list[str]) -> None:
+    """Give a resumed FedAvgM the momentum saved in `state_dir` (None: a fresh start)."""
+    saved = load_momentum(state_dir) if state_dir is not None else None
+    if saved is not None and hasattr(strategy, "momentum_vector"):
+        strategy.momentum_vector = [saved[n].numpy() for n in names]
+
+
 def _run_secure_rounds(
     grid: Any,
     context: Any,
@@ -414,6 +508,7 @@ def _run_secure_rounds(
     state: dict[str, torch.Tensor],
     done: int,
     checkpoint: Callable[[int, dict[str, torch.Tensor]], dict[str, Any]],
+    server: dict[str, Any],
 ) -> None:
     # SecAgg+ is a workflow over Flower's legacy strategies: the same FedAvg/FedProx/FedAdam,
     # fed the unmasked sum instead of the clients' individual updates
@@ -432,6 +527,8 @@ def _run_secure_rounds(
         return row["loss"], {"accuracy": row["accuracy"]}
 
     strategy = make_secure_strategy(setup, ledger, done, names, state, evaluate)
+    resume_momentum(strategy, setup.state_dir if done else None, names)
+    server["strategy"] = strategy
     legacy = LegacyContext(
         context,
         config=ServerConfig(num_rounds=fed.rounds - done, round_timeout=fed.round_timeout),

@@ -81,6 +81,8 @@ class LocalResult:
     num_examples: int
     seconds: float
     privacy: dict[str, Any] | None
+    # the optimizer's state at the end of the round, when the client keeps it for the next
+    optimizer_moments: dict[int, dict[str, torch.Tensor]] | None = None
 
 
 def train_locally(
@@ -93,15 +95,18 @@ def train_locally(
     proximal_mu: float = 0.0,
     server_round: int = 1,
     num_labels: int | None = None,
+    optimizer_moments: dict[int, dict[str, torch.Tensor]] | None = None,
 ) -> LocalResult:
     """Train `model` from the global weights on `train` for `federated.local_epochs`.
 
     `server_round` (1-based) places the round on the federation's learning-rate schedule;
     `num_labels` turns on logit adjustment by the shard's label shares when the recipe
-    asks for it.
+    asks for it; `optimizer_moments` (with `federated.keep_optimizer_state`) continues
+    the optimizer of the client's previous round.
 
     Returns the trained weights (adapters and head when `federated.lora_only`), the
-    number of examples, and the client's privacy spend when `federated.dp` is set.
+    number of examples, the client's privacy spend when `federated.dp` is set, and the
+    optimizer's final state when the client keeps it.
     """
     fed = recipe.federated
     assert fed is not None
@@ -128,6 +133,8 @@ def train_locally(
         objective = ClassificationObjective(
             pad_id, cfg.early_stopping.metric, label_log_prior(list(train.labels), num_labels)
         )
+    # DP-SGD's optimizer is Opacus's own: its state is not carried
+    keep = fed.keep_optimizer_state and policy is None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="modelyard-fed-") as work:
         tuner = FineTuner(
@@ -143,6 +150,7 @@ def train_locally(
             policy=policy,
             objective=objective,
             schedule=schedule,
+            optimizer_moments=optimizer_moments if keep else None,
         )
         # no dev split on a client: the last weights are the update
         result = tuner.fit(train, Encoded([], None, [], 0))
@@ -153,7 +161,26 @@ def train_locally(
         num_examples=len(train),
         seconds=round(time.perf_counter() - start, 3),
         privacy=privacy,
+        optimizer_moments=tuner.optimizer_moments if keep else None,
     )
+
+
+def moments_to_arrays(moments: dict[int, dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
+    """Return an optimizer's per-parameter state as flat named arrays (`INDEX.NAME`)."""
+    return {
+        f"{index}.{name}": value.detach().cpu().numpy().copy()
+        for index, state in moments.items()
+        for name, value in state.items()
+    }
+
+
+def arrays_to_moments(arrays: dict[str, np.ndarray]) -> dict[int, dict[str, torch.Tensor]]:
+    """Return the optimizer state `moments_to_arrays` flattened."""
+    moments: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in arrays.items():
+        index, name = key.split(".", 1)
+        moments.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
+    return moments
 
 
 def _no_stop(recipe: Recipe) -> Any:

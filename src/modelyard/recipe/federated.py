@@ -19,10 +19,11 @@ class FederatedConfig(Section):
         description="How the training rows are split over simulated clients: iid, "
         "dirichlet:ALPHA (label skew, smaller is stronger) or column:NAME (one client per value).",
     )
-    strategy: Literal["fedavg", "fedprox", "fedadam"] = Field(
+    strategy: Literal["fedavg", "fedavgm", "fedprox", "fedadam"] = Field(
         "fedavg",
-        description="Server strategy: fedavg (weighted mean), fedprox (mean plus a proximal "
-        "term on clients) or fedadam (server-side Adam over the mean update).",
+        description="Server strategy: fedavg (weighted mean), fedavgm (the mean update taken "
+        "with a server learning rate and momentum), fedprox (mean plus a proximal term on "
+        "clients) or fedadam (server-side Adam over the mean update).",
     )
     rounds: int = Field(5, ge=1, le=10000, description="Federated rounds.")
     local_epochs: float = Field(
@@ -43,7 +44,15 @@ class FederatedConfig(Section):
     proximal_mu: float = Field(
         0.01, ge=0, description="fedprox: weight mu of the proximal term mu/2·||w - w_global||²."
     )
-    server_lr: float = Field(0.01, gt=0, description="fedadam: the server's learning rate (eta).")
+    server_lr: float | None = Field(
+        None,
+        gt=0,
+        description="The server's learning rate: fedavgm's factor on the mean update "
+        "(default 1.0), fedadam's eta (default 0.01).",
+    )
+    server_momentum: float = Field(
+        0.0, ge=0, lt=1, description="fedavgm: the server's momentum over the rounds' updates."
+    )
     client_lr: float = Field(
         0.01, gt=0, description="fedadam: the clients' learning rate as the strategy assumes it."
     )
@@ -58,6 +67,12 @@ class FederatedConfig(Section):
         description="Clients add the log of their own label shares to the logits in the "
         "training loss (logit adjustment), so a client that holds mostly one label does not "
         "pull the shared head towards it; predictions use the plain logits. Classification.",
+    )
+    keep_optimizer_state: bool = Field(
+        True,
+        description="Each client keeps its optimizer's state (AdamW's moments and step) from "
+        "one round to its next instead of starting a fresh optimizer every round; the "
+        "state stays on the client. Not under federated.dp.",
     )
     freeze_lora_a: bool = Field(
         False,

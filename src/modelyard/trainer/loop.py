@@ -272,8 +272,12 @@ class FineTuner:
         objective: Objective | None = None,
         listeners: Sequence[HistoryListener] = (),
         schedule: LrSchedule | None = None,
+        optimizer_moments: dict[int, dict[str, torch.Tensor]] | None = None,
     ) -> None:
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
+        # a federated client's optimizer state from its previous round (None: a fresh one);
+        # after `fit`, the state the run ended with
+        self.optimizer_moments = optimizer_moments
         self.pad_id, self.seed, self.progress = pad_id, seed, progress
         self.hooks = list(hooks)
         self.observers = list(observers)
@@ -303,6 +307,10 @@ class FineTuner:
         plan = self.plan(len(train), len(dev))
         self.model.to(self.device)
         optimizer = make_optimizer(self.model, self.cfg)
+        if self.optimizer_moments:
+            carried = optimizer.state_dict()
+            carried["state"] = self.optimizer_moments
+            optimizer.load_state_dict(carried)
         if self.policy is not None:
             optimizer = self.policy.wrap_optimizer(self.model, optimizer, plan.total)
         schedule = self.schedule or LrSchedule.for_plan(plan)
@@ -319,6 +327,7 @@ class FineTuner:
             state.elapsed_seconds += self.clock() - run.mark
         self._settle_final(run)
         self._restore_best()
+        self.optimizer_moments = optimizer.state_dict()["state"]
         return TrainResult(
             steps=state.step,
             epochs_run=state.epoch,
