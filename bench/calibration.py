@@ -38,7 +38,7 @@ from common import (
     write_results,
 )
 from common import update_limits as merge_limits
-from finetune import SEED, prepare
+from finetune import SEED
 
 DATASETS = ("sst2", "trec", "ag_news")
 GOAL_ECE = 0.05
@@ -125,20 +125,20 @@ def prepare_sets(args: Any, seed: int) -> dict[str, tuple[Path, Path]]:
     """Write each dataset's training sample drawn with `seed` (and AG News's test sample,
     always drawn with SEED); return the paths."""
     paths = {}
+    base = args.work / f"rows-{args.rows}"
     for name in args.datasets:
-        folder = args.work / (f"rows-{args.rows}" if seed == SEED else f"rows-{args.rows}-{seed}")
-        train, test = prepare(args.data_dir, args.work / f"rows-{args.rows}", name, args.rows)
-        if seed != SEED:
-            sample = stratified_sample(
-                read_csv(args.data_dir / name / "train.csv"), args.rows, seed
-            )
-            (folder / name).mkdir(parents=True, exist_ok=True)
-            train = folder / name / "train.csv"
-            sample.to_csv(train, index=False)
+        folder = (base if seed == SEED else args.work / f"rows-{args.rows}-{seed}") / name
+        folder.mkdir(parents=True, exist_ok=True)
+        train = folder / "train.csv"
+        source = read_csv(args.data_dir / name / "train.csv")
+        stratified_sample(source, args.rows, seed).to_csv(train, index=False)
+        test = args.data_dir / name / "test.csv"
         if name == "ag_news" and args.ag_news_test_rows:
-            small = args.work / f"rows-{args.rows}" / name / f"test-{args.ag_news_test_rows}.csv"
-            sample = stratified_sample(read_csv(test), args.ag_news_test_rows, SEED)
-            sample.to_csv(small, index=False)
+            small = base / name / f"test-{args.ag_news_test_rows}.csv"
+            small.parent.mkdir(parents=True, exist_ok=True)
+            stratified_sample(read_csv(test), args.ag_news_test_rows, SEED).to_csv(
+                small, index=False
+            )
             test = small
         paths[name] = (train, test)
     return paths

@@ -21,6 +21,7 @@ engine change measured in the same run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -483,20 +484,27 @@ def main() -> None:
     print(json.dumps({k: fig[k] for k in list(fig)[:7]}))
 
 
-def request_flops(run: Path, texts: list[str], completion: float) -> list[float]:
-    """Return the useful FLOPs of each chat request of `texts` that generates `completion`
-    tokens: the prompt's prefill (the output head on its last token only) and each decoded
-    token against its growing context, output head included."""
+@functools.cache
+def _decoder(run: Path) -> tuple[Any, int, Any]:
+    """Return the served model's shape, vocabulary size and tokenizer (read once per run)."""
     from transformers import AutoConfig
 
-    from modelyard.evaluation.utilisation import TransformerShape, decode_flops
+    from modelyard.evaluation.utilisation import TransformerShape
     from modelyard.models import resolve_backbone
     from modelyard.models.build import load_tokenizer
 
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     config = AutoConfig.from_pretrained(str(resolve_backbone(manifest["backbone"])))
-    shape, vocab = TransformerShape.from_config(config), int(config.vocab_size)
-    tokenizer = load_tokenizer(run)
+    return TransformerShape.from_config(config), int(config.vocab_size), load_tokenizer(run)
+
+
+def request_flops(run: Path, texts: list[str], completion: float) -> list[float]:
+    """Return the useful FLOPs of each chat request of `texts` that generates `completion`
+    tokens: the prompt's prefill (the output head on its last token only) and each decoded
+    token against its growing context, output head included."""
+    from modelyard.evaluation.utilisation import decode_flops
+
+    shape, vocab, tokenizer = _decoder(run)
     out = []
     for text in texts:
         chat = [{"role": "user", "content": text}]
