@@ -12,8 +12,7 @@
    of work (matrix products, dtype casts, dropout masks, fills, optimizer, the rest) and the
    matrix products' own utilisation.
 3. Inference at batch 32 over SST-2 test sentences: the PyTorch run (fp32), its ONNX fp32
-   export, ONNX Runtime int8 (dynamic), PyTorch bf16, and OpenVINO fp32, int8 (the static QDQ
-   graph) and bf16, interleaved round by round (median
+   export, ONNX Runtime int8 (dynamic) and PyTorch bf16, interleaved round by round (median
    of three), each against the peak of its format; twice: the whole list in one call (the
    backend sorts it by length and runs 32 rows at a time: the headline keys) and as
    requests of 32 texts in the file's order (keys ending `_requests`). Each format's headline
@@ -44,11 +43,8 @@ ROUNDS = 3
 VARIANTS = {
     "torch": "fp32",
     "onnx": "fp32",
-    "openvino": "fp32",
     "int8-dynamic": "int8",
-    "openvino-int8": "int8",
     "bf16": "bf16",
-    "openvino-bf16": "bf16",
 }
 
 

@@ -66,6 +66,5 @@ def artifacts(
         "adapter-classifier": _train(base_recipe, "adapter", "lora"),
         "embedding-classifier": _train(base_recipe, "embedding", "full", pooling="mean"),
         "onnx-classifier": _compress(ctx, "onnx", work),
-        "openvino-classifier": _compress(ctx, "openvino-int8", work),
         "torch-compressed-classifier": _compress(ctx, "prune-ffn:0.3", work),
     }

@@ -27,7 +27,7 @@ _EXPORTS = {
 # old names (one name, one meaning: `METHODS` and `register_method` are also the training ones)
 _RENAMED = {"METHODS": "COMPRESSION_METHODS", "register_method": "register_compression_method"}
 # importing these registers the built-in methods
-_PLUGINS = ("quantize", "openvino_methods", "prune", "distill")
+_PLUGINS = ("quantize", "prune", "distill")
 
 __all__ = sorted(_EXPORTS)
 

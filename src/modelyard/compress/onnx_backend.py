@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,8 @@ class OnnxClassifier:
         batch_size: int = 32,
         temperature: float = 1.0,
         call_tokens: int = CALL_TOKENS,
-        session: Callable[[Path | bytes, int | None], Any] = make_session,
     ) -> None:
-        # `session` opens the graph: ONNX Runtime by default, or OpenVINO (openvino_backend)
-        self.session = session(model, threads)
+        self.session = make_session(model, threads)
         self.temperature = temperature
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer, self.labels, self.max_length = tokenizer, labels, max_length
@@ -79,10 +76,6 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def _session(self) -> Callable[[Path | bytes, int | None], Any]:
-        """Return what opens this artifact's graph (OpenVINO artifacts override it)."""
-        return make_session
-
     def __init__(self, path: Path, threads: int | None = None, batch_size: int = 32) -> None:
         from modelyard.models.build import load_tokenizer
 
@@ -103,9 +96,8 @@ class OnnxBackend:
                 threads,
                 batch_size,
                 read_temperature(self.path, manifest),
-                session=self._session(),
             )
-        except Exception as exc:  # the runtimes' own load errors have no common base class
+        except Exception as exc:  # onnxruntime's own load errors have no common base class
             if isinstance(exc, ModelyardError):
                 raise
             raise ArtifactError(f"cannot load {self.path / ONNX_FILE}: {exc}") from None

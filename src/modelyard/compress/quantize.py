@@ -58,28 +58,26 @@ def _classifier(ctx: CompressContext, graph: Path) -> OnnxClassifier:
     )
 
 
-def parity_texts(ctx: CompressContext) -> list[str]:
-    """Return the training texts every variant is checked on (drawn once per context)."""
+def _parity_texts(ctx: CompressContext) -> list[str]:
     if "parity_texts" not in ctx.cache:
         ctx.cache["parity_texts"] = ctx.sample_texts(ctx.cfg.quantize.parity_samples)
     texts: list[str] = ctx.cache["parity_texts"]
     return texts
 
 
-def reference_logits(ctx: CompressContext) -> np.ndarray:
-    """Return the parent model's fp32 logits on `parity_texts` (computed once per context)."""
+def _reference_logits(ctx: CompressContext) -> np.ndarray:
     if "reference_logits" not in ctx.cache:
         run = ctx.run
         ctx.cache["reference_logits"] = torch_logits(
-            run.model, run.tokenizer, parity_texts(ctx), run.max_length
+            run.model, run.tokenizer, _parity_texts(ctx), run.max_length
         )
     logits: np.ndarray = ctx.cache["reference_logits"]
     return logits
 
 
 def _gap(ctx: CompressContext, classifier: OnnxClassifier) -> float:
-    logits, _ = classifier.predict_logits(parity_texts(ctx))
-    return float(np.abs(logits - reference_logits(ctx)).max())
+    logits, _ = classifier.predict_logits(_parity_texts(ctx))
+    return float(np.abs(logits - _reference_logits(ctx)).max())
 
 
 def plain_graph(ctx: CompressContext) -> Path:
@@ -91,7 +89,7 @@ def plain_graph(ctx: CompressContext) -> Path:
             ctx.run.tokenizer,
             folder / "plain.onnx",
             ctx.cfg.quantize.opset,
-            parity_texts(ctx),
+            _parity_texts(ctx),
         )
         ctx.cache["plain_graph"] = path
     graph: Path = ctx.cache["plain_graph"]
@@ -119,8 +117,8 @@ def onnx_fp32(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
     graph, fused = fused_graph(ctx)
     classifier = _classifier(ctx, graph)
     gap = check_parity(
-        reference_logits(ctx),
-        classifier.predict_logits(parity_texts(ctx))[0],
+        _reference_logits(ctx),
+        classifier.predict_logits(_parity_texts(ctx))[0],
         ctx.cfg.quantize.parity_tolerance,
         "ONNX export",
     )
@@ -145,36 +143,26 @@ def onnx_int8_dynamic(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
     return OnnxCompressed(graph, classifier, details, ctx.run.model.config)
 
 
-def static_int8_graph(ctx: CompressContext) -> tuple[Path, int]:
-    """Return the QDQ int8 graph calibrated on training texts (made once per context) and the
-    number of calibration texts."""
-    if "static_graph" not in ctx.cache:
-        q = ctx.cfg.quantize
-        texts = ctx.sample_texts(q.calibration_samples)
-        plain = plain_graph(ctx)
-        graph = quantize_static_int8(
-            plain,
-            plain.with_name("int8-static.onnx"),
-            ctx.run.tokenizer,
-            texts,
-            ctx.run.max_length,
-            q.per_channel,
-        )
-        ctx.cache["static_graph"] = (graph, len(texts))
-    made: tuple[Path, int] = ctx.cache["static_graph"]
-    return made
-
-
 @register_compression_method(
     "int8-static", "ONNX Runtime int8 QDQ, activation ranges calibrated on training texts"
 )
 def onnx_int8_static(ctx: CompressContext, arg: str | None) -> OnnxCompressed:
     """Return a QDQ int8 graph whose activation ranges are calibrated on training texts."""
-    graph, calibration = static_int8_graph(ctx)
+    q = ctx.cfg.quantize
+    texts = ctx.sample_texts(q.calibration_samples)
+    plain = plain_graph(ctx)
+    graph = quantize_static_int8(
+        plain,
+        plain.with_name("int8-static.onnx"),
+        ctx.run.tokenizer,
+        texts,
+        ctx.run.max_length,
+        q.per_channel,
+    )
     classifier = _classifier(ctx, graph)
     details = {
-        "calibration_texts": calibration,
-        "per_channel": ctx.cfg.quantize.per_channel,
+        "calibration_texts": len(texts),
+        "per_channel": q.per_channel,
         "max_abs_logit_diff": _gap(ctx, classifier),
     }
     return OnnxCompressed(graph, classifier, details, ctx.run.model.config)

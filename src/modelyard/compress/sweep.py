@@ -15,7 +15,7 @@ import torch
 from pydantic import ValidationError
 
 from modelyard.backends import load_backend
-from modelyard.compress import distill, openvino_methods, prune, quantize  # noqa: F401  (registration)
+from modelyard.compress import distill, prune, quantize  # noqa: F401  (registration)
 from modelyard.compress.base import (
     COMPRESSION_METHODS,
     CompressContext,

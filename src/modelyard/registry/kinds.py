@@ -63,11 +63,6 @@ _BUILTIN = (
         "modelyard.compress.onnx_backend:OnnxBackend",
     ),
     ArtifactKind(
-        "openvino-classifier",
-        "an ONNX graph run by OpenVINO, fp32, bf16 or int8",
-        "modelyard.compress.openvino_backend:OpenVinoBackend",
-    ),
-    ArtifactKind(
         "torch-compressed-classifier",
         "a compressed PyTorch classifier (int8, pruned, fp16/bf16)",
         "modelyard.compress.torch_variant:TorchVariantBackend",
