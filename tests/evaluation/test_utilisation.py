@@ -12,6 +12,7 @@ from modelyard.evaluation.utilisation import (
     gemm_peak_gflops,
     mfu,
     model_flops,
+    probe_shapes,
 )
 
 MINILM = BertConfig(
@@ -51,6 +52,16 @@ def test_padding_is_not_work_and_training_costs_three_passes() -> None:
 @pytest.mark.parametrize("fmt", available_formats())
 def test_peak_probe_measures_every_native_format(fmt: str) -> None:
     assert gemm_peak_gflops(fmt, threads=1, repeats=1) > 0
+
+
+def test_the_peak_is_probed_on_a_square_and_on_a_layer_s_products() -> None:
+    shapes = probe_shapes("bf16")
+    assert any(m == k == n for m, k, n in shapes)
+    # the tall products of a layer on a batch of tokens: on AMX they beat the square one
+    assert any(m > 2 * max(k, n) for m, k, n in shapes)
+    assert gemm_peak_gflops("fp32", threads=1, repeats=1, shapes=[(64, 32, 16)]) > 0
+    with pytest.raises(ValueError, match="fp32"):
+        probe_shapes("fp8")
 
 
 def test_probe_and_mfu_refuse_nonsense() -> None:
