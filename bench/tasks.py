@@ -117,10 +117,13 @@ def run_ours(
             "checkpoint_every": None,
         },
     }
+    built = build_recipe(recipe)
     load = _load()
-    result = modelyard.train(build_recipe(recipe), overwrite=True, progress=False)
+    result = modelyard.train(built, overwrite=True, progress=False)
     m, t = result.metrics, result.training
+    grouped = built.train.group_by_length
     return {
+        "batches": f"grouped in windows of {built.train.group_window}" if grouped else "random",
         # the whole training loop, as Trainer's train_runtime counts its own
         "samples_per_s": round(t["train_samples"] / t["wall_seconds"], 2),
         "loop_seconds": t["wall_seconds"],

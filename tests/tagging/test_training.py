@@ -124,12 +124,17 @@ def test_jsonl_keys_default_to_tokens_and_tags(tagging_recipe: dict[str, Any]) -
     assert own.data.text_column == "words"
 
 
-def test_batches_are_random_unless_the_recipe_groups_them(tagging_recipe: dict[str, Any]) -> None:
-    assert _recipe(tagging_recipe).train.group_by_length is False
-    assert _recipe(tagging_recipe, train={"group_by_length": True}).train.group_by_length is True
-    # classification keeps grouping texts by length
+def test_batches_group_by_length_in_windows_of_two_unless_the_recipe_says(
+    tagging_recipe: dict[str, Any],
+) -> None:
+    train = _recipe(tagging_recipe).train
+    assert (train.group_by_length, train.group_window) == (True, 2)
+    own = _recipe(tagging_recipe, train={"group_by_length": False, "group_window": 8}).train
+    assert (own.group_by_length, own.group_window) == (False, 8)
+    # classification keeps its wide windows
     classification = {k: v for k, v in tagging_recipe.items() if k != "task"}
-    assert _recipe(classification).train.group_by_length is True
+    train = _recipe(classification).train
+    assert (train.group_by_length, train.group_window) == (True, 50)
 
 
 def test_file_prediction_refuses_a_token_run(full_run: Path, tmp_path: Path) -> None:
