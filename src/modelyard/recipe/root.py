@@ -75,6 +75,10 @@ class Recipe(Section):
             train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
             train.setdefault("group_by_length", True)
             train.setdefault("group_window", 2)
+            # the word-embedding table stays as pre-trained: CoNLL-2003 entity F1 unchanged
+            # over 3 seeds, training steps ~1.2x faster on the CPU (docs/tasks.md)
+            if train.get("method", "full") == "full":
+                train.setdefault("freeze_word_embeddings", True)
             data = {**data, "train": train}
             # a JSONL file of tagged sentences holds `tokens` and `tags` unless the data says otherwise
             section = dict(data["data"]) if isinstance(data.get("data"), dict) else None
@@ -108,6 +112,17 @@ class Recipe(Section):
         problem = task_backbone_problem(self.task, self.model.backbone)
         if problem is not None:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _frozen_embeddings_fit(self) -> Recipe:
+        if not self.train.freeze_word_embeddings:
+            return self
+        if self.task != "token-classification" or self.train.method != "full":
+            raise ValueError(
+                "train.freeze_word_embeddings is for task token-classification with "
+                f"train.method full; got task '{self.task}', method '{self.train.method}'"
+            )
         return self
 
     @model_validator(mode="after")

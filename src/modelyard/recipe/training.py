@@ -334,6 +334,12 @@ class TrainConfig(Section):
         description="Batch texts of similar length (less padding): shuffle, sort each window "
         "of train.group_window batches by length, cut it into batches, shuffle the batches.",
     )
+    freeze_word_embeddings: bool = Field(
+        False,
+        description="train.method full: keep the backbone's word-embedding table as it is "
+        "(about half of MiniLM-L6's weights; its gradient, clipping and AdamW update cost a "
+        "fifth of a CPU step). Default true for task token-classification.",
+    )
     group_window: int = Field(
         50,
         ge=2,
