@@ -17,6 +17,8 @@ on. `ner_test_f1` is our mean F1 over the seeds, `ner_f1_minus_trainer` the diff
 two means. `ner_train_speedup_vs_trainer` is the median over seeds of the ratio of the two
 adjacent runs' training throughput: training samples over the wall time of the whole training
 loop (ours: every step, the end-of-epoch checkpoint and evaluation; Trainer: `train_runtime`).
+After each seed's pair, an ablation arm trains ours with the word-embedding table trained
+(`train.freeze_word_embeddings: false`, as Trainer trains it): `ner_*_table_trained`.
 Then `modelyard compress` makes the ONNX fp32 and int8-dynamic variants of our first seed's
 run and scores their entity F1 on the same test sample (`ner_int8_f1_drop`: the parent's F1
 minus the int8 variant's, both scored there).
@@ -59,6 +61,10 @@ FULL = {
     "max_length": 128,
     "seeds": 3,
 }
+# an ablation arm: modelyard's defaults but with the word-embedding table trained, as
+# Trainer trains it (token classification freezes it by default)
+TABLE_ARM = "ours_table"
+TABLE_TRAINED = {"freeze_word_embeddings": False}
 COMPRESS_SECONDS = 240  # the compression step took 144 s under a load average of 5
 QUICK = {**FULL, "rows": 48, "test_rows": 64, "epochs": 1, "seeds": 2}
 
@@ -100,27 +106,39 @@ def prepare(data_dir: Path, work: Path, hyper: dict[str, Any]) -> tuple[Path, Pa
 
 
 def run_ours(
-    train: Path, test: Path, out: Path, hyper: dict[str, Any], seed: int
+    train: Path,
+    test: Path,
+    out: Path,
+    hyper: dict[str, Any],
+    seed: int,
+    train_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train with modelyard (`task: token-classification`) and return F1, speed and memory."""
+    """Train with modelyard (`task: token-classification`, its defaults, changed by
+    `train_extra`) and return F1, speed and memory."""
     import modelyard
     from modelyard.evaluation import peak_rss_mb
     from modelyard.recipe import build_recipe
 
+    suffix = "-table" if train_extra else ""
     recipe = {
         "task": "token-classification",
-        "run": {"name": f"ner-seed{seed}", "output_dir": str(out), "seed": seed},
+        "run": {"name": f"ner-seed{seed}{suffix}", "output_dir": str(out), "seed": seed},
         "data": {"train": str(train), "test": str(test), "split": {"dev": 0.0, "test": 0.0}},
         "model": {"backbone": "minilm-l6", "max_length": hyper["max_length"]},
         "train": {
             **{k: hyper[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio")},
             "checkpoint_every": None,
+            **(train_extra or {}),
         },
     }
+    built = build_recipe(recipe)
     load = _load()
-    result = modelyard.train(build_recipe(recipe), overwrite=True, progress=False)
+    result = modelyard.train(built, overwrite=True, progress=False)
     m, t = result.metrics, result.training
+    grouped = built.train.group_by_length
     return {
+        "batches": f"grouped in windows of {built.train.group_window}" if grouped else "random",
+        "word_embeddings": "frozen" if built.train.freeze_word_embeddings else "trained",
         # the whole training loop, as Trainer's train_runtime counts its own
         "samples_per_s": round(t["train_samples"] / t["wall_seconds"], 2),
         "loop_seconds": t["wall_seconds"],
@@ -317,8 +335,12 @@ def child(args: Any) -> None:
         print(json.dumps(run_compress(Path(args.out))))
         return
     hyper = json.loads(args.hyper)
-    run = run_trainer if args.child == "trainer" else run_ours
-    print(json.dumps(run(Path(args.train), Path(args.test), Path(args.out), hyper, args.seed)))
+    paths = (Path(args.train), Path(args.test), Path(args.out))
+    if args.child == "trainer":
+        print(json.dumps(run_trainer(*paths, hyper, args.seed)))
+        return
+    extra = TABLE_TRAINED if args.child == TABLE_ARM else None
+    print(json.dumps(run_ours(*paths, hyper, args.seed, extra)))
 
 
 def variant(
@@ -362,7 +384,8 @@ def compressed_variants(run: Path) -> dict[str, Any]:
 def interleaved_runs(
     train: Path, test: Path, work: Path, hyper: dict[str, Any], until: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Return one pair of full runs (ours, Trainer) a training seed, in alternating order.
+    """Return one pair of full runs (ours, Trainer) a training seed, in alternating order,
+    each followed by our run with the word-embedding table trained (TABLE_ARM).
 
     With `until`, no further pair starts when the slowest pair so far, plus the compression
     step after them, would end after that time (the first pair always runs).
@@ -377,6 +400,8 @@ def interleaved_runs(
         seed, start = SEED + i, time.perf_counter()
         order = ("ours", "trainer") if i % 2 == 0 else ("trainer", "ours")
         runs = {name: variant(name, train, test, work, hyper, seed) for name in order}
+        # the ablation runs after the pair, so that ours and Trainer stay adjacent
+        runs[TABLE_ARM] = variant(TABLE_ARM, train, test, work, hyper, seed)
         pairs.append({"seed": seed, "first": order[0], **runs})
         longest = max(longest, time.perf_counter() - start)
     return pairs
@@ -399,7 +424,9 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
             values("ours", "samples_per_s"), values("trainer", "samples_per_s"), strict=True
         )
     ]
+    table = _table_summary(pairs) if all(TABLE_ARM in p for p in pairs) else {}
     return {
+        **table,
         "seeds": [p["seed"] for p in pairs],
         "ours_f1": ours_f1,
         "trainer_f1": trainer_f1,
@@ -413,6 +440,22 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
         "trainer_samples_per_s": values("trainer", "samples_per_s"),
         "speed_ratios": [round(r, 3) for r in ratios],
         "speed_ratio_median": round(statistics.median(ratios), 3),
+    }
+
+
+def _table_summary(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the ablation arm's F1 and speed against the same seed's Trainer run."""
+    f1 = [float(p[TABLE_ARM]["f1"]) for p in pairs]
+    gaps = [a - float(p["trainer"]["f1"]) for a, p in zip(f1, pairs, strict=True)]
+    ratios = [
+        float(p[TABLE_ARM]["samples_per_s"]) / float(p["trainer"]["samples_per_s"]) for p in pairs
+    ]
+    return {
+        "table_f1": f1,
+        "table_f1_mean": round(statistics.mean(f1), 4),
+        "table_f1_gap_mean": round(statistics.mean(gaps), 4),
+        "table_speed_ratios": [round(r, 3) for r in ratios],
+        "table_speed_ratio_median": round(statistics.median(ratios), 3),
     }
 
 
@@ -441,11 +484,14 @@ def markdown(fig: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in fig["runs"]:
-        for arm in ("ours", "trainer") if pair["first"] == "ours" else ("trainer", "ours"):
+        order = ("ours", "trainer") if pair["first"] == "ours" else ("trainer", "ours")
+        for arm in (*order, TABLE_ARM) if TABLE_ARM in pair else order:
             r = pair[arm]
-            label = (
-                f"modelyard ({r['autocast']})" if arm == "ours" else "transformers.Trainer (fp32)"
-            )
+            label = {
+                "ours": f"modelyard ({r.get('autocast')}, defaults)",
+                "trainer": "transformers.Trainer (fp32)",
+                TABLE_ARM: f"modelyard ({r.get('autocast')}, word embeddings trained)",
+            }[arm]
             lines.append(
                 f"| {pair['seed']} | {label} | {r['f1']:.4f} | {r['precision']:.4f} | "
                 f"{r['recall']:.4f} | {r['samples_per_s']} | {r['loop_seconds']} | {r['load']} | "
@@ -461,6 +507,16 @@ def markdown(fig: dict[str, Any]) -> str:
         f"{[p['ours']['step_samples_per_s'] for p in fig['runs']]} samples/s.",
         f"modelyard per type (seed {fig['runs'][0]['seed']}): {first['per_type_f1']}; entity "
         f"macro-F1 {first['macro_f1']}.",
+        *(
+            [
+                f"Ablation, modelyard with the word-embedding table trained (run after each "
+                f"pair): mean F1 {s['table_f1_mean']}, minus Trainer {s['table_f1_gap_mean']}; "
+                f"speed / the same seed's Trainer run {s['table_speed_ratios']}, median "
+                f"{s['table_speed_ratio_median']}.",
+            ]
+            if "table_f1" in s
+            else []
+        ),
         "",
         *compression_lines(fig["compressed"]),
         "| figure | value | goal | met |",
@@ -518,7 +574,9 @@ def main() -> None:
         default=None,
         help=f"training sentences for both (default {FULL['rows']}; 0: the whole train file)",
     )
-    parser.add_argument("--child", choices=["ours", "trainer", "compress"], help=argparse_hidden())
+    parser.add_argument(
+        "--child", choices=["ours", "trainer", TABLE_ARM, "compress"], help=argparse_hidden()
+    )
     for name in ("--train", "--test", "--out", "--hyper"):
         parser.add_argument(name, help=argparse_hidden())
     parser.add_argument("--seed", type=int, default=SEED, help=argparse_hidden())
@@ -571,6 +629,9 @@ def main() -> None:
         "ner_int8_speedup_b32": variants["int8-dynamic"]["speedup_b32"],
         "ner_onnx_speedup_b32": variants["onnx"]["speedup_b32"],
         "ner_trainer_test_f1": summary["trainer_f1_mean"],
+        # the ablation arm: our defaults with the word-embedding table trained
+        "ner_f1_minus_trainer_table_trained": summary.get("table_f1_gap_mean"),
+        "ner_train_speedup_table_trained": summary.get("table_speed_ratio_median"),
         # int8-dynamic without smoothing (the behaviour before), from its own compress report
         "ner_int8_unsmoothed_f1_drop": round(
             unsmoothed[PARENT_ROW]["f1"] - unsmoothed["int8-dynamic"]["f1"], 4
@@ -621,13 +682,21 @@ def main() -> None:
             "(fp32 PyTorch) of the first seed's run and each variant on the same test sample "
             "with the same code; the parent's F1 there can differ slightly from that run's F1, "
             "which was measured under its training precision (bf16 autocast where the CPU has it).",
-            "modelyard trains with its defaults beyond the shared budget: random batches "
-            "(token classification's default: length-grouped ones cost entity F1, see "
-            "docs/tasks.md), bf16 autocast where the CPU has fast bf16 (precision auto) and torch's "
-            "fused AdamW; its token loss is the summed cross-entropy over the average labelled "
-            "pieces of a batch, so every labelled piece weighs the same in short and long "
-            "batches. Trainer runs its defaults as its tutorial does: fp32, random batches, "
-            "fused AdamW (adamw_torch_fused), the mean over each batch's labelled pieces.",
+            "modelyard trains with its defaults beyond the shared budget: batches grouped by "
+            "length in windows of 2 (train.group_window: each window is 32 random sentences "
+            "sorted by length and cut into a short and a long batch; wider windows cost entity "
+            "F1, see docs/tasks.md), the word-embedding table frozen "
+            "(train.freeze_word_embeddings), dropout masks drawn from integer bits "
+            "(FastDropout), bf16 autocast where the CPU has fast bf16 (precision auto) and "
+            "torch's fused AdamW; its token loss is the summed cross-entropy over the average "
+            "labelled pieces of a batch, so every labelled piece weighs the same in short and "
+            "long batches. Trainer runs its defaults as its tutorial does: fp32, random batches, "
+            "every weight trained, fused AdamW (adamw_torch_fused), the mean over each batch's "
+            "labelled pieces.",
+            "ner_*_table_trained: an ablation arm, modelyard's defaults but with the "
+            "word-embedding table trained as Trainer trains it, run after each seed's pair "
+            "(so not adjacent to Trainer's run in every seed); its ratio is to that seed's "
+            "Trainer run.",
             "Both score every test word: words past the maximum length count as O.",
             "int8-dynamic smooths each matrix product's inputs first (SmoothQuant, "
             "compress.quantize.smooth_alpha 0.9, calibrated on 256 training sentences); "

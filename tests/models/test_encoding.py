@@ -28,6 +28,23 @@ def test_grouping_reduces_padding() -> None:
     assert grouped < 0.8 * shuffled
 
 
+def test_a_window_of_two_batches_splits_each_pair_of_random_batches_by_length() -> None:
+    lengths = np.random.default_rng(0).integers(3, 60, size=160)
+    rng = np.random.default_rng([5, 0])
+    order = rng.permutation(160)
+    grouped = epoch_batches(lengths, 16, seed=5, epoch=0, group_by_length=True, window=2)
+    assert sorted(np.concatenate(grouped).tolist()) == list(range(160))
+    # each window is two random batches' worth of rows, its shorter and its longer half
+    for start in range(0, 160, 32):
+        window = order[start : start + 32]
+        halves = [b for b in grouped if set(b.tolist()) <= set(window.tolist())]
+        assert len(halves) == 2
+        short, long = sorted(halves, key=lambda b: lengths[b].max())
+        assert lengths[short].max() <= lengths[long].min()
+    wide = epoch_batches(lengths, 16, seed=5, epoch=0, group_by_length=True, window=10)
+    assert sum(lengths[b].max() * 16 for b in wide) < sum(lengths[b].max() * 16 for b in grouped)
+
+
 def test_eval_batches_sorted_by_length() -> None:
     lengths = np.array([3, 9, 1, 7])
     assert np.concatenate(eval_batches(lengths, 2)).tolist() == [1, 3, 0, 2]

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import modelyard
 from modelyard.errors import ArtifactError, RecipeError
@@ -58,6 +60,48 @@ def test_loaded_run_matches_what_training_measured(full_run: Path, tmp_path: Pat
     metrics = modelyard.evaluate(full_run, conll)
     assert metrics["sentences"] == 30 and 0 <= metrics["f1"] <= 1
     assert (full_run / "evaluations" / "more" / "metrics.json").is_file()
+
+
+def _weights(folder: Path, suffix: str) -> torch.Tensor:
+    tensors = load_file(str(folder / "model.safetensors"))
+    [name] = [k for k in tensors if k.endswith(suffix)]
+    return tensors[name]
+
+
+def test_full_run_keeps_the_word_embeddings_and_trains_the_rest(
+    full_run: Path, tiny_backbone: Path
+) -> None:
+    table = "word_embeddings.weight"
+    assert torch.equal(_weights(full_run, table), _weights(tiny_backbone, table))
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(_weights(full_run, layer), _weights(tiny_backbone, layer))
+    positions = "position_embeddings.weight"
+    assert not torch.equal(_weights(full_run, positions), _weights(tiny_backbone, positions))
+
+
+def test_frozen_word_embeddings_only_for_full_token_classification(
+    tagging_recipe: dict[str, Any],
+) -> None:
+    assert _recipe(tagging_recipe).train.freeze_word_embeddings is True
+    own = _recipe(tagging_recipe, train={"freeze_word_embeddings": False})
+    assert own.train.freeze_word_embeddings is False
+    assert _recipe(tagging_recipe, train={"method": "lora"}).train.freeze_word_embeddings is False
+    classification = {k: v for k, v in tagging_recipe.items() if k != "task"}
+    assert _recipe(classification).train.freeze_word_embeddings is False
+    with pytest.raises(RecipeError, match="freeze_word_embeddings is for task token-class"):
+        _recipe(classification, train={"freeze_word_embeddings": True})
+    with pytest.raises(RecipeError, match="freeze_word_embeddings is for task token-class"):
+        _recipe(tagging_recipe, train={"method": "lora", "freeze_word_embeddings": True})
+
+
+def test_training_puts_the_models_own_dropout_back(tagging_recipe: dict[str, Any]) -> None:
+    from modelyard.tagging.training import prepare_tagging_run
+
+    run = prepare_tagging_run(_recipe(tagging_recipe, train={"epochs": 1}))
+    before = [type(m) for m in run.model.modules()]
+    run.train(Path(tagging_recipe["run"]["output_dir"]) / "one", progress=False)
+    assert [type(m) for m in run.model.modules()] == before
+    assert torch.nn.Dropout in before
 
 
 def test_long_texts_are_flagged_truncated(full_run: Path) -> None:
@@ -124,12 +168,17 @@ def test_jsonl_keys_default_to_tokens_and_tags(tagging_recipe: dict[str, Any]) -
     assert own.data.text_column == "words"
 
 
-def test_batches_are_random_unless_the_recipe_groups_them(tagging_recipe: dict[str, Any]) -> None:
-    assert _recipe(tagging_recipe).train.group_by_length is False
-    assert _recipe(tagging_recipe, train={"group_by_length": True}).train.group_by_length is True
-    # classification keeps grouping texts by length
+def test_batches_group_by_length_in_windows_of_two_unless_the_recipe_says(
+    tagging_recipe: dict[str, Any],
+) -> None:
+    train = _recipe(tagging_recipe).train
+    assert (train.group_by_length, train.group_window) == (True, 2)
+    own = _recipe(tagging_recipe, train={"group_by_length": False, "group_window": 8}).train
+    assert (own.group_by_length, own.group_window) == (False, 8)
+    # classification keeps its wide windows
     classification = {k: v for k, v in tagging_recipe.items() if k != "task"}
-    assert _recipe(classification).train.group_by_length is True
+    train = _recipe(classification).train
+    assert (train.group_by_length, train.group_window) == (True, 50)
 
 
 def test_file_prediction_refuses_a_token_run(full_run: Path, tmp_path: Path) -> None:

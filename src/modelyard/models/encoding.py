@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-_MEGABATCH_FACTOR = 50
+# batches per length-sorted mega-batch: a batch holds sentences of similar length among
+# 50 batches' worth of random ones
+MEGABATCH_FACTOR = 50
 
 
 class LabelledTexts(Protocol):
@@ -72,18 +74,23 @@ def encode_split(
 
 
 def epoch_batches(
-    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group_by_length: bool
+    lengths: np.ndarray,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool,
+    window: int = MEGABATCH_FACTOR,
 ) -> list[np.ndarray]:
     """Return the batches (index arrays) of one epoch, the same for the same seed and epoch.
 
-    With grouping, indices are shuffled, cut into mega-batches, sorted by length inside each,
-    cut into batches, and the batch order is shuffled again.
+    With grouping, indices are shuffled, cut into mega-batches of `window` batches, sorted by
+    length inside each, cut into batches, and the batch order is shuffled again.
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
     if not group_by_length:
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    mega = batch_size * _MEGABATCH_FACTOR
+    mega = batch_size * window
     batches: list[np.ndarray] = []
     for start in range(0, len(order), mega):
         chunk = order[start : start + mega]

@@ -69,10 +69,16 @@ class Recipe(Section):
         # token classification reads `tokens` and `tags`; language models early-stop on the dev loss; instruction fine-tuning trains LoRA
         # adapters on the packaged chat model unless the recipe names a method and a backbone
         if isinstance(data, dict) and data.get("task") == "token-classification":
-            # random batches: length-grouped ones (all headlines, or all long prose) cost
-            # CoNLL-2003 entity F1 about 0.015 against random ones (docs/tasks.md)
+            # length-grouped in windows of 2 batches (each the shorter or longer half of 32
+            # random sentences): windows of 8 or 50 batches (all headlines, or all long prose)
+            # cost CoNLL-2003 entity F1 0.011-0.015 against random ones (docs/tasks.md)
             train = dict(data["train"]) if isinstance(data.get("train"), dict) else {}
-            train.setdefault("group_by_length", False)
+            train.setdefault("group_by_length", True)
+            train.setdefault("group_window", 2)
+            # the word-embedding table stays as pre-trained: CoNLL-2003 entity F1 unchanged
+            # over 3 seeds, training steps ~1.2x faster on the CPU (docs/tasks.md)
+            if train.get("method", "full") == "full":
+                train.setdefault("freeze_word_embeddings", True)
             data = {**data, "train": train}
             # a JSONL file of tagged sentences holds `tokens` and `tags` unless the data says otherwise
             section = dict(data["data"]) if isinstance(data.get("data"), dict) else None
@@ -106,6 +112,17 @@ class Recipe(Section):
         problem = task_backbone_problem(self.task, self.model.backbone)
         if problem is not None:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _frozen_embeddings_fit(self) -> Recipe:
+        if not self.train.freeze_word_embeddings:
+            return self
+        if self.task != "token-classification" or self.train.method != "full":
+            raise ValueError(
+                "train.freeze_word_embeddings is for task token-classification with "
+                f"train.method full; got task '{self.task}', method '{self.train.method}'"
+            )
         return self
 
     @model_validator(mode="after")

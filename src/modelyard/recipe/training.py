@@ -331,9 +331,21 @@ class TrainConfig(Section):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     group_by_length: bool = Field(
         True,
-        description="Batch texts of similar length (less padding). Default false for "
-        "task token-classification: batches all of short or all of long sentences cost it "
-        "entity F1.",
+        description="Batch texts of similar length (less padding): shuffle, sort each window "
+        "of train.group_window batches by length, cut it into batches, shuffle the batches.",
+    )
+    freeze_word_embeddings: bool = Field(
+        False,
+        description="train.method full: keep the backbone's word-embedding table as it is "
+        "(about half of MiniLM-L6's weights; its gradient, clipping and AdamW update cost a "
+        "fifth of a CPU step). Default true for task token-classification.",
+    )
+    group_window: int = Field(
+        50,
+        ge=2,
+        description="With group_by_length, the batches' worth of random texts sorted by "
+        "length together (more: less padding, batches more alike). Default 2 for task "
+        "token-classification: wider windows cost it entity F1.",
     )
     eval_every: int | Literal["auto"] | None = Field(
         "auto",

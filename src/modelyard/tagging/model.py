@@ -44,13 +44,16 @@ def build_tagger(folder: Path, tags: list[str]) -> Any:
 
 
 def apply_tagging_method(model: Any, recipe: Recipe) -> Any:
-    """Return the model to train: itself (full) or wrapped in LoRA adapters whose head trains too.
+    """Return the model to train: itself (full; its word-embedding table frozen with
+    train.freeze_word_embeddings) or wrapped in LoRA adapters whose head trains too.
 
     Raises RecipeError for a method token classification does not train, or a LoRA target
     module the model does not have.
     """
     method = recipe.train.method
     if method == "full":
+        if recipe.train.freeze_word_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
         return model
     if method != "lora":
         raise RecipeError(

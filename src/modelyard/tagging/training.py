@@ -35,6 +35,7 @@ from modelyard.tagging.model import (
 from modelyard.tagging.objective import TokenObjective
 from modelyard.tagging.predict import predict_words
 from modelyard.tagging.report import tagging_card, tagging_report
+from modelyard.trainer.dropout import fast_dropout
 from modelyard.trainer.loop import FineTuner
 
 
@@ -72,7 +73,8 @@ class TaggingRun:
             progress,
             objective=objective,
         )
-        result = tuner.fit(self.train_rows, self.dev_rows, resume=resume)
+        with fast_dropout(self.model):
+            result = tuner.fit(self.train_rows, self.dev_rows, resume=resume)
         metrics = evaluate_sentences(
             self.model, self.tokenizer, self.splits.tags, held_out, recipe.model.max_length
         )

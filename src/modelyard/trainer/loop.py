@@ -374,6 +374,7 @@ class FineTuner:
                 self.seed,
                 state.epoch,
                 self.cfg.group_by_length,
+                self.cfg.group_window,
             )
         )
         accum = self.cfg.grad_accum
