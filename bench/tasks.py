@@ -27,6 +27,9 @@ also quantized without smoothing, in a second report (`ner_int8_unsmoothed_*`).
 `--reuse-training RESULTS.json` keeps the training runs and figures of an earlier run of this
 benchmark (their folders must still exist) and redoes only the compression step.
 `--rows N` trains both on N sentences instead of FULL["rows"] (0: the whole train file).
+Training MFU (`summary.mfu_*`): each arm's median samples/s times the FLOPs of a training
+sentence's real word pieces (forward + backward), over the GEMM peak of the format the arm
+trains in, measured at the start of the run.
 `--quick` is a CI-sized smoke run (a few dozen sentences) written to tasks_quick.{json,md}.
 """
 
@@ -44,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import base_parser, machine, run_json_subprocess, write_results
+from common import base_parser, machine, measure_peaks, mfu_of, run_json_subprocess, write_results
 
 SEED = 42
 # the budget of the recorded run: 1,000 sentences (200 gave F1 near 0.3, too noisy to compare);
@@ -505,6 +508,17 @@ def markdown(fig: dict[str, Any]) -> str:
         f"Training speed, ours/Trainer per seed (adjacent full runs): {s['speed_ratios']}, median "
         f"{s['speed_ratio_median']}. Our optimizer steps alone ran at "
         f"{[p['ours']['step_samples_per_s'] for p in fig['runs']]} samples/s.",
+        *(
+            [
+                f"Training MFU (median samples/s x {s['training_flops_per_sentence']:,} FLOPs "
+                "of a sentence's real word pieces, forward + backward, over the GEMM peak of the "
+                f"arm's format measured at the start, {s['peak_gflops']} GFLOP/s): ours "
+                f"{s['mfu_ours']} ({s['mfu_ours_format']}), Trainer {s['mfu_trainer']} "
+                f"({s['mfu_trainer_format']})."
+            ]
+            if "mfu_ours" in s
+            else []
+        ),
         f"modelyard per type (seed {fig['runs'][0]['seed']}): {first['per_type_f1']}; entity "
         f"macro-F1 {first['macro_f1']}.",
         *(
@@ -564,6 +578,40 @@ def compression_lines(comp: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def training_flops_per_sentence(run_dir: Path, train: Path, max_length: int) -> float:
+    """Return the mean training FLOPs (forward + backward) of one sentence of `train` through
+    the encoder of `run_dir`: its real word pieces only, cut at `max_length`."""
+    from transformers import AutoConfig
+
+    from modelyard.evaluation.utilisation import TransformerShape, model_flops
+    from modelyard.models.build import load_tokenizer
+
+    words = [r["tokens"] for r in read_jsonl(train)]
+    tokenizer = load_tokenizer(run_dir)
+    ids = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    shape = TransformerShape.from_config(AutoConfig.from_pretrained(str(run_dir)))
+    lengths = [len(x) for x in ids["input_ids"]]
+    return model_flops(shape, lengths, training=True) / max(len(lengths), 1)
+
+
+def add_mfu(
+    fig: dict[str, Any], pairs: list[dict[str, Any]], peaks: dict[str, float], train: Path
+) -> None:
+    """Add the training MFU of each arm's median samples/s to `fig`, each against the peak of
+    the format it trained in (ours: bf16 autocast where the CPU has it; Trainer: fp32)."""
+    first = pairs[0]["ours"]
+    flops = training_flops_per_sentence(Path(first["run_dir"]), train, FULL["max_length"])
+    ours_fmt = "bf16" if first.get("autocast") == "bfloat16" else "fp32"
+    formats = {"ours": ours_fmt, "trainer": "fp32", TABLE_ARM: ours_fmt}
+    fig["training_flops_per_sentence"] = round(flops)
+    fig["peak_gflops"] = peaks
+    for arm, fmt in formats.items():
+        speeds = [float(p[arm]["samples_per_s"]) for p in pairs if arm in p]
+        if speeds:
+            fig[f"mfu_{arm}"] = mfu_of(statistics.median(speeds), flops, peaks.get(fmt))
+            fig[f"mfu_{arm}_format"] = fmt
+
+
 def main() -> None:
     """Run the benchmark (or, with --child, one variant) and write bench/results/tasks.*."""
     parser = base_parser(__doc__ or "")
@@ -613,9 +661,12 @@ def main() -> None:
         hyper, sizes, pairs = reused["hyper"], reused["data"], reused["runs"]
     else:
         train, test, sizes = prepare(args.data_dir, args.work, hyper)
+        peaks = measure_peaks(2)  # the threads each training process runs on
         pairs = interleaved_runs(train, test, args.work, hyper, args.until)
         hyper["seeds_run"] = len(pairs)
     summary = summarise(pairs)
+    if reused is None:
+        add_mfu(summary, pairs, peaks, train)
     compressed = compressed_variants(Path(pairs[0]["ours"]["run_dir"]))
     variants = compressed["variants"]
     parent_f1 = variants[PARENT_ROW]["f1"]
