@@ -36,6 +36,14 @@ FULL = {"rows": 8000, "test_rows": 872, "rounds": 24, "local_epochs": 0.125}
 QUICK = {"rows": 600, "test_rows": 300, "rounds": 2, "local_epochs": 1.0}
 CLIENTS = 5
 ROUND_TIMEOUT = 7200.0
+# The federation's own hyper-parameters in the headline arms, IID and Dirichlet alike (the
+# centralised arm keeps the recipe's lr 2e-3). Averaging five clients' updates each round
+# makes a client's ~168 optimizer steps (24 rounds x 7) act like as many steps at five
+# times the batch, against 750 steps of centralised training: at the same lr the IID
+# federation stopped at 0.829 (test loss 0.397) while centralised reached 0.859 (0.347).
+# Doubling the clients' lr and halving their batch (336 steps a client) is the tuning a
+# user of FedAvg would do; niced probes of both partitions are in the results md.
+HEADLINE = {"train.lr": 4e-3, "train.batch_size": 16}
 
 
 def recipe_dict(work: Path, train_csv: Path, test_csv: Path, name: str) -> dict[str, Any]:
@@ -138,7 +146,8 @@ def main() -> None:
         "--federated",
         default="",
         metavar="KEY=JSON[,KEY=JSON]",
-        help="federated.* settings of the headline arms beyond the recipe's defaults",
+        help="federated.* (and train.* for the clients) settings of the headline arms, on "
+        f"top of the benchmark's own ({', '.join(f'{k}={v}' for k, v in HEADLINE.items())})",
     )
     parser.add_argument(
         "--variants-only",
@@ -186,6 +195,7 @@ def main() -> None:
     figures["central"] = {
         "accuracy": result.metrics["accuracy"],
         "wall_seconds": round(time.perf_counter() - start, 1),
+        "lr": central["train"]["lr"],
     }
     save()
     figures["bytes"] = payload_figures(base)
@@ -220,7 +230,7 @@ def main() -> None:
             "client_rows": federated["federated"]["client_rows"],
         }
 
-    headline_extra = parse_settings(args.federated)
+    headline_extra = {**HEADLINE, **parse_settings(args.federated)}
     figures["headline_settings"] = headline_extra
     arms = (("dirichlet", "dirichlet:0.5", {}), ("iid", "iid", {2: 4}))
     for name, partition, drop in () if args.variants_only else arms:
@@ -353,6 +363,14 @@ def markdown(f: dict[str, Any]) -> str:
                 )
                 if k in settings
             )
+            + ".",
+            "",
+        ]
+    if f.get("headline_settings"):
+        lines += [
+            "Headline arms' settings beyond the recipe (both partitions; `train.*` is the "
+            f"clients' training, the centralised arm keeps lr {f['central'].get('lr', 2e-3):g}): "
+            + ", ".join(f"`{k}={v}`" for k, v in f["headline_settings"].items())
             + ".",
             "",
         ]
