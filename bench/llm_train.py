@@ -480,8 +480,11 @@ def part_speed(args: Any, sizes: dict[str, Any], work: Path) -> dict[str, Any]:
             )
     med = {side: _median([r["tokens_per_s"] for r in rs]) for side, rs in runs.items()}
     flops = lora_flops_per_token(sizes["max_length"])
+    # the arms name their precision in their own words (modelyard "bfloat16", trl "bf16")
+    formats = {"bfloat16": "bf16", "bf16": "bf16", "float32": "fp32", "fp32": "fp32"}
     mfus = {
-        side: mfu_of(med[side], flops, peaks.get(rs[0]["precision"])) for side, rs in runs.items()
+        side: mfu_of(med[side], flops, peaks.get(formats.get(str(rs[0]["precision"]), "")))
+        for side, rs in runs.items()
     }
     return {
         "peak_gflops": peaks,
